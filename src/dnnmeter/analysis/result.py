@@ -1,0 +1,142 @@
+"""What a static count returns: :class:`Analysis`, with one :class:`LayerCost` per layer.
+
+Conventions (docs/conventions.md): a MAC is one multiply-accumulate of a convolution,
+linear, matmul or attention product; ``flops = 2 * macs + elementwise_flops``, where the
+element-wise work (norms, activations, pooling, additions) is also reported on its own.
+Activations are elements (not bytes) of the layers' outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dnnmeter.zoo.registry import Published
+
+# The kinds a layer can have, in the order tables list them.
+KINDS: tuple[str, ...] = (
+    "conv",
+    "depthwise_conv",
+    "linear",
+    "matmul",  # matmul and attention products (bmm, sdpa)
+    "norm",
+    "activation",
+    "pool",
+    "other",
+)
+
+
+def flops_of(macs: int, elementwise_flops: int = 0) -> int:
+    """The one definition of FLOPs: two per MAC, plus element-wise work."""
+    return 2 * macs + elementwise_flops
+
+
+@dataclass
+class LayerCost:
+    """One leaf module call, or one op run outside any leaf module (``parent:op``).
+
+    ``params`` are the layer's own parameters; rows with ``executed=False`` hold the
+    parameters of modules the forward pass never called (e.g. inception_v3's auxiliary
+    head in eval mode), so that the rows' parameters always sum to the model's.
+    """
+
+    name: str
+    kind: str
+    type: str
+    input_shapes: list[list[int]] = field(default_factory=list)
+    output_shapes: list[list[int]] = field(default_factory=list)
+    params: int = 0
+    macs: int = 0
+    elementwise_flops: int = 0
+    activations: int = 0
+    executed: bool = True
+
+    @property
+    def flops(self) -> int:
+        return flops_of(self.macs, self.elementwise_flops)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["flops"] = self.flops
+        return d
+
+
+@dataclass
+class KindTotals:
+    params: int = 0
+    macs: int = 0
+    flops: int = 0
+    layers: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Analysis:
+    """The static cost of one model at one input size and batch size.
+
+    ``macs``/``flops`` are for the whole batch. ``unsupported_ops`` maps ops the counter has
+    no formula for to how many times they ran: their cost is not in the totals.
+    """
+
+    model: str
+    input_size: tuple[int, ...]
+    batch_size: int
+    params: int
+    trainable_params: int
+    macs: int
+    elementwise_flops: int
+    activations: int
+    weight_bytes: int
+    layers: list[LayerCost]
+    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+    published: Published | None = None
+    counted_by: str = "dnnmeter (meta device)"
+
+    @property
+    def flops(self) -> int:
+        return flops_of(self.macs, self.elementwise_flops)
+
+    @property
+    def by_kind(self) -> dict[str, KindTotals]:
+        totals = {kind: KindTotals() for kind in KINDS}
+        for layer in self.layers:
+            t = totals[layer.kind]
+            t.params += layer.params
+            t.macs += layer.macs
+            t.flops += layer.flops
+            t.layers += 1 if layer.executed else 0
+        return totals
+
+    def conv_vs_fc(self) -> dict[str, KindTotals]:
+        """The seed study's split: convolutions (incl. depthwise) against fully connected."""
+        kinds = self.by_kind
+        conv = KindTotals()
+        for k in ("conv", "depthwise_conv"):
+            conv.params += kinds[k].params
+            conv.macs += kinds[k].macs
+            conv.flops += kinds[k].flops
+            conv.layers += kinds[k].layers
+        return {"conv": conv, "fc": kinds["linear"]}
+
+    def to_dict(self, per_layer: bool = True) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "source": self.source,
+            "input_size": list(self.input_size),
+            "batch_size": self.batch_size,
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "elementwise_flops": self.elementwise_flops,
+            "activations": self.activations,
+            "weight_bytes": self.weight_bytes,
+            "by_kind": {k: v.to_dict() for k, v in self.by_kind.items()},
+            "unsupported_ops": dict(self.unsupported_ops),
+            "published": self.published.to_dict() if self.published else None,
+            "counted_by": self.counted_by,
+            "layers": [layer.to_dict() for layer in self.layers] if per_layer else [],
+        }
