@@ -1,0 +1,192 @@
+"""The counting pass: run the forward on the meta device and cost every aten op.
+
+A ``TorchDispatchMode`` sees each aten op after torch has decomposed the composite ones
+(so fused kernels such as attention cannot hide work) and before the meta kernel computes
+its output shape. Global module hooks tell which module is running, so every op is
+attributed to the innermost leaf module, or, when it runs directly in a parent's
+``forward`` (``x + identity``, ``torch.flatten``), to a row of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules import module as nn_module
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from dnnmeter.analysis import fast_shapes
+from dnnmeter.analysis.formulas import FORMULAS, FREE_OPS, Cost
+from dnnmeter.analysis.kinds import module_kind
+from dnnmeter.analysis.result import LayerCost
+
+_FREE, _FORMULA, _UNKNOWN = 0, 1, 2
+
+
+def _shape_args(args: Any) -> tuple[Any, ...]:
+    out = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            out.append(tuple(a.shape))
+        elif isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor):
+            out.append([tuple(t.shape) for t in a])
+        else:
+            out.append(a)
+    return tuple(out)
+
+
+def _out_shape(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return tuple(out.shape)
+    if isinstance(out, (list, tuple)):
+        return tuple(_out_shape(o) for o in out)
+    return ()
+
+
+def _tensor_shapes(values: Any) -> list[list[int]]:
+    if isinstance(values, torch.Tensor):
+        return [list(values.shape)]
+    if isinstance(values, (list, tuple)):
+        return [s for v in values for s in _tensor_shapes(v)]
+    if isinstance(values, dict):
+        return [s for v in values.values() for s in _tensor_shapes(v)]
+    return []
+
+
+def _numel(values: Any) -> int:
+    if isinstance(values, torch.Tensor):
+        return values.numel()
+    if isinstance(values, (list, tuple)):
+        return sum(_numel(v) for v in values)
+    if isinstance(values, dict):
+        return sum(_numel(v) for v in values.values())
+    return 0
+
+
+@dataclass
+class _Row:
+    layer: LayerCost
+    scope: str
+    macs_by_kind: dict[str, int] = field(default_factory=dict)
+    ew_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class CostCounter(TorchDispatchMode):
+    """Counts the cost of the ops run inside it, attributed to the model's layers."""
+
+    def __init__(self, named_modules: list[tuple[str, nn.Module]], fast_shapes: bool = True) -> None:
+        super().__init__()
+        self.fast_shapes = fast_shapes
+        self.names = {id(m): name for name, m in named_modules}
+        self.leaves = {id(m) for _, m in named_modules if not m._modules}
+        self.rows: list[_Row] = []
+        self.unsupported: dict[str, int] = {}
+        self._stack: list[tuple[str, _Row | None]] = []
+        self._calls: dict[str, int] = {}
+        self._handlers: dict[Any, tuple[int, Any]] = {}
+        self._hooks: list[Any] = []
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps every mode's __torch_dispatch__ in a "disable dynamo" frame, which
+        # costs about as much as the rest of this mode per op; nothing here is compiled.
+        return False
+
+    # -- module tracking -------------------------------------------------------------------
+    def _pre_hook(self, module: nn.Module, args: Any) -> None:
+        name = self.names.get(id(module))
+        if name is None:  # a module built inside forward: attribute to the caller
+            self._stack.append((self._stack[-1][0] if self._stack else "", None))
+            return
+        count = self._calls.get(name, 0) + 1
+        self._calls[name] = count
+        row = None
+        if id(module) in self.leaves:
+            label = name if count == 1 else f"{name}#{count}"
+            row = _Row(
+                LayerCost(name=label, kind=module_kind(module), type=type(module).__name__,
+                          input_shapes=_tensor_shapes(args)),
+                scope=name,
+            )
+            self.rows.append(row)
+        self._stack.append((name, row))
+
+    def _post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        if not self._stack:
+            return
+        _, row = self._stack.pop()
+        if row is not None:
+            row.layer.output_shapes = _tensor_shapes(output)
+            row.layer.activations = _numel(output)
+
+    def __enter__(self) -> CostCounter:
+        self._hooks = [
+            nn_module.register_module_forward_pre_hook(self._pre_hook),
+            nn_module.register_module_forward_hook(self._post_hook, always_call=True),
+        ]
+        try:
+            return super().__enter__()
+        except BaseException:
+            self._remove_hooks()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            self._remove_hooks()
+
+    def _remove_hooks(self) -> None:
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
+    # -- op counting -----------------------------------------------------------------------
+    def _handler(self, func: Any) -> tuple[int, Any]:
+        packet = func.overloadpacket
+        formula = FORMULAS.get(packet)
+        if formula is not None:
+            handler = (_FORMULA, formula)
+        elif packet in FREE_OPS:
+            handler = (_FREE, None)
+        else:
+            handler = (_UNKNOWN, None)
+        self._handlers[func] = handler
+        return handler
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = fast_shapes.run(func, args, kwargs, self.fast_shapes)
+        handler = self._handlers.get(func) or self._handler(func)
+        if handler[0] == _FREE:
+            return out
+        if handler[0] == _FORMULA:
+            cost = handler[1](*_shape_args(args), out=_out_shape(out))
+        else:
+            name = str(func.overloadpacket.__name__)
+            self.unsupported[name] = self.unsupported.get(name, 0) + 1
+            cost = Cost(0, 0, "other")
+        self._charge(func, args, out, cost)
+        return out
+
+    def _charge(self, func: Any, args: Any, out: Any, cost: Cost) -> None:
+        scope, row = self._stack[-1] if self._stack else ("", None)
+        if row is None:  # an op run directly in a parent's forward: a row of its own
+            op = func.overloadpacket.__name__
+            label = f"{scope}:{op}" if scope else op
+            row = _Row(
+                LayerCost(name=label, kind=cost.kind, type=f"aten.{op}",
+                          input_shapes=_tensor_shapes(args), output_shapes=_tensor_shapes(out),
+                          activations=_numel(out)),
+                scope=scope,
+            )
+            self.rows.append(row)
+        layer = row.layer
+        layer.macs += cost.macs
+        layer.elementwise_flops += cost.elementwise_flops
+        if cost.macs:
+            row.macs_by_kind[cost.kind] = row.macs_by_kind.get(cost.kind, 0) + cost.macs
+        elif cost.elementwise_flops:
+            row.ew_by_kind[cost.kind] = row.ew_by_kind.get(cost.kind, 0) + cost.elementwise_flops

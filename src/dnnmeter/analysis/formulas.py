@@ -1,0 +1,227 @@
+"""Cost formulas: pure functions of shapes, one registry, keyed by aten op.
+
+Each formula returns ``(macs, elementwise_flops, kind)`` for one call of an op, from the
+shapes of its tensor arguments and of its output. MAC formulas follow
+``torch.utils.flop_counter`` exactly (convolution, mm, addmm, bmm, baddbmm, attention), so
+that dnnmeter's MACs equal torchvision's published "GFLOPS" (which are GMACs); element-wise
+costs follow the table in docs/conventions.md. Ops in :data:`FREE_OPS` cost nothing
+(views, copies, indexing); any other op without a formula is *unsupported*: counted and
+reported by name, never silently dropped.
+
+Register a formula for your own op with::
+
+    @register_formula(torch.ops.mylib.fused_gemm)
+    def _fused_gemm(a, b, *_, out):        # shapes, not tensors
+        return Cost(macs=a[0] * a[1] * b[1], kind="linear")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from math import prod
+from typing import Any, NamedTuple
+
+import torch
+
+aten = torch.ops.aten
+Shape = tuple[int, ...]
+
+
+class Cost(NamedTuple):
+    macs: int = 0
+    elementwise_flops: int = 0
+    kind: str = "other"
+
+
+# A formula receives the op's positional arguments with every tensor replaced by its shape
+# (lists of tensors become lists of shapes) and the output's shape as ``out``.
+Formula = Callable[..., Cost]
+FORMULAS: dict[Any, Formula] = {}
+
+
+def register_formula(*packets: Any) -> Callable[[Formula], Formula]:
+    """Register ``formula`` for the given aten op packets; registering an op twice is an error."""
+
+    def decorate(formula: Formula) -> Formula:
+        for packet in packets:
+            if packet in FORMULAS:
+                raise ValueError(f"a cost formula for {packet} is registered already")
+            FORMULAS[packet] = formula
+        return formula
+
+    return decorate
+
+
+# --- products: the MACs -------------------------------------------------------------------
+
+
+def conv_macs(x: Shape, w: Shape, out: Shape, transposed: bool = False) -> int:
+    """N * C_out * (C_in / groups) * prod(kernel) * prod(spatial); spatial is the output's,
+    or the input's for a transposed convolution (as torch.utils.flop_counter counts)."""
+    c_out, c_in_per_group, *kernel = w
+    spatial = (x if transposed else out)[2:]
+    return x[0] * c_out * c_in_per_group * prod(kernel) * prod(spatial)
+
+
+def mm_macs(a: Shape, b: Shape) -> int:
+    return a[0] * a[1] * b[1]
+
+
+def bmm_macs(a: Shape, b: Shape) -> int:
+    return a[0] * a[1] * a[2] * b[2]
+
+
+def attention_macs(q: Shape, k: Shape, v: Shape) -> int:
+    """Q K^T and (softmax) V for q = (B, H, L, E), k = (B, Hk, S, E), v = (B, Hk, S, Ev)."""
+    batch, heads, q_len, _ = q
+    s_len = k[-2]
+    return batch * heads * q_len * s_len * (q[-1] + v[-1])
+
+
+@register_formula(aten.convolution, aten._convolution, aten.cudnn_convolution,
+                  aten._slow_conv2d_forward, aten.convolution_overrideable)
+def _convolution(x: Shape, w: Shape, bias: Any, stride: Any, padding: Any, dilation: Any,
+                 transposed: bool = False, output_padding: Any = None, groups: int = 1,
+                 *_: Any, out: Shape) -> Cost:
+    depthwise = groups > 1 and w[1] == 1 and x[1] == groups
+    return Cost(conv_macs(x, w, out, bool(transposed)), 0, "depthwise_conv" if depthwise else "conv")
+
+
+@register_formula(aten.mkldnn_convolution)
+def _mkldnn_convolution(x: Shape, w: Shape, bias: Any, padding: Any, stride: Any,
+                        dilation: Any, groups: int = 1, *_: Any, out: Shape) -> Cost:
+    depthwise = groups > 1 and w[1] == 1 and x[1] == groups
+    return Cost(conv_macs(x, w, out), 0, "depthwise_conv" if depthwise else "conv")
+
+
+@register_formula(aten.mm)
+def _mm(a: Shape, b: Shape, *_: Any, out: Shape) -> Cost:
+    return Cost(mm_macs(a, b), 0, "linear")
+
+
+@register_formula(aten.addmm)
+def _addmm(bias: Shape, a: Shape, b: Shape, *_: Any, out: Shape) -> Cost:
+    return Cost(mm_macs(a, b), 0, "linear")
+
+
+@register_formula(aten.bmm)
+def _bmm(a: Shape, b: Shape, *_: Any, out: Shape) -> Cost:
+    return Cost(bmm_macs(a, b), 0, "matmul")
+
+
+@register_formula(aten.baddbmm)
+def _baddbmm(bias: Shape, a: Shape, b: Shape, *_: Any, out: Shape) -> Cost:
+    return Cost(bmm_macs(a, b), 0, "matmul")
+
+
+@register_formula(aten._scaled_dot_product_efficient_attention,
+                  aten._scaled_dot_product_flash_attention,
+                  aten._scaled_dot_product_cudnn_attention,
+                  aten._scaled_dot_product_flash_attention_for_cpu,
+                  aten._efficient_attention_forward, aten._flash_attention_forward)
+def _attention(q: Shape, k: Shape, v: Shape, *_: Any, out: Any) -> Cost:
+    return Cost(attention_macs(q, k, v), 0, "matmul")
+
+
+# --- element-wise work: FLOPs per output element -----------------------------------------
+
+# One FLOP per output element: arithmetic, comparisons and activation functions alike.
+_PER_ELEMENT_1 = {
+    "activation": (
+        "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_",
+        "elu", "elu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh",
+        "tanh_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "mish", "mish_",
+        "_prelu_kernel", "prelu", "softplus", "log_sigmoid_forward", "threshold",
+        "threshold_", "glu", "erf", "exp", "exp_", "log", "sqrt", "rsqrt", "reciprocal",
+        "abs", "neg", "sin", "cos", "pow", "square",
+    ),
+    "other": (
+        "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "rsub", "addcmul",
+        "clamp", "clamp_", "clamp_min", "clamp_min_", "clamp_max", "maximum", "minimum",
+        "where", "eq", "ne", "gt", "lt", "ge", "le", "logical_not", "bitwise_not",
+        "floor", "ceil", "round", "sign", "lerp",
+    ),
+}
+# Several FLOPs per output element (documented in docs/conventions.md).
+_PER_ELEMENT_N = {
+    "_native_batch_norm_legit_no_training": (2, "norm"),  # scale and shift (folded)
+    "_native_batch_norm_legit": (2, "norm"),
+    "native_batch_norm": (2, "norm"),
+    "batch_norm": (2, "norm"),
+    "native_layer_norm": (5, "norm"),  # mean, subtract, variance, normalise, affine
+    "native_group_norm": (5, "norm"),
+    "_softmax": (3, "activation"),  # exp, sum, divide
+    "_log_softmax": (3, "activation"),
+    "_safe_softmax": (3, "activation"),
+}
+
+
+def _per_output_element(factor: int, kind: str) -> Formula:
+    def formula(*_: Any, out: Any) -> Cost:
+        first = out[0] if out and isinstance(out[0], (tuple, list)) else out
+        return Cost(0, factor * prod(first), kind)
+
+    return formula
+
+
+for _kind, _names in _PER_ELEMENT_1.items():
+    _formula = _per_output_element(1, _kind)
+    for _name in _names:
+        if hasattr(aten, _name):
+            register_formula(getattr(aten, _name))(_formula)
+for _name, (_factor, _kind) in _PER_ELEMENT_N.items():
+    if hasattr(aten, _name):
+        register_formula(getattr(aten, _name))(_per_output_element(_factor, _kind))
+
+
+@register_formula(aten.max_pool1d, aten.max_pool2d, aten.max_pool3d,
+                  aten.max_pool2d_with_indices, aten.max_pool3d_with_indices,
+                  aten.avg_pool1d, aten.avg_pool2d, aten.avg_pool3d)
+def _pool(x: Shape, kernel: Sequence[int], *_: Any, out: Any) -> Cost:
+    """One comparison or addition per window element, for every output element."""
+    first = out[0] if out and isinstance(out[0], (tuple, list)) else out
+    kernel = list(kernel) * (len(x) - 2) if len(kernel) == 1 else kernel
+    return Cost(0, prod(first) * prod(kernel), "pool")
+
+
+@register_formula(aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d,
+                  aten.adaptive_max_pool2d, aten.adaptive_max_pool3d, aten.adaptive_avg_pool1d)
+def _adaptive_pool(x: Shape, *_: Any, out: Any) -> Cost:
+    """Every input element is read into exactly one window (for the usual divisible sizes)."""
+    return Cost(0, prod(x), "pool")
+
+
+@register_formula(aten.mean, aten.sum, aten.amax, aten.amin, aten.var, aten.std,
+                  aten.var_mean, aten.logsumexp, aten.norm, aten.linalg_vector_norm,
+                  aten.cumsum, aten.max, aten.min, aten.argmax)
+def _reduction(x: Any, *_: Any, out: Any) -> Cost:
+    shape = x if isinstance(x, tuple) else ()
+    return Cost(0, prod(shape), "other")
+
+
+# --- ops that cost nothing ----------------------------------------------------------------
+
+# Data movement and metadata: no arithmetic. (Copies cost memory traffic, which the
+# hardware model counts; they are not FLOPs.)
+FREE_OPS = frozenset(
+    getattr(aten, name)
+    for name in (
+        "view", "_unsafe_view", "reshape", "_reshape_alias", "permute", "transpose", "t",
+        "expand", "squeeze", "unsqueeze", "flatten", "unflatten", "select", "slice",
+        "narrow", "split", "split_with_sizes", "chunk", "unbind", "cat", "stack", "clone",
+        "contiguous", "_to_copy", "copy_", "detach", "alias", "lift_fresh", "empty",
+        "empty_like", "empty_strided", "new_empty", "new_empty_strided", "zeros",
+        "zeros_like", "ones", "ones_like", "full", "full_like", "new_zeros", "new_ones",
+        "new_full", "arange", "fill_", "zero_", "index", "index_select", "gather",
+        "constant_pad_nd", "pad", "roll", "flip", "repeat", "expand_as", "as_strided",
+        "dropout", "native_dropout", "feature_dropout", "alpha_dropout", "_assert_async",
+        "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "is_contiguous",
+        "masked_fill", "masked_fill_", "scalar_tensor", "lift_fresh_copy", "linspace",
+        "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "tril", "triu", "unfold",
+        "im2col", "col2im", "upsample_nearest2d", "_local_scalar_dense", "item",
+        "resize_", "set_", "as_strided_", "diagonal", "movedim", "index_put_", "index_put", "scatter",
+        "meshgrid", "ravel", "view_as", "detach_", "bernoulli_", "dim", "numel", "size",
+        "stride",
+    )
+    if hasattr(aten, name)
+)

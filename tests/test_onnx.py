@@ -1,0 +1,284 @@
+"""ONNX files: counted from the graph, checked against torchvision's published figures and
+against closed-form counts of small hand-built graphs."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from dnnmeter.analysis.onnx_count import (
+    COST_FORMULAS,
+    OpShapes,
+    analyze_onnx,
+    einsum_macs,
+    register_cost,
+)
+from dnnmeter.errors import InvalidInputError, MissingDependencyError, ModelBuildError
+from dnnmeter.zoo import create_model, resolve
+from dnnmeter.zoo.onnx_source import entry
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+FLOAT = TensorProto.FLOAT
+
+
+@pytest.fixture(scope="module")
+def resnet18_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """torchvision resnet18 (random init, eval) exported once by the TorchScript exporter."""
+    path = tmp_path_factory.mktemp("onnx") / "resnet18.onnx"
+    model = torchvision.models.resnet18().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter says so
+        torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(path), dynamo=False)
+    return path
+
+
+def _tensor(name: str, *shape: int) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.ones(shape, dtype=np.float32), name)
+
+
+def _save(
+    tmp_path: Path,
+    nodes: list[onnx.NodeProto],
+    inputs: list[tuple[str, list[int | str]]],
+    output: str,
+    initializers: tuple[onnx.TensorProto, ...] = (),
+    domains: tuple[str, ...] = (),
+) -> str:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, FLOAT, shape) for n, shape in inputs],
+        [helper.make_tensor_value_info(output, FLOAT, None)],
+        initializer=list(initializers),
+    )
+    opsets = [helper.make_opsetid("", 17), *(helper.make_opsetid(d, 1) for d in domains)]
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    return str(path)
+
+
+# --- agreement with torchvision's published figures --------------------------------------
+
+
+def test_resnet18_matches_torchvision_metadata(resnet18_onnx: Path) -> None:
+    meta = torchvision.models.ResNet18_Weights.DEFAULT.meta
+    a = analyze_onnx(str(resnet18_onnx))
+    assert a.macs == pytest.approx(meta["_ops"] * 1e9, rel=0.01)
+    # BN is folded into the convolutions by the exporter: a few thousand params differ.
+    assert a.params == pytest.approx(meta["num_params"], rel=0.01)
+    assert a.unsupported_ops == {}
+    assert (a.model, a.source, a.input_size, a.batch_size) == ("resnet18", "onnx", (3, 224, 224), 1)
+    assert a.counted_by == "dnnmeter (ONNX graph)"
+    kinds = a.by_kind
+    assert (kinds["conv"].layers, kinds["linear"].layers) == (20, 1)
+    assert kinds["linear"].params == 512 * 1000 + 1000
+
+
+def test_resnet18_rows_sum_to_totals(resnet18_onnx: Path) -> None:
+    a = analyze_onnx(str(resnet18_onnx))
+    assert sum(r.params for r in a.layers) == a.params == a.trainable_params
+    assert sum(r.macs for r in a.layers) == a.macs
+    assert sum(r.elementwise_flops for r in a.layers) == a.elementwise_flops > 0
+    assert sum(r.activations for r in a.layers) == a.activations > 0
+    assert a.weight_bytes == 4 * a.params  # float32
+    first = a.layers[0]
+    assert (first.kind, first.input_shapes, first.output_shapes) == (
+        "conv",
+        [[1, 3, 224, 224]],
+        [[1, 64, 112, 112]],
+    )
+
+
+def test_resnet18_batch_and_input_size_override_the_file(resnet18_onnx: Path) -> None:
+    one = analyze_onnx(str(resnet18_onnx))
+    eight = analyze_onnx(str(resnet18_onnx), batch_size=8)
+    assert eight.macs == 8 * one.macs and eight.params == one.params
+    large = analyze_onnx(str(resnet18_onnx), input_size=(3, 448, 448))
+    assert large.input_size == (3, 448, 448)
+    # Every feature map doubles in each side; the classifier after the global pool does not.
+    fc = 512 * 1000
+    assert large.macs - fc == 4 * (one.macs - fc)
+
+
+def test_resolve_gives_an_onnx_entry(resnet18_onnx: Path) -> None:
+    e = resolve(str(resnet18_onnx))
+    assert (e.source, e.name, e.input_size, e.family, e.meta_ok) == (
+        "onnx",
+        str(resnet18_onnx),
+        (3, 224, 224),
+        "onnx",
+        False,
+    )
+    with pytest.raises(ModelBuildError, match="analysed from their graph"):
+        e.build()
+    with pytest.raises(ModelBuildError, match="analysed from their graph"):
+        create_model(str(resnet18_onnx))
+
+
+# --- closed-form counts -------------------------------------------------------------------
+
+
+def test_grouped_conv(tmp_path: Path) -> None:
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["y"], group=2, pads=[1, 1, 1, 1])
+    path = _save(
+        tmp_path, [conv], [("x", [1, 8, 16, 16])], "y", (_tensor("w", 16, 4, 3, 3), _tensor("b", 16))
+    )
+    a = analyze_onnx(path, input_size=(8, 16, 16))
+    assert a.macs == 16 * 16 * 16 * 4 * 3 * 3  # M * H * W * (C / group) * k * k
+    assert a.params == 16 * 4 * 3 * 3 + 16
+    assert a.weight_bytes == 4 * a.params
+    assert [(r.kind, r.output_shapes) for r in a.layers] == [("conv", [[1, 16, 16, 16]])]
+
+
+def test_depthwise_conv_and_batch(tmp_path: Path) -> None:
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], group=8, pads=[1, 1, 1, 1])
+    path = _save(tmp_path, [conv], [("x", ["N", 8, "H", "W"])], "y", (_tensor("w", 8, 1, 3, 3),))
+    assert resolve(path).input_size == (8, 224, 224)  # dynamic H, W fall back to 224
+    a = analyze_onnx(path, input_size=(8, 10, 10), batch_size=3)
+    assert a.macs == 3 * 8 * 10 * 10 * 3 * 3
+    assert a.layers[0].kind == "depthwise_conv"
+
+
+def test_conv_transpose(tmp_path: Path) -> None:
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2])
+    path = _save(tmp_path, [node], [("x", [1, 4, 5, 5])], "y", (_tensor("w", 4, 6, 2, 2),))
+    a = analyze_onnx(path)
+    assert a.macs == 4 * 5 * 5 * 6 * 2 * 2  # C_in * input spatial * (M / group) * k * k
+    assert a.layers[0].output_shapes == [[1, 6, 10, 10]]
+
+
+def test_gemm(tmp_path: Path) -> None:
+    gemm = helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)
+    path = _save(
+        tmp_path, [gemm], [("x", [4, 32])], "y", (_tensor("w", 64, 32), _tensor("b", 64))
+    )
+    a = analyze_onnx(path, batch_size=4)
+    assert a.macs == 4 * 32 * 64
+    assert a.params == 64 * 32 + 64
+    assert a.layers[0].kind == "linear"
+
+
+def test_matmul_broadcasts_batch_dims(tmp_path: Path) -> None:
+    mm = helper.make_node("MatMul", ["a", "b"], ["y"])
+    path = _save(tmp_path, [mm], [("a", [2, 1, 5, 6]), ("b", [3, 6, 7])], "y")
+    a = analyze_onnx(path, batch_size=2)
+    assert a.macs == 2 * 3 * 5 * 6 * 7
+    assert a.params == 0
+    assert [(r.kind, r.output_shapes) for r in a.layers] == [("matmul", [[2, 3, 5, 7]])]
+
+
+def test_matmul_with_a_weight_through_identity_is_linear(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Identity", ["w"], ["w_copy"]),
+        helper.make_node("MatMul", ["x", "w_copy"], ["y"]),
+    ]
+    path = _save(tmp_path, nodes, [("x", [1, 10, 16])], "y", (_tensor("w", 16, 8),))
+    a = analyze_onnx(path)
+    assert a.macs == 10 * 16 * 8
+    assert [(r.type, r.kind, r.params) for r in a.layers] == [("MatMul", "linear", 16 * 8)]
+
+
+def test_einsum(tmp_path: Path) -> None:
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], equation="bij,bjk->bik")
+    path = _save(tmp_path, [node], [("a", [2, 3, 4]), ("b", [2, 4, 5])], "y")
+    assert analyze_onnx(path, batch_size=2).macs == 2 * 3 * 4 * 5
+    broadcast = OpShapes(((7, 2, 3, 4), (2, 4, 5)), (), {"equation": "...ij,...jk->...ik"})
+    assert einsum_macs(broadcast) == (7 * 2 * 3 * 4 * 5, 0)
+
+
+def test_elementwise_work_is_apart_from_macs(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["p"], ["g"]),
+        helper.make_node("Softmax", ["g"], ["y"]),
+    ]
+    stats = tuple(_tensor(n, 4) for n in "sbmv")
+    path = _save(tmp_path, nodes, [("x", [1, 4, 8, 8])], "y", stats)
+    a = analyze_onnx(path)
+    n = 4 * 8 * 8
+    expected = {"norm": 2 * n, "activation": n + 3 * 4, "pool": (n // 4) * 4 + n // 4}
+    assert {k: a.by_kind[k].flops for k in expected} == expected
+    assert a.macs == 0 and a.params == 4 * 4
+    assert a.activations == n + n + n // 4 + 4 + 4
+
+
+def test_integer_constants_are_not_params_and_views_cost_nothing(tmp_path: Path) -> None:
+    shape = numpy_helper.from_array(np.array([1, -1], dtype=np.int64), "shape")
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w"], ["y"]),
+    ]
+    path = _save(tmp_path, nodes, [("x", [1, 2, 3, 4])], "y", (shape, _tensor("w", 24, 5)))
+    a = analyze_onnx(path)
+    assert (a.params, a.macs, a.unsupported_ops) == (24 * 5, 24 * 5, {})
+    assert [r.type for r in a.layers] == ["Gemm"]
+
+
+def test_unknown_ops_are_reported_not_dropped(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Hardmax", ["x"], ["h"]),
+        helper.make_node("MyOp", ["h"], ["c"], domain="my.domain"),
+        helper.make_node("Relu", ["c"], ["y"]),
+    ]
+    path = _save(tmp_path, nodes, [("x", [1, 10])], "y", domains=("my.domain",))
+    a = analyze_onnx(path)
+    assert a.unsupported_ops == {
+        "Hardmax": 1,
+        "my.domain:MyOp": 1,
+        "Relu (unknown shape)": 1,  # the custom op's output has no inferable shape
+    }
+    assert [r.type for r in a.layers] == ["Hardmax", "my.domain:MyOp", "Relu"]
+    assert a.elementwise_flops == 0
+
+
+def test_a_formula_registered_twice_is_an_error() -> None:
+    assert "Conv" in COST_FORMULAS
+    with pytest.raises(ValueError, match="registered twice"):
+        register_cost("Conv", kind="conv")(lambda s: (0, 0))
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def test_a_text_file_is_not_an_onnx_model(tmp_path: Path) -> None:
+    path = tmp_path / "x.onnx"
+    path.write_text("not a model, just some text\n")
+    with pytest.raises(ModelBuildError, match="not an ONNX model"):
+        resolve(str(path))
+    with pytest.raises(ModelBuildError, match="not an ONNX model"):
+        analyze_onnx(str(path))
+    path.write_bytes(b"")
+    with pytest.raises(ModelBuildError, match="not an ONNX model"):
+        entry(str(path))
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.onnx")
+    with pytest.raises(ModelBuildError, match="no such file") as info:
+        resolve(missing)
+    assert str(info.value) == f"{missing}: no such file"
+    with pytest.raises(ModelBuildError, match="no such file"):
+        analyze_onnx(missing)
+
+
+def test_an_input_size_of_the_wrong_rank(resnet18_onnx: Path) -> None:
+    with pytest.raises(InvalidInputError, match="does not fit"):
+        analyze_onnx(str(resnet18_onnx), input_size=(224, 224))
+
+
+def test_onnx_missing_names_the_extra(
+    resnet18_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
+    with pytest.raises(MissingDependencyError, match=r"pip install 'dnnmeter\[onnx\]'"):
+        entry(str(resnet18_onnx))
