@@ -25,7 +25,8 @@ __all__ = ["KINDS", "Analysis", "KindTotals", "LayerCost", "analyze", "parse_inp
 
 
 def parse_input_size(size: Any) -> tuple[int, ...] | None:
-    """``224`` or ``"224"`` -> (3, 224, 224); ``"3,32,32"`` or a sequence -> as given."""
+    """``224`` or ``"224"`` -> (3, 224, 224); ``"3,32,32"`` or a sequence -> as given
+    (a sequence is taken literally, so ``(16,)`` is a 16-feature vector input)."""
     if size is None:
         return None
     if isinstance(size, str):
@@ -35,12 +36,11 @@ def parse_input_size(size: Any) -> tuple[int, ...] | None:
             raise InvalidInputError(
                 f"bad input size {size!r}: give N (square, 3 channels) or C,H,W"
             ) from None
+        parts = [3, parts[0], parts[0]] if len(parts) == 1 else parts
     elif isinstance(size, int):
-        parts = [size]
+        parts = [3, size, size]
     else:
         parts = [int(p) for p in size]
-    if len(parts) == 1:
-        parts = [3, parts[0], parts[0]]
     if not parts or any(p < 1 for p in parts):
         raise InvalidInputError(f"bad input size {size!r}: every dimension must be >= 1")
     return tuple(parts)

@@ -149,11 +149,13 @@ def _batch_norm(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     for t in args[1:5]:
         if t is not None and (not isinstance(t, torch.Tensor) or t.shape != (x.shape[1],)):
             return None
+    if x.dtype not in (torch.float32, torch.float64):
+        return None  # reduced precision keeps float32 statistics: leave it to the kernel
     training = args[5] if len(args) > 5 and isinstance(args[5], bool) else False
     if training:
         return None
-    # In eval mode the saved statistics are empty, as the CPU and meta kernels return them.
-    return _new(x.shape, x), _empty((0,), dtype=x.dtype, device=_META), _empty((0,), dtype=x.dtype, device=_META)
+    channels = (x.shape[1],)
+    return _new(x.shape, x), _new(channels, x), _new(channels, x)
 
 
 @_rule(aten.native_layer_norm.default)
@@ -161,6 +163,8 @@ def _layer_norm(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     x, normalized = args[0], list(args[1])
     if not _plain(x) or list(x.shape[x.dim() - len(normalized):]) != normalized:
         return None
+    if x.dtype not in (torch.float32, torch.float64):
+        return None  # reduced precision keeps float32 statistics: leave it to the kernel
     for t in args[2:4]:
         if t is not None and (not isinstance(t, torch.Tensor) or list(t.shape) != normalized):
             return None

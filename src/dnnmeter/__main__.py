@@ -1,0 +1,5 @@
+import sys
+
+from dnnmeter.cli import main
+
+sys.exit(main())

@@ -1,0 +1,161 @@
+"""The ``dnnmeter`` command: parse arguments, call the API, render. No logic of its own.
+
+Any :class:`~dnnmeter.errors.DnnmeterError` becomes one line on stderr and exit status 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from dnnmeter import __version__
+from dnnmeter.errors import DnnmeterError, InvalidInputError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not the whole usage block
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from dnnmeter.report import text
+    from dnnmeter.zoo import list_models
+
+    entries = list_models(args.pattern, source=args.source)
+    if args.format == "json":
+        print(text.to_json(entries))
+    else:
+        _console().print(text.models_table(entries))
+    return 0
+
+
+# --- analyze --------------------------------------------------------------------------------
+
+
+def _resolve_all(names: Sequence[str]) -> list[str]:
+    """Expand ``seed`` and check every name before any counting starts."""
+    from dnnmeter.zoo import expand_names, resolve, timm_source
+
+    expanded = expand_names(names)
+    if "seed" in names and not timm_source.is_available():
+        skipped = [n for n in expanded if n.startswith("timm:")]
+        print(f"dnnmeter: timm is not installed; skipping {', '.join(skipped)}", file=sys.stderr)
+        expanded = [n for n in expanded if n not in skipped]
+    for name in expanded:
+        resolve(name)
+    return expanded
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from dnnmeter.analysis import analyze, parse_input_size
+    from dnnmeter.report import text
+
+    names = _resolve_all(args.models)
+    size = parse_input_size(args.input_size)
+    analyses = []
+    with _progress(len(names) > 1) as progress:
+        task = progress.add_task("counting", total=len(names))
+        for name in names:
+            progress.update(task, description=f"counting {name}")
+            analyses.append(analyze(name, input_size=size, batch_size=args.batch_size))
+            progress.advance(task)
+    if args.format == "json":
+        print(text.to_json(analyses))
+    elif args.format == "csv":
+        sys.stdout.write(text.analyses_csv(analyses, per_layer=args.per_layer))
+    else:
+        _print_analyses(analyses, args.per_layer)
+    return 0
+
+
+def _print_analyses(analyses: list[Any], per_layer: bool) -> None:
+    from dnnmeter.report import text
+
+    console = _console()
+    for a in analyses if per_layer else []:
+        console.print(text.layers_table(a))
+        console.print(text.kinds_table(a))
+    console.print(text.summary_table(analyses))
+    console.print(text.conv_fc_table(analyses))
+    for a in analyses:
+        note = text.unsupported_text(a)
+        if note:
+            console.print(note, style="yellow")
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.progress import Progress
+
+    return Progress(console=_console(stderr=True), transient=True, disable=not (enabled and sys.stderr.isatty()))
+
+
+# --- the parser -----------------------------------------------------------------------------
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dnnmeter", description="What a deep neural network costs in practice.")
+    parser.add_argument("--version", action="version", version=f"dnnmeter {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    models = sub.add_parser("models", help="list the models dnnmeter can build")
+    models.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: all)")
+    models.add_argument("--source", choices=("torchvision", "seed", "timm"), help="only this source")
+    models.add_argument("--format", choices=("table", "json"), default="table")
+    models.set_defaults(func=_cmd_models)
+
+    analyze = sub.add_parser(
+        "analyze", help="count parameters, MACs, FLOPs and activations without running the model",
+        description="Count parameters, MACs, FLOPs and activations on the meta device. "
+        "MODEL is a zoo name (see `dnnmeter models`), `seed` for the seed studies' list, "
+        "timm:NAME, an ONNX file, or package.module:callable.",
+    )
+    analyze.add_argument("models", nargs="+", metavar="MODEL")
+    analyze.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
+    analyze.add_argument("--batch-size", type=_positive_int, default=1)
+    analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
+    analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    analyze.set_defaults(func=_cmd_analyze)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DnnmeterError as exc:
+        if args.debug:
+            raise
+        print(f"dnnmeter: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dnnmeter: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

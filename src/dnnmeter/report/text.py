@@ -1,0 +1,163 @@
+"""Terminal tables (rich), JSON and CSV for analyses and the model list.
+
+The only place where numbers become text: units humans read (M, G, MB) appear here and
+nowhere in the data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.table import Table
+
+from dnnmeter.analysis.result import Analysis
+from dnnmeter.zoo.registry import ModelEntry
+
+
+def millions(n: int | float | None, digits: int = 2) -> str:
+    return "-" if n is None else f"{n / 1e6:,.{digits}f}"
+
+
+def billions(n: int | float | None, digits: int = 3) -> str:
+    return "-" if n is None else f"{n / 1e9:,.{digits}f}"
+
+
+def share(part: int, whole: int) -> str:
+    return "-" if not whole else f"{100.0 * part / whole:.1f}%"
+
+
+def size_text(size: Sequence[int]) -> str:
+    return "x".join(str(s) for s in size)
+
+
+def to_json(items: Iterable[Any]) -> str:
+    return json.dumps([item.to_dict() for item in items], indent=2)
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def models_table(entries: Sequence[ModelEntry]) -> Table:
+    table = Table(title=f"{len(entries)} models", title_justify="left")
+    for col, justify in (("name", "left"), ("source", "left"), ("family", "left"),
+                         ("input", "right"), ("params (M)", "right"), ("GMACs", "right"),
+                         ("top-1", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for e in entries:
+        pub = e.published
+        table.add_row(
+            e.name, e.source, e.family, size_text(e.input_size),
+            millions(pub.params) if pub and pub.params else "",
+            f"{pub.gmacs:.3f}" if pub and pub.gmacs is not None else "",
+            f"{100 * pub.top1:.2f}%" if pub and pub.top1 is not None else "",
+        )
+    table.caption = "params, GMACs and top-1 are published figures (torchvision weights metadata)"
+    return table
+
+
+# --- analyses -------------------------------------------------------------------------------
+
+
+def summary_table(analyses: Sequence[Analysis]) -> Table:
+    """One row per model: totals, and how they compare with published figures."""
+    table = Table(title="Static cost (batch size x input, counted on the meta device)", title_justify="left")
+    for col in ("model", "input", "batch", "params (M)", "GMACs", "GFLOPs", "elementwise GFLOPs",
+                "activations (M)", "weights (MB)", "published params (M)", "published GMACs"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for a in analyses:
+        pub = a.published
+        table.add_row(
+            a.model, size_text(a.input_size), str(a.batch_size), millions(a.params),
+            billions(a.macs), billions(a.flops), billions(a.elementwise_flops),
+            millions(a.activations), f"{a.weight_bytes / 1e6:,.1f}",
+            millions(pub.params) if pub and pub.params else "",
+            f"{pub.gmacs:.3f}" if pub and pub.gmacs is not None else "",
+        )
+    table.caption = "GFLOPs = 2 x GMACs + element-wise GFLOPs; published = torchvision weights metadata (GFLOPS there are GMACs)"
+    return table
+
+
+def conv_fc_table(analyses: Sequence[Analysis]) -> Table:
+    """The seed study's slide: where parameters and operations sit, conv against FC."""
+    table = Table(title="Convolutional against fully connected layers", title_justify="left")
+    for col in ("model", "conv params (M)", "FC params (M)", "FC share of params",
+                "conv GMACs", "FC GMACs", "conv share of MACs"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for a in analyses:
+        split = a.conv_vs_fc()
+        conv, fc = split["conv"], split["fc"]
+        table.add_row(
+            a.model, millions(conv.params), millions(fc.params), share(fc.params, a.params),
+            billions(conv.macs), billions(fc.macs), share(conv.macs, a.macs),
+        )
+    return table
+
+
+def kinds_table(a: Analysis) -> Table:
+    table = Table(title=f"{a.model}: by kind of layer", title_justify="left")
+    for col in ("kind", "layers", "params (M)", "params", "GMACs", "MACs"):
+        table.add_column(col, justify="left" if col == "kind" else "right")
+    for kind, t in a.by_kind.items():
+        if t.layers or t.params or t.macs:
+            table.add_row(kind, str(t.layers), millions(t.params), share(t.params, a.params),
+                          billions(t.macs), share(t.macs, a.macs))
+    return table
+
+
+def layers_table(a: Analysis) -> Table:
+    table = Table(title=f"{a.model}: per layer ({len(a.layers)} rows)", title_justify="left")
+    for col in ("layer", "type", "kind", "input", "output", "params", "MACs", "FLOPs", "activations"):
+        table.add_column(col, justify="right" if col in ("params", "MACs", "FLOPs", "activations") else "left")
+    for layer in a.layers:
+        table.add_row(
+            layer.name + ("" if layer.executed else " (not run)"), layer.type, layer.kind,
+            " ".join(size_text(s) for s in layer.input_shapes[:2]),
+            " ".join(size_text(s) for s in layer.output_shapes[:2]),
+            f"{layer.params:,}", f"{layer.macs:,}", f"{layer.flops:,}", f"{layer.activations:,}",
+        )
+    table.add_row("total", "", "", "", "", f"{a.params:,}", f"{a.macs:,}", f"{a.flops:,}",
+                  f"{a.activations:,}", style="bold")
+    return table
+
+
+def unsupported_text(a: Analysis) -> str | None:
+    if not a.unsupported_ops:
+        return None
+    ops = ", ".join(f"{name} x{count}" for name, count in a.unsupported_ops.items())
+    return f"{a.model}: ops without a cost formula (not in the totals): {ops}"
+
+
+SUMMARY_FIELDS = ("model", "source", "input_size", "batch_size", "params", "trainable_params",
+                  "macs", "flops", "elementwise_flops", "activations", "weight_bytes")
+LAYER_FIELDS = ("name", "type", "kind", "input_shapes", "output_shapes", "params", "macs",
+                "flops", "elementwise_flops", "activations", "executed")
+
+
+def analyses_csv(analyses: Sequence[Analysis], per_layer: bool = False) -> str:
+    """One row per model, or with ``per_layer`` one row per layer (the model in column 1)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if per_layer:
+        writer.writerow(("model", *LAYER_FIELDS))
+        for a in analyses:
+            for layer in a.layers:
+                row = layer.to_dict()
+                writer.writerow((a.model, *(_cell(row[f]) for f in LAYER_FIELDS)))
+    else:
+        writer.writerow((*SUMMARY_FIELDS, *(f"{k}_{m}" for k in ("conv", "fc") for m in ("params", "macs"))))
+        for a in analyses:
+            row = a.to_dict(per_layer=False)
+            split = a.conv_vs_fc()
+            writer.writerow((*(_cell(row[f]) for f in SUMMARY_FIELDS),
+                             split["conv"].params, split["conv"].macs, split["fc"].params, split["fc"].macs))
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return json.dumps(value, separators=(",", ":"))
+    return value
