@@ -185,7 +185,6 @@ def count_one(counter: Counter, name: str, size: tuple[int, ...], limit_s: int) 
     start = time.perf_counter()
     try:
         params, macs = counter.count(name, size)
-        signal.alarm(0)
         record.update(params=int(params), macs=int(round(float(macs))))
     except ModelTimeout:
         record["error"] = f"timeout: over {limit_s} s"
@@ -244,7 +243,9 @@ def collect(name: str, models: list[str], jsonl: Path, log: Path, exit_status: A
     header = json.loads(lines[0]) if lines else {"counter": name}
     done = {r["model"]: r for r in map(json.loads, lines[1:])}
     tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
-    missing = f"not reached: worker exit {exit_status}" + (f"; log: {tail[0][:160]}" if tail else "")
+    missing = f"not reached: worker exit {exit_status}"
+    if isinstance(exit_status, int) and exit_status != 0 and tail:
+        missing += f"; log: {tail[0][:160]}"
     records = [done.get(m, {"model": m, "error": missing}) for m in models]
     return {**header, "exit": exit_status, "log": str(log), "models": records}
 
@@ -377,10 +378,11 @@ METHOD = (
     " default weights, random init) and run a real forward in eval mode under `torch.no_grad`."
     " Total time sums every model tried, errors and timeouts included; the median is over the"
     " models counted. Peak RSS is the worker's `ru_maxrss`, interpreter and imports included."
-    " The reference is torchvision's weights metadata: params must equal `num_params`; MACs"
-    " must round to `_ops` (torchvision's \"GFLOPS\", which are GMACs) at its three decimals,"
-    " or lie within 1% of it. Units: fvcore's \"flops\", ptflops' and thop's counts and"
-    " calflops' `macs` are MACs; FlopCounterMode's FLOPs are halved."
+    " The reference is torchvision's weights metadata: \"exact params\" means equal to"
+    " `num_params`; \"MACs exact\" means the count in GMACs rounds to `_ops` (torchvision's"
+    " \"GFLOPS\", which are GMACs) at its three printed decimals. Units: fvcore's \"flops\","
+    " ptflops' and thop's counts and calflops' `macs` are MACs; FlopCounterMode's FLOPs are"
+    " halved."
 )
 
 
@@ -451,9 +453,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _relative(path: str) -> str:
-    with contextlib.suppress(ValueError):
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    return path
+    full = os.path.abspath(path)
+    return os.path.relpath(full) if full.startswith(os.getcwd() + os.sep) else path
 
 
 def command_line() -> str:

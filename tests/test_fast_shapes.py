@@ -1,7 +1,8 @@
 """The fast shape rules against the reference: torch's own meta kernels.
 
 A rule may decline (return None) but must never disagree with the kernel on shape,
-strides or dtype, and counting with the rules must equal counting without them.
+strides or dtype, and counting with the rules and the remembered results must equal
+counting with torch's kernels alone.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ CASES: list[tuple[Any, tuple[Any, ...]]] = [
 ]
 
 
+def test_empty_rule() -> None:
+    got = fast_shapes.RULES[aten.empty.memory_format](([0],), {"dtype": torch.uint8, "device": torch.device("meta")})
+    assert got.shape == (0,) and got.dtype == torch.uint8 and got.is_meta
+    assert fast_shapes.RULES[aten.empty.memory_format](([2],), {"device": torch.device("cpu")}) is None
+
+
 def _compare(expected: Any, got: Any) -> None:
     if isinstance(expected, torch.Tensor):
         assert isinstance(got, torch.Tensor)
@@ -99,10 +106,26 @@ def test_broadcast() -> None:
     assert fast_shapes.broadcast((2, 3), (4,)) is None
 
 
-def _count_without_rules(name: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def _count_with_kernels_only(name: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     with monkeypatch.context() as patch:
-        patch.setattr(fast_shapes, "RULES", {})
+        patch.setattr(fast_shapes, "run", lambda func, args, kwargs, fast=True: func(*args, **kwargs))
         return analyze(name).to_dict()
+
+
+def test_remembered_results_match_the_kernel() -> None:
+    x = m(2, 4, 6).transpose(1, 2)  # non-contiguous: no rule applies
+    first = fast_shapes.run(aten.gelu.default, (x,), {})
+    second = fast_shapes.run(aten.gelu.default, (x,), {})
+    expected = aten.gelu.default(x)
+    for got in (first, second):
+        assert (got.shape, got.stride(), got.dtype) == (expected.shape, expected.stride(), expected.dtype)
+    assert first is not second
+
+
+def test_mutating_and_aliasing_ops_are_never_remembered() -> None:
+    assert not fast_shapes._is_pure(aten.add_.Tensor)
+    assert not fast_shapes._is_pure(aten.view.default)
+    assert fast_shapes._is_pure(aten.roll.default)
 
 
 SMALL_ZOO = ["resnet18", "mobilenet_v3_small", "swin_t", "efficientnet_b0", "convnext_tiny",
@@ -110,5 +133,13 @@ SMALL_ZOO = ["resnet18", "mobilenet_v3_small", "swin_t", "efficientnet_b0", "con
 
 
 @pytest.mark.parametrize("name", SMALL_ZOO)
-def test_counting_with_rules_equals_counting_without(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert analyze(name).to_dict() == _count_without_rules(name, monkeypatch)
+def test_counting_with_rules_equals_counting_with_kernels(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert analyze(name).to_dict() == _count_with_kernels_only(name, monkeypatch)
+
+
+@pytest.mark.slow
+def test_the_whole_zoo_counts_the_same_with_kernels_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision
+
+    for name in torchvision.models.list_models(module=torchvision.models):
+        assert analyze(name).to_dict() == _count_with_kernels_only(name, monkeypatch), name

@@ -65,7 +65,7 @@ def _numel(values: Any) -> int:
     return 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     layer: LayerCost
     scope: str

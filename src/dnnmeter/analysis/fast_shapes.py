@@ -61,14 +61,83 @@ def broadcast(a: Sequence[int], b: Sequence[int]) -> list[int] | None:
 
 
 def run(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], fast: bool = True) -> Any:
-    """``func(*args, **kwargs)`` on meta tensors, by a shape rule where one applies."""
-    if fast:
-        rule = RULES.get(func)
-        if rule is not None:
-            out = rule(args, kwargs)
-            if out is not None:
-                return out
-    return func(*args, **kwargs)
+    """``func(*args, **kwargs)`` on meta tensors, by a shape rule or a remembered result."""
+    if not fast:
+        return func(*args, **kwargs)
+    rule = RULES.get(func)
+    if rule is not None:
+        out = rule(args, kwargs)
+        if out is not None:
+            return out
+    return _remembered(func, args, kwargs)
+
+
+# --- remembered kernel results ----------------------------------------------------------------
+#
+# On the meta device an op's output is a function of its arguments' metadata only, so for
+# ops that neither mutate nor alias their inputs the kernel's answer can be remembered:
+# the next call with the same shapes, strides, dtypes and arguments gets fresh tensors with
+# the same metadata at the cost of a dict lookup. Networks repeat their blocks, so most
+# calls of the ops without a rule above are answered this way. The memo is bounded.
+
+_MEMO: dict[Any, Any] = {}
+_MEMO_LIMIT = 50_000
+_PURE: dict[Any, bool] = {}
+
+
+def _is_pure(func: Any) -> bool:
+    pure = _PURE.get(func)
+    if pure is None:
+        schema = func._schema
+        pure = not schema.is_mutable and all(r.alias_info is None for r in schema.returns) and bool(schema.returns)
+        _PURE[func] = pure
+    return pure
+
+
+def _key_part(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        if not value.is_meta:
+            raise TypeError("not a meta tensor")
+        return (tuple(value.shape), value.stride(), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return tuple(_key_part(v) for v in value)
+    hash(value)
+    return value
+
+
+def _template(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return (tuple(out.shape), out.stride(), out.dtype) if out.is_meta else None
+    if isinstance(out, (list, tuple)):
+        parts = [_template(o) for o in out]
+        return None if any(p is None for p in parts) else ("seq", tuple(parts))
+    return None
+
+
+def _materialize(template: Any) -> Any:
+    if template[0] == "seq":
+        return tuple(_materialize(t) for t in template[1])
+    shape, stride, dtype = template
+    return torch.empty_strided(shape, stride, dtype=dtype, device=_META)
+
+
+def _remembered(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if not _is_pure(func):
+        return func(*args, **kwargs)
+    try:
+        key = (func, _key_part(args), _key_part(tuple(sorted(kwargs.items()))) if kwargs else ())
+    except TypeError:  # an unhashable or non-meta argument: just run the kernel
+        return func(*args, **kwargs)
+    template = _MEMO.get(key)
+    if template is not None:
+        return _materialize(template)
+    out = func(*args, **kwargs)
+    template = _template(out)
+    if template is not None:
+        if len(_MEMO) >= _MEMO_LIMIT:
+            _MEMO.clear()
+        _MEMO[key] = template
+    return out
 
 
 # --- element-wise ---------------------------------------------------------------------------
@@ -136,6 +205,19 @@ def _binary(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     x = args[0]
     return _new(x.shape, x) if _plain(x) and not kwargs.get("dtype") else None
+
+
+@_rule(aten.empty.memory_format)
+def _empty_tensor(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # torch.batch_norm makes an empty "reserve" tensor on every call.
+    device = kwargs.get("device")
+    if device is None or torch.device(device).type != "meta" or len(args) != 1:
+        return None
+    if kwargs.get("layout") not in (None, torch.strided) or kwargs.get("memory_format") not in (
+        None, torch.contiguous_format,
+    ):
+        return None
+    return _empty(args[0], dtype=kwargs.get("dtype") or torch.get_default_dtype(), device=_META)
 
 
 # --- normalisation --------------------------------------------------------------------------

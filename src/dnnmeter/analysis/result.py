@@ -31,7 +31,7 @@ def flops_of(macs: int, elementwise_flops: int = 0) -> int:
     return 2 * macs + elementwise_flops
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerCost:
     """One leaf module call, or one op run outside any leaf module (``parent:op``).
 
