@@ -103,6 +103,46 @@ def _progress(enabled: bool) -> Any:
     return Progress(console=_console(stderr=True), transient=True, disable=not (enabled and sys.stderr.isatty()))
 
 
+# --- bench ----------------------------------------------------------------------------------
+
+
+def _batch_sizes(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, got {value!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, got {value!r}")
+    return sizes
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from dnnmeter.analysis import parse_input_size
+    from dnnmeter.measure import benchmark
+    from dnnmeter.report import text
+
+    names = _resolve_all(args.models)
+    total = len(names) * len(args.batch_sizes)
+    with _progress(True) as progress:
+        task = progress.add_task("measuring", total=total)
+
+        def landed(result: Any) -> None:
+            progress.update(task, advance=1, description=f"{result.model} batch {result.batch_size}: {result.status}")
+
+        results = benchmark(names, device=args.device, batch_sizes=args.batch_sizes, threads=args.threads,
+                            dtype=args.dtype, input_size=parse_input_size(args.input_size),
+                            time_budget_s=args.time_budget, on_result=landed)
+    if args.format == "json":
+        print(text.to_json(results))
+    elif args.format == "csv":
+        sys.stdout.write(text.bench_csv(results))
+    else:
+        console = _console()
+        for table in text.bench_tables(results):
+            console.print(table)
+    return 0
+
+
 # --- the parser -----------------------------------------------------------------------------
 
 
@@ -140,6 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
     analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
     analyze.set_defaults(func=_cmd_analyze)
+
+    bench = sub.add_parser(
+        "bench", help="measure latency, throughput, memory, power and energy across batch sizes",
+        description="Measure each model in a subprocess of its own, at each batch size.",
+    )
+    bench.add_argument("models", nargs="+", metavar="MODEL")
+    bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    bench.add_argument("--batch-sizes", type=_batch_sizes, default=(1,), help="comma list, e.g. 1,2,4,8,16,32,64")
+    bench.add_argument("--threads", type=_positive_int, help="CPU threads (default: half the available cores)")
+    bench.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    bench.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
+    bench.add_argument("--time-budget", type=float, default=2.0, help="seconds of sampling per point (default 2)")
+    bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -161,3 +161,59 @@ def _cell(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return json.dumps(value, separators=(",", ":"))
     return value
+
+
+# --- bench ----------------------------------------------------------------------------------
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{1e3 * seconds:,.3f}"
+
+
+def bench_tables(results: Sequence[Any]) -> list[Table]:
+    """One table per model: a row per batch size."""
+    tables: list[Table] = []
+    by_model: dict[str, list[Any]] = {}
+    for r in results:
+        by_model.setdefault(r.model, []).append(r)
+    for model, points in by_model.items():
+        first = points[0]
+        table = Table(title=f"{model} on {first.device}, {first.dtype}, {first.threads} thread(s), input {size_text(first.input_size)}",
+                      title_justify="left")
+        for col in ("batch", "status", "ms/batch", "ms/image", "images/s", "memory (MB)", "power (W)",
+                    "energy/image (mJ)", "samples", "spread", "stable"):
+            table.add_column(col, justify="left" if col == "status" else "right")
+        for r in points:
+            table.add_row(
+                str(r.batch_size), r.status if r.status == "ok" else f"{r.status}: {r.error}",
+                _ms(r.latency_s_median), _ms(r.latency_s_per_image),
+                "-" if r.images_per_s is None else f"{r.images_per_s:,.1f}",
+                "-" if r.peak_memory_bytes is None else f"{r.peak_memory_bytes / 1e6:,.1f}",
+                "-" if r.power_w is None else f"{r.power_w:.1f}",
+                "-" if r.energy_j_per_image is None else f"{1e3 * r.energy_j_per_image:.2f}",
+                str(r.n_samples), "-" if r.spread is None else f"{100 * r.spread:.1f}%",
+                "-" if r.stable is None else ("yes" if r.stable else "no"),
+            )
+        notes = [p.power_unavailable_reason for p in points if p.power_unavailable_reason][:1]
+        notes += [p.memory_kind for p in points if p.memory_kind][:1]
+        notes += [p.settings.get("threads_chosen") for p in points if p.settings.get("threads_chosen")][:1]
+        table.caption = "; ".join(f"{n}" for n in notes if n)
+        tables.append(table)
+    return tables
+
+
+BENCH_FIELDS = ("model", "device", "batch_size", "input_size", "dtype", "threads", "status", "error",
+                "latency_s_median", "latency_s_p10", "latency_s_p90", "latency_s_cold", "latency_s_per_image",
+                "images_per_s", "peak_memory_bytes", "memory_kind", "power_w", "idle_power_w",
+                "energy_j_per_image", "energy_j_per_image_above_idle", "power_source",
+                "power_unavailable_reason", "stable", "spread", "n_samples", "samples_s")
+
+
+def bench_csv(results: Sequence[Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(BENCH_FIELDS)
+    for r in results:
+        row = r.to_dict()
+        writer.writerow([_cell(row[f]) for f in BENCH_FIELDS])
+    return buf.getvalue()

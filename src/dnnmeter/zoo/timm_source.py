@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from functools import partial
 from typing import Any
 
@@ -55,7 +56,7 @@ def entry(name: str) -> ModelEntry | None:
         source="timm",
         input_size=(int(size[0]), int(size[1]), int(size[2])),
         build=partial(build, bare),
-        family=bare.removeprefix("legacy_").split("_")[0].rstrip("0123456789"),
+        family=re.match(r"[a-z]*", bare.removeprefix("legacy_")).group(0) or bare,  # type: ignore[union-attr]
         description=f"timm {bare}",
     )
 

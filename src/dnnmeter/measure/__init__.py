@@ -1,0 +1,104 @@
+"""Measured cost: latency, throughput, peak memory, power and energy across batch sizes.
+
+>>> from dnnmeter.measure import benchmark
+>>> results = benchmark(["resnet18"], batch_sizes=(1, 8), threads=1)
+>>> [(r.batch_size, r.latency_s_median, r.images_per_s) for r in results]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from dnnmeter.errors import InvalidInputError
+from dnnmeter.measure.result import BenchResult
+from dnnmeter.measure.timing import TimingSettings
+from dnnmeter.measure.worker import BenchSpec
+
+__all__ = ["BenchResult", "BenchSpec", "TimingSettings", "benchmark", "default_threads"]
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def default_threads() -> tuple[int, str]:
+    """The CPU thread count used when none is given, and why.
+
+    Half the cores this process may run on (at least one): on machines with two hardware
+    threads per core that is one thread per physical core, and it leaves room for the
+    system, whose load otherwise makes numbers unrepeatable (resnet18 at batch 1 ran about
+    6x slower with torch's default thread count than with one thread on a loaded 2-core
+    machine).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // 2)
+    return threads, f"default: half of the {cores} available cores; set --threads to change"
+
+
+def _check(device: str, batch_sizes: Sequence[int], dtype: str) -> None:
+    if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
+        raise InvalidInputError(f"bad batch sizes {list(batch_sizes)!r}: give positive integers, e.g. 1,2,4")
+    if dtype not in DTYPES:
+        raise InvalidInputError(f"bad dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InvalidInputError(f"bad device {device!r}: use cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InvalidInputError(f"device {device!r} asked for, but torch sees no CUDA GPU here")
+
+
+def benchmark(
+    models: Sequence[str],
+    device: str = "cpu",
+    batch_sizes: Sequence[int] = (1,),
+    threads: int | None = None,
+    dtype: str = "float32",
+    input_size: Sequence[int] | None = None,
+    time_budget_s: float = 2.0,
+    isolate: bool = True,
+    on_result: Callable[[BenchResult], None] | None = None,
+) -> list[BenchResult]:
+    """Measure each model at each batch size (ascending), one subprocess per model.
+
+    ``threads=None`` picks :func:`default_threads` on the CPU (recorded on every result).
+    ``time_budget_s`` bounds each point's sampling. ``isolate=False`` measures in this
+    process (faster to start; a crash then ends the caller too).
+    """
+    from dnnmeter.zoo import resolve
+
+    _check(device, batch_sizes, dtype)
+    for name in models:
+        resolve(name)  # unknown names fail before anything is measured
+    chosen = None
+    if threads is None and device == "cpu":
+        threads, chosen = default_threads()
+    results: list[BenchResult] = []
+    callback = on_result or (lambda r: None)
+    for name in models:
+        spec = BenchSpec(model=name, device=device, batch_sizes=tuple(sorted(set(batch_sizes))),
+                         threads=threads, dtype=dtype, input_size=tuple(input_size) if input_size else None,
+                         timing=TimingSettings(time_budget_s=time_budget_s))
+        points = _run(spec, isolate, callback)
+        for point in points:
+            if chosen:
+                point.settings["threads_chosen"] = chosen
+        results.extend(points)
+    return results
+
+
+def _run(spec: BenchSpec, isolate: bool, callback: Callable[[BenchResult], None]) -> list[BenchResult]:
+    if isolate:
+        from dnnmeter.measure.runner import run_isolated
+
+        return run_isolated(spec, callback)
+    from dnnmeter.measure.point import measure_model
+
+    points: list[BenchResult] = []
+
+    def keep(result: BenchResult) -> None:
+        points.append(result)
+        callback(result)
+
+    measure_model(spec, keep)
+    return points

@@ -1,0 +1,122 @@
+"""Timing one model call: warm-up, blocks of calls, repeats until the median is steady.
+
+The method follows ``torch.utils.benchmark.Timer.blocked_autorange``: each sample times a
+block of calls long enough for the clock's resolution not to matter, and the spread of the
+samples (interquartile range over median) is kept beside them. Sampling stops when the
+spread is small (``target_spread``) after ``min_samples``, or when the time budget is
+spent; the verdict ``stable`` uses torch.utils.benchmark's 10% threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+STABLE_SPREAD = 0.10
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    time_budget_s: float = 2.0  # per point, warm-up included
+    warmup_s: float = 0.2
+    min_block_s: float = 0.01  # a block shorter than this is timer noise for perf_counter
+    min_samples: int = 7
+    max_samples: int = 500
+    target_spread: float = 0.05
+
+
+@dataclass
+class Timing:
+    samples_s: list[float] = field(default_factory=list)  # per call, each the mean of a block
+    calls_per_sample: int = 1
+    cold_s: float | None = None
+    warmup_calls: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.samples_s)
+
+    def percentile_s(self, q: float) -> float:
+        return percentile(self.samples_s, q)
+
+    @property
+    def spread(self) -> float:
+        return spread(self.samples_s)
+
+    @property
+    def stable(self) -> bool:
+        return len(self.samples_s) >= 3 and self.spread <= STABLE_SPREAD
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile, ``q`` in [0, 100] (numpy's default method)."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no samples")
+    pos = (len(ordered) - 1) * q / 100.0
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def spread(values: list[float]) -> float:
+    """Interquartile range over median: torch.utils.benchmark's measure of noise."""
+    if len(values) < 2:
+        return float("inf")
+    return (percentile(values, 75) - percentile(values, 25)) / statistics.median(values)
+
+
+def time_calls(
+    call: Callable[[], object],
+    settings: TimingSettings = TimingSettings(),
+    clock: Callable[[], float] = time.perf_counter,
+    sync: Callable[[], None] = lambda: None,
+) -> Timing:
+    """Time ``call`` (one forward pass); ``sync`` waits for the device (CUDA) to finish.
+
+    The first call is timed alone and reported as ``cold_s``.
+    """
+    timing = Timing()
+    start = clock()
+    sync()
+    t0 = clock()
+    call()
+    sync()
+    timing.cold_s = clock() - t0
+    timing.warmup_calls, per_call = _warm_up(call, settings, clock, sync)
+    timing.calls_per_sample = 1 if per_call >= settings.min_block_s else math.ceil(settings.min_block_s / max(per_call, 1e-9))
+    deadline = start + settings.time_budget_s
+    while len(timing.samples_s) < settings.max_samples:
+        timing.samples_s.append(_block(call, timing.calls_per_sample, clock, sync))
+        enough = len(timing.samples_s) >= settings.min_samples
+        if enough and (spread(timing.samples_s) <= settings.target_spread or clock() >= deadline):
+            break
+        if not enough and clock() >= deadline + settings.time_budget_s:
+            break  # a very slow model: keep what we have rather than run far past the budget
+    timing.elapsed_s = clock() - start
+    return timing
+
+
+def _warm_up(call: Callable[[], object], settings: TimingSettings, clock: Callable[[], float],
+             sync: Callable[[], None]) -> tuple[int, float]:
+    calls, t0 = 0, clock()
+    while True:
+        call()
+        calls += 1
+        sync()
+        elapsed = clock() - t0
+        if elapsed >= settings.warmup_s or calls >= 10_000:
+            return calls, elapsed / calls
+
+
+def _block(call: Callable[[], object], n: int, clock: Callable[[], float], sync: Callable[[], None]) -> float:
+    sync()
+    t0 = clock()
+    for _ in range(n):
+        call()
+    sync()
+    return (clock() - t0) / n

@@ -1,0 +1,116 @@
+"""The benchmark pipeline: points, out-of-memory, crashes, settings restored. No timing is
+asserted: only that times exist, are positive and are consistent with each other."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from dnnmeter.cli import main
+from dnnmeter.measure import benchmark, default_threads
+from dnnmeter.measure.point import measure_model
+from dnnmeter.measure.result import BenchResult
+from dnnmeter.measure.timing import TimingSettings
+from dnnmeter.measure.worker import BenchSpec
+
+HERE = Path(__file__).parent
+QUICK = TimingSettings(time_budget_s=0.05, warmup_s=0.01, min_samples=3)
+
+
+class NoMeter:
+    available = False
+    unavailable_reason = "power: no meter in this test"
+    name = "none"
+
+
+@pytest.fixture
+def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setenv("PYTHONPATH", str(HERE))
+
+
+def _measure(model: str, batches: tuple[int, ...]) -> list[BenchResult]:
+    out: list[BenchResult] = []
+    spec = BenchSpec(model=model, batch_sizes=batches, threads=1, timing=QUICK)
+    measure_model(spec, out.append, meter=NoMeter(), environment=lambda **_: {"test": True})
+    return out
+
+
+def test_points_are_consistent(worker_path: None) -> None:
+    threads = torch.get_num_threads()
+    points = _measure("bench_models:tiny", (1, 2))
+    assert [p.batch_size for p in points] == [1, 2] and all(p.status == "ok" for p in points)
+    for p in points:
+        assert p.latency_s_p10 <= p.latency_s_median <= p.latency_s_p90
+        assert p.latency_s_per_image == pytest.approx(p.latency_s_median / p.batch_size)
+        assert p.images_per_s == pytest.approx(p.batch_size / p.latency_s_median)
+        assert len(p.samples_s) >= 3 and min(p.samples_s) > 0 and p.latency_s_cold > 0
+        assert p.peak_memory_bytes is not None and p.memory_kind.startswith("cpu")
+        assert p.power_w is None and p.energy_j_per_image is None
+        assert p.power_unavailable_reason == "power: no meter in this test"
+        assert p.threads == 1 and p.input_size == (3, 16, 16)
+    assert torch.get_num_threads() == threads
+
+
+def test_out_of_memory_skips_the_larger_batches(worker_path: None) -> None:
+    points = _measure("bench_models:oom_at_4", (1, 4, 8, 2))
+    assert [(p.batch_size, p.status) for p in points] == [(1, "ok"), (2, "ok"), (4, "oom"), (8, "skipped")]
+    assert "can't allocate memory" in points[2].error
+    assert "after out of memory at batch size 4" in points[3].error
+
+
+def test_other_errors_are_recorded_per_point(worker_path: None) -> None:
+    points = _measure("bench_models:error_at_2", (1, 2, 4))
+    assert [p.status for p in points] == ["ok", "error", "error"]
+    assert points[1].error == "ValueError: this model refuses large batches"
+
+
+def test_a_crashing_worker_ends_only_its_own_sweep(worker_path: None) -> None:
+    seen: list[BenchResult] = []
+    results = benchmark(["bench_models:crash_at_2", "bench_models:tiny"], batch_sizes=(1, 2, 4),
+                        threads=1, time_budget_s=0.05, on_result=seen.append)
+    by = {(r.model, r.batch_size): r for r in results}
+    assert by[("bench_models:crash_at_2", 1)].status == "ok"
+    assert by[("bench_models:crash_at_2", 2)].status == "error"
+    assert "SIGKILL" in by[("bench_models:crash_at_2", 2)].error
+    assert by[("bench_models:crash_at_2", 4)].status == "skipped"
+    assert all(by[("bench_models:tiny", b)].status == "ok" for b in (1, 2, 4))
+    assert len(seen) == 6
+
+
+def test_default_threads_is_recorded() -> None:
+    threads, why = default_threads()
+    assert threads >= 1 and "available cores" in why
+
+
+def test_bench_cli_json(worker_path: None, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["bench", "bench_models:tiny", "--batch-sizes", "1,2", "--threads", "1",
+                   "--time-budget", "0.05", "--format", "json"])
+    out = capsys.readouterr().out
+    assert status == 0
+    data = json.loads(out)
+    assert [d["batch_size"] for d in data] == [1, 2]
+    for key in ("model", "device", "batch_size", "input_size", "dtype", "threads", "status",
+                "latency_s_median", "latency_s_p10", "latency_s_p90", "samples_s", "latency_s_per_image",
+                "images_per_s", "peak_memory_bytes", "memory_kind", "power_w", "idle_power_w",
+                "energy_j_per_image", "power_source", "power_unavailable_reason", "stable", "environment"):
+        assert key in data[0]
+    assert data[0]["power_w"] is None and data[0]["power_unavailable_reason"]
+    assert math.isfinite(data[0]["latency_s_median"])
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["bench", "resnet18", "--device", "tpu"], "bad device 'tpu'"),
+    (["bench", "resnet18", "--device", "cuda"], "no CUDA GPU"),
+    (["bench", "resnet5"], "unknown model 'resnet5'"),
+])
+def test_bench_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -1,0 +1,69 @@
+"""The timing loop with a fake clock: blocks, stopping rules, statistics. No real timings."""
+
+from __future__ import annotations
+
+import pytest
+
+from dnnmeter.measure.timing import TimingSettings, percentile, spread, time_calls
+
+
+class FakeClock:
+    """Each call of the timed function advances time by the next of ``durations``."""
+
+    def __init__(self, durations: list[float]) -> None:
+        self.now = 0.0
+        self.durations = durations
+        self.calls = 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def work(self) -> None:
+        self.now += self.durations[min(self.calls, len(self.durations) - 1)]
+        self.calls += 1
+
+
+def test_percentile_and_spread() -> None:
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert percentile(values, 50) == 3.0 and percentile(values, 10) == pytest.approx(1.4)
+    assert spread(values) == pytest.approx((4.0 - 2.0) / 3.0)
+    assert spread([2.0]) == float("inf")
+
+
+def test_steady_calls_stop_after_the_minimum_samples() -> None:
+    clock = FakeClock([0.05])
+    t = time_calls(clock.work, TimingSettings(min_samples=7, warmup_s=0.1), clock=clock)
+    assert len(t.samples_s) == 7 and t.calls_per_sample == 1
+    assert t.median_s == pytest.approx(0.05) and t.stable and t.spread == 0
+    assert t.cold_s == pytest.approx(0.05) and t.warmup_calls == 2
+
+
+def test_short_calls_are_timed_in_blocks() -> None:
+    clock = FakeClock([0.001])
+    t = time_calls(clock.work, TimingSettings(min_block_s=0.01, warmup_s=0.01), clock=clock)
+    assert t.calls_per_sample == 10
+    assert t.median_s == pytest.approx(0.001)
+
+
+def test_cold_call_is_reported_apart() -> None:
+    clock = FakeClock([1.0] + [0.02] * 10_000)
+    t = time_calls(clock.work, TimingSettings(warmup_s=0.1), clock=clock)
+    assert t.cold_s == pytest.approx(1.0)
+    assert t.median_s == pytest.approx(0.02)
+
+
+def test_noise_keeps_sampling_until_the_budget_and_is_flagged() -> None:
+    durations = [0.01, 0.03] * 10_000  # alternating: the spread never falls
+    clock = FakeClock(durations)
+    settings = TimingSettings(time_budget_s=1.0, warmup_s=0.05, min_block_s=0.001)
+    t = time_calls(clock.work, settings, clock=clock)
+    assert not t.stable and t.spread > 0.1
+    assert 0.9 <= t.elapsed_s <= 1.2
+    assert len(t.samples_s) > settings.min_samples
+
+
+def test_sync_is_called_around_every_block() -> None:
+    clock = FakeClock([0.05])
+    syncs: list[float] = []
+    t = time_calls(clock.work, TimingSettings(warmup_s=0.05), clock=clock, sync=lambda: syncs.append(clock.now))
+    assert len(syncs) >= 2 * len(t.samples_s)
