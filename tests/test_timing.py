@@ -67,3 +67,44 @@ def test_sync_is_called_around_every_block() -> None:
     syncs: list[float] = []
     t = time_calls(clock.work, TimingSettings(warmup_s=0.05), clock=clock, sync=lambda: syncs.append(clock.now))
     assert len(syncs) >= 2 * len(t.samples_s)
+
+
+def test_a_custom_block_timer_is_used_for_samples() -> None:
+    clock = FakeClock([0.05])
+    blocks: list[int] = []
+
+    def block(call, n):  # type: ignore[no-untyped-def]
+        blocks.append(n)
+        for _ in range(n):
+            call()
+        return 0.04  # e.g. device time, shorter than the host's
+
+    t = time_calls(clock.work, TimingSettings(warmup_s=0.05), clock=clock, block=block)
+    assert blocks and t.median_s == 0.04 and t.cold_s == pytest.approx(0.05)
+
+
+def test_cuda_event_block_with_fake_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from dnnmeter.measure.timing import cuda_event_block
+
+    clock = FakeClock([0.002])
+
+    class FakeEvent:
+        def __init__(self, enable_timing: bool = False) -> None:
+            assert enable_timing
+            self.t = 0.0
+
+        def record(self) -> None:
+            self.t = clock.now
+
+        def synchronize(self) -> None:
+            pass
+
+        def elapsed_time(self, other: FakeEvent) -> float:
+            return (other.t - self.t) * 1e3  # milliseconds, as CUDA reports
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    per_call = cuda_event_block("cuda:0")(clock.work, 5)
+    assert per_call == pytest.approx(0.002)

@@ -21,11 +21,13 @@ from dnnmeter.errors import (
     ModelForwardError,
     UnknownModelError,
 )
+from dnnmeter.measure import BenchResult, benchmark
 from dnnmeter.zoo import SEED_MODELS, ModelEntry, Published, create_model, list_models, resolve
 
 __all__ = [
     "SEED_MODELS",
     "Analysis",
+    "BenchResult",
     "DnnmeterError",
     "InvalidInputError",
     "KindTotals",
@@ -38,6 +40,7 @@ __all__ = [
     "UnknownModelError",
     "__version__",
     "analyze",
+    "benchmark",
     "create_model",
     "list_models",
     "resolve",

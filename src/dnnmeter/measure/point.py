@@ -10,7 +10,7 @@ import torch
 
 from dnnmeter.measure import memory
 from dnnmeter.measure.result import BenchResult
-from dnnmeter.measure.timing import time_calls
+from dnnmeter.measure.timing import cuda_event_block, time_calls
 from dnnmeter.measure.worker import BenchSpec, Emit, dtype_of, is_out_of_memory
 
 
@@ -101,7 +101,7 @@ def _measure_point(model: torch.nn.Module, spec: BenchSpec, result: BenchResult,
     def call() -> object:
         return model(x)
 
-    timing = time_calls(call, spec.timing, sync=sync)
+    timing = time_calls(call, spec.timing, sync=sync, block=cuda_event_block(device) if cuda else None)
     weighed = memory.cuda_peak(call, device) if cuda else memory.cpu_peak(call, baseline)
     result.samples_s = timing.samples_s
     result.iterations_per_sample = timing.calls_per_sample

@@ -70,16 +70,23 @@ def spread(values: list[float]) -> float:
     return (percentile(values, 75) - percentile(values, 25)) / statistics.median(values)
 
 
+Block = Callable[[Callable[[], object], int], float]
+
+
 def time_calls(
     call: Callable[[], object],
     settings: TimingSettings = TimingSettings(),
     clock: Callable[[], float] = time.perf_counter,
     sync: Callable[[], None] = lambda: None,
+    block: Block | None = None,
 ) -> Timing:
     """Time ``call`` (one forward pass); ``sync`` waits for the device (CUDA) to finish.
 
-    The first call is timed alone and reported as ``cold_s``.
+    The first call is timed alone and reported as ``cold_s``. ``block(call, n)`` times n
+    calls and returns seconds per call: by default with ``clock`` between two ``sync``s;
+    on CUDA pass :func:`cuda_event_block`, which times on the device itself.
     """
+    block = block or (lambda fn, n: _block(fn, n, clock, sync))
     timing = Timing()
     start = clock()
     sync()
@@ -91,7 +98,7 @@ def time_calls(
     timing.calls_per_sample = 1 if per_call >= settings.min_block_s else math.ceil(settings.min_block_s / max(per_call, 1e-9))
     deadline = start + settings.time_budget_s
     while len(timing.samples_s) < settings.max_samples:
-        timing.samples_s.append(_block(call, timing.calls_per_sample, clock, sync))
+        timing.samples_s.append(block(call, timing.calls_per_sample))
         enough = len(timing.samples_s) >= settings.min_samples
         if enough and (spread(timing.samples_s) <= settings.target_spread or clock() >= deadline):
             break
@@ -120,3 +127,21 @@ def _block(call: Callable[[], object], n: int, clock: Callable[[], float], sync:
         call()
     sync()
     return (clock() - t0) / n
+
+
+def cuda_event_block(device: object) -> Block:
+    """Time a block of calls with CUDA events recorded around it on the device's stream."""
+    import torch
+
+    def block(call: Callable[[], object], n: int) -> float:
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(device)  # type: ignore[arg-type]
+        start.record()
+        for _ in range(n):
+            call()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3 / n  # elapsed_time is in milliseconds
+
+    return block
