@@ -114,3 +114,18 @@ def test_bench_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], me
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_interrupted_bench_prints_what_it_measured(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import dnnmeter.measure as measure
+
+    def fake_benchmark(models, on_result, **_):  # type: ignore[no-untyped-def]
+        on_result(BenchResult(model="resnet18", device="cpu", batch_size=1, input_size=(3, 224, 224),
+                              dtype="float32", threads=1, latency_s_median=0.01))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(measure, "benchmark", fake_benchmark)
+    assert main(["bench", "resnet18", "--format", "json"]) == 130
+    out, err = capsys.readouterr()
+    assert json.loads(out)[0]["latency_s_median"] == 0.01 and "interrupted after 1 points" in err

@@ -119,28 +119,39 @@ def _batch_sizes(value: str) -> tuple[int, ...]:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from dnnmeter.analysis import parse_input_size
     from dnnmeter.measure import benchmark
-    from dnnmeter.report import text
 
     names = _resolve_all(args.models)
-    total = len(names) * len(args.batch_sizes)
+    landed: list[Any] = []
     with _progress(True) as progress:
-        task = progress.add_task("measuring", total=total)
+        task = progress.add_task("measuring", total=len(names) * len(set(args.batch_sizes)))
 
-        def landed(result: Any) -> None:
+        def keep(result: Any) -> None:
+            landed.append(result)
             progress.update(task, advance=1, description=f"{result.model} batch {result.batch_size}: {result.status}")
 
-        results = benchmark(names, device=args.device, batch_sizes=args.batch_sizes, threads=args.threads,
-                            dtype=args.dtype, input_size=parse_input_size(args.input_size),
-                            time_budget_s=args.time_budget, on_result=landed)
-    if args.format == "json":
+        try:
+            benchmark(names, device=args.device, batch_sizes=args.batch_sizes, threads=args.threads,
+                      dtype=args.dtype, input_size=parse_input_size(args.input_size),
+                      time_budget_s=args.time_budget, on_result=keep)
+        except KeyboardInterrupt:
+            _render_bench(landed, args.format)  # what was measured is not lost
+            print(f"dnnmeter: interrupted after {len(landed)} points", file=sys.stderr)
+            return 130
+    _render_bench(landed, args.format)
+    return 0
+
+
+def _render_bench(results: list[Any], fmt: str) -> None:
+    from dnnmeter.report import text
+
+    if fmt == "json":
         print(text.to_json(results))
-    elif args.format == "csv":
+    elif fmt == "csv":
         sys.stdout.write(text.bench_csv(results))
     else:
         console = _console()
         for table in text.bench_tables(results):
             console.print(table)
-    return 0
 
 
 # --- the parser -----------------------------------------------------------------------------
