@@ -18,7 +18,7 @@ $(STAMP): constraints.txt pyproject.toml
 	touch $(STAMP)
 
 study: $(STAMP)
-	$(VENV)/bin/dnnmeter analyze seed
+	$(VENV)/bin/dnnmeter study --out $(OUT)
 
 # pytest exits 5 when it collected no tests: that is a broken suite, not a pass.
 test: $(STAMP)

@@ -154,6 +154,53 @@ def _render_bench(results: list[Any], fmt: str) -> None:
             console.print(table)
 
 
+# --- study and report -----------------------------------------------------------------------
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dnnmeter.study import StudySettings, run_study
+
+    settings = StudySettings(
+        models=tuple(m for part in args.models for m in part.split(",") if m), device=args.device,
+        batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
+        max_latency_ms=args.max_latency_ms, max_memory_mb=args.max_memory_mb,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=_console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("study", total=None)
+
+        def show(what: str, done: int, total: int) -> None:
+            progress.update(task, description=what, completed=done, total=total)
+
+        try:
+            outputs = run_study(settings, show)
+        except KeyboardInterrupt:
+            print(f"dnnmeter: interrupted; every finished measurement is in {args.out}/results.sqlite; "
+                  "run the same command again to resume", file=sys.stderr)
+            return 130
+    _print_outputs(outputs, f"{outputs.measured} measured, {outputs.skipped_as_done} already in the store")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dnnmeter.study import report
+
+    outputs = report(args.out_dir)
+    _print_outputs(outputs, "re-rendered from the store; nothing measured")
+    return 0
+
+
+def _print_outputs(outputs: Any, summary: str) -> None:
+    print(f"dnnmeter: {summary}")
+    for path in (outputs.results_json, outputs.results_csv, outputs.report_html):
+        if path is not None:
+            print(f"  {path}")
+    for note in outputs.notes:
+        print(f"  note: {note}")
+
+
 # --- the parser -----------------------------------------------------------------------------
 
 
@@ -205,6 +252,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--time-budget", type=float, default=2.0, help="seconds of sampling per point (default 2)")
     bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
     bench.set_defaults(func=_cmd_bench)
+
+    from dnnmeter.study import DEFAULT_BATCH_SIZES, DEFAULT_TIME_BUDGET_S
+
+    study = sub.add_parser(
+        "study", help="the whole study: analyse, benchmark, store, and write the report",
+        description="Analyse and benchmark each model, store every measurement as it lands "
+        "(rerun to resume), and write results.{sqlite,csv,json}, figures/ and report.html.",
+    )
+    study.add_argument("--models", nargs="+", default=["seed"], help="seed (default) or names, comma or space separated")
+    study.add_argument("--device", default="cpu")
+    study.add_argument("--batch-sizes", type=_batch_sizes, default=DEFAULT_BATCH_SIZES,
+                       help="comma list (default %(default)s; the paper's sweep is 1,2,4,8,16,32,64)")
+    study.add_argument("--threads", type=_positive_int)
+    study.add_argument("--out", default="study-out", help="output folder (default: study-out)")
+    study.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET_S, help="seconds of sampling per point")
+    study.add_argument("--max-latency-ms", type=float, help="budget: the most accurate model under this latency")
+    study.add_argument("--max-memory-mb", type=float, help="budget: the most accurate model under this memory")
+    study.set_defaults(func=_cmd_study)
+
+    report = sub.add_parser("report", help="re-render a study's outputs from its store, measuring nothing")
+    report.add_argument("out_dir", metavar="DIR")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -1,0 +1,82 @@
+"""One colour per architecture family, the same in every figure.
+
+Canziani et al. give each family one hue throughout their paper so that a reader follows a
+network from figure to figure; we do the same. Colours come from colour-blind-safe palettes
+(Okabe & Ito 2008; Paul Tol's "muted" and "bright" schemes). Known families have fixed
+colours; any other family gets a colour chosen by a stable hash of its name, so it keeps its
+colour across runs and machines.
+
+>>> colour("resnet")
+'#CC79A7'
+>>> colour("mobilenetv2") == colour("mobilenet")
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# Okabe-Ito first (the most distinct for colour-blind readers), then Tol's muted and bright.
+PALETTE: tuple[str, ...] = (
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
+    "#332288", "#882255", "#44AA99", "#999933", "#AA4499", "#117733", "#DDCC77", "#88CCEE",
+    "#CC6677", "#4477AA", "#BBBBBB", "#AA3377",
+)
+
+# The seed studies' families take the most distinct colours, since they appear together.
+FAMILY_COLOURS: dict[str, str] = {
+    "alexnet": "#0072B2",
+    "vgg": "#D55E00",
+    "resnet": "#CC79A7",
+    "inception": "#009E73",
+    "googlenet": "#44AA99",
+    "xception": "#E69F00",
+    "nin": "#56B4E9",
+    "enet": "#999933",
+    "tiny_alexnet": "#332288",
+    "densenet": "#882255",
+    "mobilenet": "#117733",
+    "efficientnet": "#AA4499",
+    "regnet": "#DDCC77",
+    "vit": "#000000",
+    "swin": "#4477AA",
+    "convnext": "#CC6677",
+    "squeezenet": "#88CCEE",
+    "shufflenet": "#AA3377",
+    "mnasnet": "#F0E442",
+    "maxvit": "#BBBBBB",
+}
+
+# Names that sources use for the same family (torchvision names families by module).
+ALIASES: dict[str, str] = {
+    "vision_transformer": "vit",
+    "swin_transformer": "swin",
+    "bn_alexnet": "alexnet",
+    "bn_nin": "nin",
+    "resnext": "resnet",
+    "wide_resnet": "resnet",
+    "legacy_xception": "xception",
+}
+
+
+def family_key(family: str) -> str:
+    """The canonical family name: lower case, aliases resolved, version suffixes dropped."""
+    key = family.strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key in FAMILY_COLOURS:
+        return key
+    # "mobilenetv2", "shufflenetv2", "inception_v3", "vgg16": the family is the name
+    # without its trailing version, so variants share their family's colour.
+    bare = re.sub(r"(_?v\d+|\d+)$", "", key)
+    return ALIASES.get(bare, bare)
+
+
+def colour(family: str | None) -> str:
+    """Hex colour for ``family``: fixed for known families, a stable hashed pick otherwise."""
+    key = family_key(family or "unknown")
+    if key in FAMILY_COLOURS:
+        return FAMILY_COLOURS[key]
+    # sha1, not hash(): Python salts str hashes per process, and colours must not change.
+    digest = hashlib.sha1(key.encode("utf-8")).digest()
+    return PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]

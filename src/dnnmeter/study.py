@@ -1,0 +1,252 @@
+"""The whole study: analyse, benchmark and collect accuracy for each model, store every
+measurement as it lands, and write the results and the report.
+
+Run it again with the same settings and it resumes: every measurement already in the
+store is skipped, so an interrupted study loses nothing and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dnnmeter import __version__
+from dnnmeter.errors import InvalidInputError
+from dnnmeter.store import Store, machine_id, measurement_key
+from dnnmeter.zoo import SEED_MODELS, expand_names, resolve
+
+Progress = Callable[[str, int, int], None]  # (what is being done, points done, points in all)
+
+# `make study` must finish in under 10 minutes on 2 CPU cores for the 18 seed models.
+DEFAULT_BATCH_SIZES = (1, 2, 4)
+DEFAULT_TIME_BUDGET_S = 0.5
+
+
+@dataclass
+class StudySettings:
+    models: tuple[str, ...] = SEED_MODELS
+    device: str = "cpu"
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    out: str = "study-out"
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    threads: int | None = None
+    threads_chosen: str | None = None
+    dtype: str = "float32"
+    max_latency_ms: float | None = None
+    max_memory_mb: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["models"], d["batch_sizes"] = list(self.models), list(self.batch_sizes)
+        return d
+
+
+@dataclass
+class StudyOutputs:
+    out: Path
+    results_json: Path
+    results_csv: Path
+    report_html: Path | None
+    measured: int = 0
+    skipped_as_done: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _prepare(settings: StudySettings) -> StudySettings:
+    """Check everything that can be wrong before anything is measured."""
+    from dnnmeter.measure import _check, default_threads
+
+    names = tuple(expand_names(list(settings.models)))
+    for name in names:
+        resolve(name)
+    _check(settings.device, settings.batch_sizes, settings.dtype)
+    out = Path(settings.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".dnnmeter-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write to output folder {out}: {exc.strerror}; choose another --out") from None
+    threads, chosen = settings.threads, settings.threads_chosen
+    if threads is None and settings.device == "cpu":
+        threads, chosen = default_threads()
+    return StudySettings(**{**asdict(settings), "models": names, "threads": threads, "threads_chosen": chosen,
+                            "batch_sizes": tuple(sorted(set(settings.batch_sizes)))})
+
+
+def _keys(settings: StudySettings, model: str) -> dict[str, Any]:
+    machine = machine_id()
+    bench = {
+        b: measurement_key("bench", model, device=settings.device, batch_size=b, dtype=settings.dtype,
+                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine)
+        for b in settings.batch_sizes
+    }
+    return {"analysis": measurement_key("analysis", model, batch_size=1),
+            "accuracy": measurement_key("accuracy", model, label="published"), "bench": bench}
+
+
+def run_study(settings: StudySettings, progress: Progress | None = None) -> StudyOutputs:
+    """Run (or resume) the study described by ``settings``; returns where the outputs are."""
+    settings = _prepare(settings)
+    progress = progress or (lambda what, done, total: None)
+    total = len(settings.models) * (1 + len(settings.batch_sizes))
+    counts = {"done": 0, "measured": 0, "skipped": 0}
+
+    def step(what: str, measured: bool) -> None:
+        counts["done"] += 1
+        counts["measured" if measured else "skipped"] += 1
+        progress(what, counts["done"], total)
+
+    out = Path(settings.out)
+    with Store(out / "results.sqlite") as store:
+        store.set_meta("last_study", json.dumps(settings.to_dict()))
+        for model in settings.models:
+            keys = _keys(settings, model)
+            _static(store, model, keys, step)
+            _bench(store, model, settings, keys["bench"], step)
+        outputs = write_outputs(out, store)
+    outputs.measured, outputs.skipped_as_done = counts["measured"], counts["skipped"]
+    return outputs
+
+
+def _static(store: Store, model: str, keys: dict[str, Any], step: Callable[[str, bool], None]) -> None:
+    from dnnmeter.analysis import analyze
+
+    if store.has(keys["analysis"]):
+        step(f"{model}: analysis (stored)", False)
+    else:
+        a = analyze(model)
+        data = a.to_dict(per_layer=False)
+        data["conv_vs_fc"] = {k: v.to_dict() for k, v in a.conv_vs_fc().items()}
+        store.add(keys["analysis"], "analysis", model, data)
+        step(f"{model}: analysis", True)
+    published = resolve(model).published
+    if published is not None and published.top1 is not None and not store.has(keys["accuracy"]):
+        store.add(keys["accuracy"], "accuracy", model, {
+            "top1": published.top1, "top5": published.top5, "label": "published",
+            "source": published.source, "weights": published.weights,
+        })
+
+
+def _bench(store: Store, model: str, settings: StudySettings, keys: dict[int, str],
+           step: Callable[[str, bool], None]) -> None:
+    from dnnmeter.measure import benchmark
+
+    missing = [b for b, key in keys.items() if not store.has(key)]
+    for b in keys:
+        if b not in missing:
+            step(f"{model}: batch {b} (stored)", False)
+    if not missing:
+        return
+
+    def landed(result: Any) -> None:
+        data = result.to_dict()
+        environment = data.pop("environment", None)
+        store.add(keys[result.batch_size], "bench", model, data, status=result.status,
+                  batch_size=result.batch_size, device=result.device, environment=environment)
+        step(f"{model}: batch {result.batch_size} {result.status}", True)
+
+    benchmark([model], device=settings.device, batch_sizes=missing, threads=settings.threads,
+              dtype=settings.dtype, time_budget_s=settings.time_budget_s, on_result=landed)
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+def collect(store: Store) -> dict[str, Any]:
+    """The last study's measurements as the report's input (results.json)."""
+    raw = store.get_meta("last_study")
+    if raw is None:
+        raise InvalidInputError(f"{store.path}: no study has been run into this store yet")
+    settings = StudySettings(**{**json.loads(raw), "models": tuple(json.loads(raw)["models"]),
+                                "batch_sizes": tuple(json.loads(raw)["batch_sizes"])})
+    wanted: dict[str, tuple[str, Any]] = {}
+    for model in settings.models:
+        keys = _keys(settings, model)
+        wanted[keys["analysis"]] = (model, "analysis")
+        wanted[keys["accuracy"]] = (model, "accuracy")
+        wanted.update({k: (model, "bench") for k in keys["bench"].values()})
+    found: dict[str, dict[str, Any]] = {m: {"analysis": None, "accuracy": None, "bench": []} for m in settings.models}
+    environment: dict[str, Any] = {}
+    for row in store.rows(keys=set(wanted)):
+        model, kind = wanted[row.key]
+        if kind == "bench":
+            found[model]["bench"].append({**row.data, "created_utc": row.created_utc})
+            environment = row.environment or environment
+        else:
+            found[model][kind] = row.data
+    return {
+        "schema": 1, "dnnmeter_version": __version__,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": settings.to_dict(), "environment": environment,
+        "models": [_model_entry(m, found[m]) for m in settings.models],
+    }
+
+
+def _model_entry(model: str, found: dict[str, Any]) -> dict[str, Any]:
+    entry = resolve(model)
+    return {"model": model, "family": entry.family, "source": entry.source, "analysis": found["analysis"],
+            "accuracy": found["accuracy"], "bench": sorted(found["bench"], key=lambda b: b["batch_size"])}
+
+
+CSV_FIELDS = ("model", "family", "source", "params", "macs", "flops", "activations", "weight_bytes",
+              "top1", "top5", "accuracy_label", "batch_size", "status", "error", "latency_s_median",
+              "latency_s_per_image", "images_per_s", "peak_memory_bytes", "power_w", "energy_j_per_image",
+              "stable", "device", "threads", "dtype")
+
+
+def _csv_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for m in study["models"]:
+        static = m["analysis"] or {}
+        acc = m["accuracy"] or {}
+        base = {"model": m["model"], "family": m["family"], "source": m["source"],
+                **{k: static.get(k) for k in ("params", "macs", "flops", "activations", "weight_bytes")},
+                "top1": acc.get("top1"), "top5": acc.get("top5"), "accuracy_label": acc.get("label")}
+        for point in m["bench"] or [{}]:
+            rows.append({**base, **{k: point.get(k) for k in CSV_FIELDS if k not in base}})
+    return rows
+
+
+def write_outputs(out: Path, store: Store) -> StudyOutputs:
+    """results.json, results.csv and (where the report layer is present) figures and report.html."""
+    study = collect(store)
+    results_json, results_csv = out / "results.json", out / "results.csv"
+    _atomic_write(results_json, json.dumps(study, indent=1))
+    rows = _csv_rows(study)
+    tmp = results_csv.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, results_csv)
+    outputs = StudyOutputs(out, results_json, results_csv, None)
+    try:
+        from dnnmeter.report.html import render_all
+    except ImportError:
+        outputs.notes.append("report.html not written: this dnnmeter has no report layer yet")
+        return outputs
+    outputs.report_html = render_all(out)
+    return outputs
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # a reader never sees half a file
+
+
+def report(out: str | Path) -> StudyOutputs:
+    """Re-render every output of the study in ``out`` from its store, measuring nothing."""
+    path = Path(out) / "results.sqlite"
+    if not path.exists():
+        raise InvalidInputError(f"no study store at {path}; run `dnnmeter study --out {out}` first")
+    with Store(path) as store:
+        return write_outputs(Path(out), store)

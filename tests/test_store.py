@@ -1,0 +1,49 @@
+"""The results store: durable rows, resume keys, and refusing stores it cannot read."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dnnmeter.store import Store, StoreError, measurement_key
+
+
+def test_rows_are_committed_as_they_are_added(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    with Store(path) as store:
+        key = measurement_key("bench", "resnet18", batch_size=1)
+        store.add(key, "bench", "resnet18", {"latency_s_median": 0.01}, batch_size=1, environment={"cpu": "x"})
+        # another connection sees it at once: nothing waits for a close
+        assert sqlite3.connect(path).execute("SELECT count(*) FROM measurements").fetchone()[0] == 1
+        assert store.has(key)
+        store.add(key, "bench", "resnet18", {"latency_s_median": 99.0}, batch_size=1)
+        (row,) = list(store.rows("bench"))
+    assert row.data == {"latency_s_median": 0.01} and row.environment == {"cpu": "x"}
+    assert row.machine and row.created_utc
+
+
+def test_keys_depend_on_what_matters() -> None:
+    a = measurement_key("bench", "resnet18", batch_size=1, threads=1)
+    assert a == measurement_key("bench", "resnet18", threads=1, batch_size=1)
+    assert a != measurement_key("bench", "resnet18", batch_size=2, threads=1)
+    assert a != measurement_key("bench", "resnet34", batch_size=1, threads=1)
+
+
+def test_an_incompatible_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+    with pytest.raises(StoreError, match="incompatible dnnmeter"):
+        Store(path)
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    path.write_text("hello, not a database" * 100)
+    with pytest.raises(StoreError, match="not a dnnmeter store"):
+        Store(path)

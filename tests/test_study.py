@@ -1,0 +1,104 @@
+"""The study: outputs, resuming after an interruption (Ctrl-C or kill -9), bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dnnmeter.cli import main
+from dnnmeter.study import StudySettings, report, run_study
+
+HERE = Path(__file__).parent
+MODELS = ("bench_models:tiny", "bench_models:oom_at_4")
+
+
+@pytest.fixture
+def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setenv("PYTHONPATH", str(HERE))
+
+
+def _settings(out: Path, **kw: object) -> StudySettings:
+    return StudySettings(models=MODELS, batch_sizes=(1, 4), out=str(out), time_budget_s=0.05, threads=1, **kw)  # type: ignore[arg-type]
+
+
+def _count(out: Path) -> int:
+    return sqlite3.connect(out / "results.sqlite").execute("SELECT count(*) FROM measurements").fetchone()[0]
+
+
+def test_study_writes_outputs_and_resumes(worker_path: None, tmp_path: Path) -> None:
+    first = run_study(_settings(tmp_path))
+    assert first.measured == 6 and first.skipped_as_done == 0
+    study = json.loads(first.results_json.read_text())
+    assert [m["model"] for m in study["models"]] == list(MODELS)
+    oom = {b["batch_size"]: b["status"] for b in study["models"][1]["bench"]}
+    assert oom == {1: "ok", 4: "oom"}
+    assert study["models"][0]["analysis"]["params"] == 4 * 27 + 4
+    assert first.results_csv.read_text().count("\n") == 1 + 4
+    rows = _count(tmp_path)
+    again = run_study(_settings(tmp_path))
+    assert again.measured == 0 and again.skipped_as_done == 6 and _count(tmp_path) == rows
+    rerendered = report(tmp_path)
+    assert json.loads(rerendered.results_json.read_text())["models"] == study["models"]
+
+
+def test_published_accuracy_is_stored_and_labelled(tmp_path: Path) -> None:
+    out = run_study(StudySettings(models=("resnet18",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05, threads=1))
+    (model,) = json.loads(out.results_json.read_text())["models"]
+    assert model["accuracy"]["label"] == "published" and model["accuracy"]["top1"] == pytest.approx(0.69758)
+
+
+def test_kill_9_loses_nothing_and_the_rerun_finishes(worker_path: None, tmp_path: Path) -> None:
+    models = ",".join(["bench_models:tiny"] * 1 + ["tiny_alexnet", "tiny_alexnet_dw", "tiny_alexnet_dw_res"])
+    argv = [sys.executable, "-m", "dnnmeter", "study", "--models", models, "--batch-sizes", "1,2",
+            "--out", str(tmp_path), "--time-budget", "0.05", "--threads", "1"]
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (tmp_path / "results.sqlite").exists() and _count(tmp_path) >= 3:
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the study and its worker, mid-run
+    proc.wait()
+    before = {r[0]: r[1] for r in sqlite3.connect(tmp_path / "results.sqlite").execute("SELECT key, data FROM measurements")}
+    assert len(before) >= 3
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = {r[0]: r[1] for r in sqlite3.connect(tmp_path / "results.sqlite").execute("SELECT key, data FROM measurements")}
+    assert all(after[k] == v for k, v in before.items())  # nothing rewritten
+    assert len(after) == 4 * 3  # every model: analysis + two points (no published accuracy)
+    assert f"{len(after) - len(before)} measured" in done.stdout
+
+
+def test_bad_input_fails_before_measuring(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["study", "--models", "resnet18,resnt34", "--out", str(out)]) == 2
+    assert "unknown model 'resnt34'" in capsys.readouterr().err and not out.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["study", "--models", "resnet18", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write to output folder" in err and err.count("\n") == 1
+
+
+def test_an_incompatible_store_fails_before_measuring(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    with db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '0')")
+    db.close()
+    assert main(["study", "--models", "resnet18", "--out", str(tmp_path)]) == 2
+    assert "incompatible dnnmeter" in capsys.readouterr().err
+
+
+def test_report_without_a_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no study store" in capsys.readouterr().err
