@@ -108,3 +108,9 @@ def test_cuda_event_block_with_fake_events(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
     per_call = cuda_event_block("cuda:0")(clock.work, 5)
     assert per_call == pytest.approx(0.002)
+
+
+def test_slow_calls_still_get_three_samples() -> None:
+    clock = FakeClock([5.0])
+    t = time_calls(clock.work, TimingSettings(time_budget_s=0.5, warmup_s=0.1), clock=clock)
+    assert len(t.samples_s) == 3 and t.stable

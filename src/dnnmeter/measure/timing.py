@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 STABLE_SPREAD = 0.10
+FLOOR_SAMPLES = 3  # fewer cannot give a spread, so no verdict: taken even past the budget
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,8 @@ def time_calls(
         enough = len(timing.samples_s) >= settings.min_samples
         if enough and (spread(timing.samples_s) <= settings.target_spread or clock() >= deadline):
             break
-        if not enough and clock() >= deadline + settings.time_budget_s:
-            break  # a very slow model: keep what we have rather than run far past the budget
+        if not enough and len(timing.samples_s) >= FLOOR_SAMPLES and clock() >= deadline + settings.time_budget_s:
+            break  # a very slow model: three samples, however long they take, then stop
     timing.elapsed_s = clock() - start
     return timing
 

@@ -27,24 +27,24 @@ PALETTE: tuple[str, ...] = (
 # The seed studies' families take the most distinct colours, since they appear together.
 FAMILY_COLOURS: dict[str, str] = {
     "alexnet": "#0072B2",
+    "tiny_alexnet": "#332288",  # a darker blue: the AlexNet-like network of the course study
     "vgg": "#D55E00",
     "resnet": "#CC79A7",
     "inception": "#009E73",
-    "googlenet": "#44AA99",
+    "googlenet": "#44AA99",  # Inception v1: a hue near Inception's, as the paper groups authors
     "xception": "#E69F00",
-    "nin": "#56B4E9",
-    "enet": "#999933",
-    "tiny_alexnet": "#332288",
-    "densenet": "#882255",
-    "mobilenet": "#117733",
-    "efficientnet": "#AA4499",
-    "regnet": "#DDCC77",
+    "mobilenet": "#56B4E9",
+    "nin": "#999933",
+    "enet": "#882255",
+    "densenet": "#AA4499",
+    "efficientnet": "#DDCC77",
+    "regnet": "#88CCEE",
+    "squeezenet": "#F0E442",
+    "shufflenet": "#AA3377",
+    "mnasnet": "#117733",
     "vit": "#000000",
     "swin": "#4477AA",
     "convnext": "#CC6677",
-    "squeezenet": "#88CCEE",
-    "shufflenet": "#AA3377",
-    "mnasnet": "#F0E442",
     "maxvit": "#BBBBBB",
 }
 
