@@ -17,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import re
 
-# Okabe-Ito first (the most distinct for colour-blind readers), then Tol's muted and bright.
+# Okabe-Ito first (the most distinct for colour-blind readers), then Tol's muted, bright and
+# dark. Pale colours (Okabe-Ito's yellow, Tol's pale grey and cyan) are left out: small markers
+# in them vanish on a white background.
 PALETTE: tuple[str, ...] = (
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
-    "#332288", "#882255", "#44AA99", "#999933", "#AA4499", "#117733", "#DDCC77", "#88CCEE",
-    "#CC6677", "#4477AA", "#BBBBBB", "#AA3377",
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#332288",
+    "#882255", "#44AA99", "#999933", "#AA4499", "#117733", "#DDCC77", "#CC6677", "#4477AA",
+    "#AA3377", "#663333", "#225555", "#666633",
 )
 
 # The seed studies' families take the most distinct colours, since they appear together.
@@ -38,14 +40,14 @@ FAMILY_COLOURS: dict[str, str] = {
     "enet": "#882255",
     "densenet": "#AA4499",
     "efficientnet": "#DDCC77",
-    "regnet": "#88CCEE",
-    "squeezenet": "#F0E442",
+    "regnet": "#225555",
+    "squeezenet": "#663333",
     "shufflenet": "#AA3377",
     "mnasnet": "#117733",
     "vit": "#000000",
     "swin": "#4477AA",
     "convnext": "#CC6677",
-    "maxvit": "#BBBBBB",
+    "maxvit": "#666633",
 }
 
 # Names that sources use for the same family (torchvision names families by module).

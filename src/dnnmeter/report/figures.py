@@ -12,17 +12,20 @@ Every figure is saved as PNG (110 dpi) and SVG. What each shows: docs/report.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
 
+from dnnmeter.errors import InvalidInputError
 from dnnmeter.report import fits as F
 from dnnmeter.report.families import colour
 
@@ -55,6 +58,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
 
 
+LegendLoc = Literal["best", "upper left", "upper right", "lower left", "lower right"]
 Drawn = Figure | str  # a figure, or the reason it was not drawn
 Builder = Callable[[Context], Drawn]
 
@@ -70,6 +74,27 @@ def new_figure(ncols: int = 1, width: float = 7.6, height: float = 4.8) -> tuple
         ax.grid(True, color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
     return fig, list(axes)
+
+
+def _minor_label(v: float, span: float) -> str:
+    """Label a minor log tick only when major ticks are too few to read values from."""
+    if v <= 0 or span >= 100:
+        return ""
+    mantissa = round(v / 10 ** math.floor(math.log10(v)), 6)
+    return f"{v:g}" if span < 3 or mantissa in (2.0, 5.0) else ""
+
+
+def log_scale(ax: Axes, which: Literal["x", "y"]) -> None:
+    """A log axis labelled with plain numbers (0.1, 1, 70), not 7x10^1."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+    def minor(v: float, _: object) -> str:
+        lo, hi = sorted(axis.get_view_interval())
+        return _minor_label(v, hi / lo if lo > 0 else math.inf)
+
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def accuracy_axis_label(models: Sequence[Model], what: str = "top-1 accuracy (%)") -> str:
@@ -120,15 +145,11 @@ def family_handles(models: Sequence[Model]) -> list[Line2D]:
     return [Line2D([], [], marker="o", linestyle="", color=colour(f), label=f) for f in families]
 
 
-def add_family_legend(ax: Axes, models: Sequence[Model], extra: Sequence[Any] = (), loc: str = "best") -> None:
+def add_family_legend(ax: Axes, models: Sequence[Model], extra: Sequence[Any] = (),
+                      loc: LegendLoc = "best") -> None:
     handles = [*family_handles(models), *label_marker_handles(models), *extra]
     ax.legend(handles=handles, fontsize=7, loc=loc, framealpha=0.85, title="family",
               title_fontsize=7)
-
-
-def size_note(ax: Axes, what: str) -> None:
-    ax.text(0.99, 0.01, f"marker area \u221d {what}", transform=ax.transAxes, ha="right", va="bottom",
-            fontsize=7, color="#555555")
 
 
 def pick(models: Sequence[Model], x: Callable[[Model], float | None],
@@ -136,7 +157,7 @@ def pick(models: Sequence[Model], x: Callable[[Model], float | None],
     """The models with both values, and the values."""
     rows = [(m, x(m), y(m)) for m in models]
     kept = [(m, a, b) for m, a, b in rows if a is not None and b is not None]
-    return [m for m, _, _ in kept], [a for _, a, _ in kept], [b for _, _, b in kept]  # type: ignore[misc]
+    return [m for m, _, _ in kept], [a for _, a, _ in kept], [b for _, _, b in kept]
 
 
 def largest_batch(models: Sequence[Model], key: str) -> int:
@@ -230,10 +251,9 @@ def draw_top1_vs_gmacs(ctx: Context) -> Drawn:
         return "no accuracy: no model has both a top-1 figure and an operation count"
     fig, (ax,) = new_figure()
     scatter_models(ax, models, x, y, blob_sizes([mparams(m) or 0.0 for m in models]))
-    ax.set_xscale("log")
+    log_scale(ax, "x")
     ax.set_xlabel("operations per image (GMACs, log scale)")
     ax.set_ylabel(accuracy_axis_label(models))
-    size_note(ax, "parameters")
     add_family_legend(ax, models, loc="lower right")
     return fig
 
@@ -246,7 +266,7 @@ def draw_top1_per_mparam(ctx: Context) -> Drawn:
     by_name = {F.name_of(m): m for m in ctx.models}
     fig, (ax,) = new_figure()
     bars(ax, [by_name[d.model] for d in rows], [100.0 * (d.top1_per_mparam or 0.0) for d in rows])
-    ax.set_yscale("log")
+    log_scale(ax, "y")
     ax.set_ylabel("top-1 accuracy per M parameters (% / M, log scale)")
     ax.legend(handles=label_handles([by_name[d.model] for d in rows]), fontsize=7, title="accuracy",
               title_fontsize=7, loc="upper left")
@@ -271,7 +291,6 @@ def draw_top1_vs_images_per_s(ctx: Context) -> Drawn:
     ax.set_xlabel("throughput at batch size 1 (images/s)")
     ax.set_ylabel(accuracy_axis_label(models))
     ax.set_ylim(min(y) - 5, max(y) + 5)
-    size_note(ax, "operations (GMACs)")
     add_family_legend(ax, models, extra, loc="lower left")
     return fig
 
@@ -306,7 +325,7 @@ def draw_series(ctx: Context, key: str, scale: float, ylabel: str, log_y: bool) 
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.minorticks_off()
     if log_y:
-        ax.set_yscale("log")
+        log_scale(ax, "y")
     ax.set_xlabel("batch size (log scale)")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="model", title_fontsize=7)
@@ -365,11 +384,10 @@ def ops_panel(ax: Axes, ctx: Context, batch: int, key: str, scale: float, ylabel
     if not models:
         return False
     scatter_models(ax, models, x, y, blob_sizes([mparams(m) or 0.0 for m in models]))
-    ax.set_xscale("log")
+    log_scale(ax, "x")
     ax.set_xlabel("operations per image (GMACs, log scale)")
     ax.set_ylabel(ylabel)
     ax.set_title(f"batch size {batch}", fontsize=9)
-    size_note(ax, "parameters")
     return True
 
 
@@ -396,7 +414,7 @@ def draw_gmacs_vs_time(ctx: Context) -> Drawn:
     fits = {f.batch_size: f for f in ctx.fits.ops_time}
     ops = [g for g in (gmacs(m) for m in ctx.models) if g]
     for ax, b in zip(axes, batches):
-        ax.set_yscale("log")
+        log_scale(ax, "y")
         if b in fits and ops:
             fit_line(ax, fits[b], (min(ops), max(ops)))
     return fig
@@ -422,17 +440,19 @@ def hyperbola_curve(ax: Axes, fit: F.HyperbolaFit, acc_pct: Sequence[float]) -> 
     accs = accs[accs < fit.a]
     if len(accs) < 2:
         return []
-    (line,) = ax.plot(100 * accs, 1e3 * fit.b / (fit.a - accs), ":", color="#555555",
-                      label=f"top-1 = {100 * fit.a:.1f}% - {1e3 * fit.b * 100:.3g} %\u00b7ms / t (R\u00b2 = {fit.r2:.2f})")
+    label = f"top-1 = {100 * fit.a:.1f}% - {1e5 * fit.b:.3g} %\u00b7ms / t (R\u00b2 = {fit.r2:.2f})"
+    (line,) = ax.plot(100 * accs, 1e3 * fit.b / (fit.a - accs), ":", color="#555555", label=label)
     return [line]
 
 
 def pareto_line(ax: Axes, front: F.ParetoFront) -> list[Any]:
+    """Rings round the front's models, joined when there are several."""
     if not front.members:
         return []
     pts = sorted(front.members, key=lambda p: p.top1)
-    (line,) = ax.plot([100 * p.top1 for p in pts], [1e3 * p.latency_s for p in pts], "-", color="#000000",
-                      linewidth=1.0, alpha=0.6, label="Pareto front (none faster and more accurate)")
+    (line,) = ax.plot([100 * p.top1 for p in pts], [1e3 * p.latency_s for p in pts], "-o", color="#000000",
+                      linewidth=1.0, markersize=13, markerfacecolor="none", alpha=0.6,
+                      label="Pareto front (none faster and more accurate)")
     return [line]
 
 
@@ -443,10 +463,10 @@ def draw_time_vs_top1(ctx: Context) -> Drawn:
     fig, (ax,) = new_figure()
     scatter_models(ax, models, x, y)
     extra = pareto_line(ax, ctx.fits.pareto) + hyperbola_curve(ax, ctx.fits.hyperbola, x)
-    ax.set_yscale("log")
+    log_scale(ax, "y")
     ax.set_xlabel(accuracy_axis_label(models))
     ax.set_ylabel("time per image at batch size 1 (ms, log scale)")
-    add_family_legend(ax, models, extra, loc="upper left")
+    add_family_legend(ax, models, extra)
     return fig
 
 
@@ -458,7 +478,7 @@ def draw_power_vs_time(ctx: Context) -> Drawn:
         return "no model has both a time and a power reading at batch size 1"
     fig, (ax,) = new_figure()
     scatter_models(ax, models, x, y)
-    ax.set_xscale("log")
+    log_scale(ax, "x")
     ax.set_xlabel("time per image at batch size 1 (ms, log scale)")
     ax.set_ylabel("mean power while running (W)")
     add_family_legend(ax, models)
@@ -492,7 +512,7 @@ def split_panel(ax: Axes, models: Sequence[Model], key: str, scale: float, unit:
         ax.bar(xs, vals, bottom=bottom, color=col, edgecolor="#333333", linewidth=0.5, label=part)
         bottom += vals
     for x, total in zip(xs, totals):
-        ax.text(x, 101, f"{total * scale:.3g}", ha="center", va="bottom", fontsize=7)
+        ax.text(float(x), 101, f"{total * scale:.3g}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(xs, [F.name_of(m) for m in models], rotation=35, ha="right", fontsize=8)
     ax.set_ylim(0, 110)
     ax.set_ylabel(f"share (%); total above each bar in {unit}")
@@ -537,7 +557,8 @@ FIGURES: tuple[Spec, ...] = (
          "Canziani et al. Fig. 7.", draw_gmacs_vs_time),
     Spec("gmacs_vs_power", "Operations against power, area \u221d parameters", "Canziani et al. Fig. 8.",
          draw_gmacs_vs_power),
-    Spec("top1_vs_images_per_s", "Top-1 accuracy against throughput, area \u221d operations, with the linear upper bound",
+    Spec("top1_vs_images_per_s",
+         "Top-1 accuracy against throughput, area \u221d operations, with the linear upper bound",
          "Canziani et al. Fig. 9.", draw_top1_vs_images_per_s),
     Spec("top1_per_mparam", "Top-1 accuracy per million parameters (information density)",
          "Canziani et al. Fig. 10.", draw_top1_per_mparam),
@@ -553,6 +574,8 @@ FIGURES: tuple[Spec, ...] = (
 def save(fig: Figure, out_dir: Path, name: str) -> tuple[Path, Path]:
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
     fig.savefig(png, dpi=DPI, format="png")
+    # The layout is settled by the PNG's draw; solving it again for the SVG would double the cost.
+    fig.set_layout_engine("none")
     # No date in the SVG, so that the same data give the same file.
     fig.savefig(svg, format="svg", metadata={"Date": None})
     return png, svg
@@ -569,8 +592,16 @@ def render_one(spec: Spec, ctx: Context, out_dir: Path) -> FigureResult:
     return FigureResult(spec.name, spec.title, png, svg, caption=spec.caption, notes=notes)
 
 
-def render_figures(study: Mapping[str, Any], out_dir: Path, fits: F.StudyFits | None = None) -> list[FigureResult]:
-    """Draw every figure of ``study`` (a results.json dict) into ``out_dir`` as PNG and SVG."""
+def render_figures(study: Mapping[str, Any], out_dir: Path, fits: F.StudyFits | None = None,
+                   names: Collection[str] | None = None) -> list[FigureResult]:
+    """Draw the figures of ``study`` (a results.json dict) into ``out_dir`` as PNG and SVG.
+
+    ``names`` picks some figures (see ``FIGURES``); by default all are drawn.
+    """
+    unknown = set(names or ()) - {spec.name for spec in FIGURES}
+    if unknown:
+        known = ", ".join(spec.name for spec in FIGURES)
+        raise InvalidInputError(f"unknown figure(s) {', '.join(sorted(unknown))}; known: {known}")
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(list(study.get("models") or []), fits or F.compute_fits(study))
-    return [render_one(spec, ctx, out_dir) for spec in FIGURES]
+    return [render_one(spec, ctx, out_dir) for spec in FIGURES if names is None or spec.name in names]

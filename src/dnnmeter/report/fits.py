@@ -68,7 +68,8 @@ def macs_per_image(m: Model) -> float | None:
 
 def bench_point(m: Model, batch_size: int) -> Mapping[str, Any] | None:
     """The benchmark point at ``batch_size`` whatever its status, or None."""
-    for p in m.get("bench") or []:
+    points: list[Mapping[str, Any]] = list(m.get("bench") or [])
+    for p in points:
         if p.get("batch_size") == batch_size:
             return p
     return None
@@ -201,8 +202,11 @@ def throughput_upper_bound(models: Sequence[Model], batch_size: int = 1) -> Uppe
     names = tuple(n for n, _, _ in full)
     fit = linear_fit([x for _, x, _ in front], [y for _, _, y in front])
     if not fit.ok:
-        return UpperBound(batch_size, LinearFit(n=fit.n, reason=f"frontier: {fit.reason}"),
-                          frontier=tuple(n for n, _, _ in front), models=names)
+        why = f"frontier: {fit.reason}"
+        if len(front) == 1:
+            why = f"the frontier is one model ({front[0][0]}): the most accurate is also the fastest, so no slope"
+        return UpperBound(batch_size, LinearFit(n=fit.n, reason=why), frontier=tuple(n for n, _, _ in front),
+                          models=names)
     assert fit.slope is not None and fit.intercept is not None
     lift = max(0.0, max(y - (fit.slope * x + fit.intercept) for _, x, y in full))
     lifted = LinearFit(fit.slope, fit.intercept + lift, fit.r2, fit.n)
@@ -340,12 +344,12 @@ def power_vs_batch(models: Sequence[Model]) -> list[PowerSeries]:
     for m in models:
         pts = [(int(p["batch_size"]), number(p.get("power_w"))) for p in m.get("bench") or []
                if p.get("status") == "ok"]
-        pts = [(b, w) for b, w in pts if w is not None]
-        if not pts:
+        kept = [(b, w) for b, w in pts if w is not None]
+        if not kept:
             series.append(PowerSeries(name_of(m), m.get("family"), reason=power_unavailable_reason(m)))
             continue
-        watts = tuple(w for _, w in pts)
-        series.append(PowerSeries(name_of(m), m.get("family"), tuple(b for b, _ in pts), watts,
+        watts = tuple(w for _, w in kept)
+        series.append(PowerSeries(name_of(m), m.get("family"), tuple(b for b, _ in kept), watts,
                                   float(np.mean(watts))))
     return series
 
@@ -390,11 +394,11 @@ def pareto_front(models: Sequence[Model], batch_size: int = 1) -> ParetoFront:
     key = "latency_s_per_image"
     missing = {name_of(m): why for m in models if (why := _why_missing(m, batch_size, key))}
     # Negate time so that larger is better on both axes.
-    pts = [(name_of(m), top1(m), -measured(m, batch_size, key)) for m in models  # type: ignore[operator]
+    pts = [(name_of(m), top1(m) or 0.0, -(measured(m, batch_size, key) or 0.0)) for m in models
            if name_of(m) not in missing]
     if not pts:
         return ParetoFront(batch_size, missing=missing, reason="no model has both top-1 and a time")
-    front = sorted(_not_dominated(pts), key=lambda p: -p[2])  # type: ignore[arg-type]
+    front = sorted(_not_dominated(pts), key=lambda p: -p[2])
     members = tuple(FrontPoint(n, a, -t) for n, a, t in front)
     dominated = {n: _dominator(n, a, t, members) for n, a, t in pts if n not in {p.model for p in members}}
     return ParetoFront(batch_size, members, dominated, missing)
