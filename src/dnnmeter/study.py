@@ -216,7 +216,7 @@ def _csv_rows(study: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_outputs(out: Path, store: Store) -> StudyOutputs:
-    """results.json, results.csv and (where the report layer is present) figures and report.html."""
+    """results.json, results.csv, figures/ and report.html, all from the store."""
     study = collect(store)
     results_json, results_csv = out / "results.json", out / "results.csv"
     _atomic_write(results_json, json.dumps(study, indent=1))
@@ -227,14 +227,9 @@ def write_outputs(out: Path, store: Store) -> StudyOutputs:
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, results_csv)
-    outputs = StudyOutputs(out, results_json, results_csv, None)
-    try:
-        from dnnmeter.report.html import render_all
-    except ImportError:
-        outputs.notes.append("report.html not written: this dnnmeter has no report layer yet")
-        return outputs
-    outputs.report_html = render_all(out)
-    return outputs
+    from dnnmeter.report.html import render_all
+
+    return StudyOutputs(out, results_json, results_csv, render_all(out))
 
 
 def _atomic_write(path: Path, text: str) -> None:
