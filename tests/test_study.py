@@ -102,3 +102,13 @@ def test_an_incompatible_store_fails_before_measuring(capsys: pytest.CaptureFixt
 def test_report_without_a_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["report", str(tmp_path)]) == 2
     assert "no study store" in capsys.readouterr().err
+
+
+def test_runs_with_other_settings_share_the_store_and_are_compared(worker_path: None, tmp_path: Path) -> None:
+    run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05, threads=1))
+    out = run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.1, threads=1))
+    assert out.measured == 1 and out.skipped_as_done == 1  # the analysis is shared, the point is new
+    runs = json.loads(out.results_json.read_text())["runs"]
+    assert sorted(r["time_budget_s"] for r in runs) == [0.05, 0.1]
+    assert all(r["latency_s_per_image"]["bench_models:tiny"]["1"] > 0 for r in runs)
+    assert "Runs in this store" in out.report_html.read_text()

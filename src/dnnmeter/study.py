@@ -187,7 +187,29 @@ def collect(store: Store) -> dict[str, Any]:
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": settings.to_dict(), "environment": environment,
         "models": [_model_entry(m, found[m]) for m in settings.models],
+        "runs": runs(store, settings.models),
     }
+
+
+def runs(store: Store, models: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every benchmark configuration in the store for these models, for comparison across
+    runs and machines: per machine, device, dtype, threads and time budget, the time per
+    image of each model at each batch size."""
+    table: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in store.rows("bench"):
+        if row.model not in models or row.status != "ok":
+            continue
+        d = row.data
+        config = (row.machine, d.get("device"), d.get("dtype"), d.get("threads"),
+                  (d.get("settings") or {}).get("timing", {}).get("time_budget_s"))
+        run = table.setdefault(config, {
+            "machine": row.machine, "device": config[1], "dtype": config[2], "threads": config[3],
+            "time_budget_s": config[4], "cpu_model": (row.environment or {}).get("cpu_model"),
+            "first_utc": row.created_utc, "latency_s_per_image": {},
+        })
+        run["last_utc"] = row.created_utc
+        run["latency_s_per_image"].setdefault(row.model, {})[str(d["batch_size"])] = d.get("latency_s_per_image")
+    return list(table.values())
 
 
 def _model_entry(model: str, found: dict[str, Any]) -> dict[str, Any]:

@@ -340,6 +340,26 @@ def environment_section(study: Mapping[str, Any]) -> str:
     return "<h2>Environment</h2>" + table(head("field", "value", left=2), rows)
 
 
+def runs_section(study: Mapping[str, Any]) -> str:
+    """Time per image at batch 1 in every run configuration the store holds (runs and machines)."""
+    runs = study.get("runs") or []
+    if len(runs) < 2:
+        return ""
+    names = [m["model"] for m in study.get("models", [])]
+    header_cells = "".join(f'<th class="l">{escape(r["machine"] or "?")}<br>{escape(str(r["device"]))}, '
+                           f'{escape(str(r["threads"]))} thread(s), {escape(str(r["first_utc"]))}</th>' for r in runs)
+    rows = []
+    for name in names:
+        cells = [f'<td class="l">{escape(name)}</td>']
+        for r in runs:
+            value = (r["latency_s_per_image"].get(name) or {}).get("1")
+            cells.append(cell(num(value, 2, 1e3)) if value is not None else '<td class="na">-</td>')
+        rows.append(row(cells))
+    return ("<h2>Runs in this store</h2><p>Milliseconds per image at batch size 1, median, for every "
+            "machine and setting that measured these models into this store.</p>"
+            + table(f'<tr><th class="l">network</th>{header_cells}</tr>', rows))
+
+
 def distinct(study: Mapping[str, Any], key: str) -> list[str]:
     values = (p.get(key) for m in study.get("models") or [] for p in m.get("bench") or [])
     return list(dict.fromkeys(str(v) for v in values if v))
@@ -369,7 +389,8 @@ def methodology_section(study: Mapping[str, Any]) -> str:
 
 def page(study: Mapping[str, Any], figures: Sequence[FigureResult], fits: F.StudyFits, base: Path) -> str:
     body = "".join([header(study), summary_table(study), fits_section(fits), pareto_section(fits),
-                    figures_section(figures, base), environment_section(study), methodology_section(study)])
+                    figures_section(figures, base), runs_section(study), environment_section(study),
+                    methodology_section(study)])
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>dnnmeter study</title><style>{CSS}</style><script>{SCRIPT}</script></head>"
