@@ -40,6 +40,7 @@ class StudySettings:
     dtype: str = "float32"
     max_latency_ms: float | None = None
     max_memory_mb: float | None = None
+    max_energy_j: float | None = None  # per image
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -280,7 +280,7 @@ def pareto_section(fits: F.StudyFits) -> str:
 
 def choice_text(choice: F.Choice | None) -> str:
     if choice is None:
-        return ("<p>No budget was given (settings max_latency_ms, max_memory_mb), so no single model is "
+        return ("<p>No budget was given (--max-latency-ms, --max-memory-mb, --max-energy-j), so no single model is "
                 "chosen: for any budget the best model is on the front above.</p>")
     b = choice.budget
     limits = [f"{name} {value:g} {unit}" for name, value, unit in (
