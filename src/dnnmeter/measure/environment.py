@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from dnnmeter.measure.meters import MeterError, _as_str, _import_nvml, nvml_device_for
+from dnnmeter.measure.meters.base import MeterError
+from dnnmeter.measure.meters.nvml import _as_str, _import_nvml, nvml_device_for
 
 # Flags that decide which kernels oneDNN / torch can use, in the order they are reported.
 # x86: AVX2/AVX-512 widths, VNNI (int8 dot products), BF16 and AMX (matrix tiles); ARM: NEON
