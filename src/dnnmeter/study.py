@@ -166,8 +166,9 @@ def collect(store: Store) -> dict[str, Any]:
     raw = store.get_meta("last_study")
     if raw is None:
         raise InvalidInputError(f"{store.path}: no study has been run into this store yet")
-    settings = StudySettings(**{**json.loads(raw), "models": tuple(json.loads(raw)["models"]),
-                                "batch_sizes": tuple(json.loads(raw)["batch_sizes"])})
+    stored = json.loads(raw)
+    known = {k: v for k, v in stored.items() if k in StudySettings.__dataclass_fields__}
+    settings = StudySettings(**{**known, "models": tuple(stored["models"]), "batch_sizes": tuple(stored["batch_sizes"])})
     wanted: dict[str, tuple[str, Any]] = {}
     for model in settings.models:
         keys = _keys(settings, model)
