@@ -121,3 +121,19 @@ def test_golden_per_layer_csv(capsys: pytest.CaptureFixture[str], golden) -> Non
     golden("tiny_alexnet_dw_res.layers.csv", out)
     _, out, _ = run(capsys, "analyze", "resnet18", "--format", "csv")
     golden("resnet18.summary.csv", out)
+
+
+def test_eval_json_on_the_built_in_digits(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "eval", "tiny_alexnet_dw", "--data", "digits", "--limit", "20", "--format", "json")
+    assert status == 0
+    (result,) = json.loads(out)
+    for key in ("model", "data", "n", "top1", "top5", "per_class", "best_classes", "worst_classes",
+                "images_per_s", "skipped", "weights"):
+        assert key in result
+    assert result["n"] == 20 and 0.0 <= result["top1"] <= result["top5"] <= 1.0
+    assert len(result["best_classes"]) == 5 and result["skipped"] == []
+
+
+def test_eval_bad_data_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, _, err = run(capsys, "eval", "resnet18", "--data", str(tmp_path / "missing"))
+    assert status == 2 and "no such folder" in err and err.count("\n") == 1

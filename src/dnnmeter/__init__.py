@@ -21,6 +21,7 @@ from dnnmeter.errors import (
     ModelForwardError,
     UnknownModelError,
 )
+from dnnmeter.evaluate import EvalResult, evaluate  # the function shadows the module's name here
 from dnnmeter.measure import BenchResult, benchmark
 from dnnmeter.zoo import SEED_MODELS, ModelEntry, Published, create_model, list_models, resolve
 
@@ -29,6 +30,7 @@ __all__ = [
     "Analysis",
     "BenchResult",
     "DnnmeterError",
+    "EvalResult",
     "InvalidInputError",
     "KindTotals",
     "LayerCost",
@@ -42,6 +44,7 @@ __all__ = [
     "analyze",
     "benchmark",
     "create_model",
+    "evaluate",
     "list_models",
     "resolve",
 ]

@@ -154,6 +154,29 @@ def _render_bench(results: list[Any], fmt: str) -> None:
             console.print(table)
 
 
+# --- eval -----------------------------------------------------------------------------------
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from dnnmeter.evaluate import evaluate
+    from dnnmeter.report import text
+
+    (name,) = _resolve_all([args.model])
+    with _progress(True) as progress:
+        task = progress.add_task(f"evaluating {name}", total=None)
+        result = evaluate(name, args.data, weights=args.weights, input_size=args.input_size,
+                          batch_size=args.batch_size, workers=args.workers, limit=args.limit,
+                          strict=args.strict, device=args.device,
+                          progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if args.format == "json":
+        print(text.to_json([result]))
+    else:
+        console = _console()
+        for table in text.eval_tables(result):
+            console.print(table)
+    return 0
+
+
 # --- study and report -----------------------------------------------------------------------
 
 
@@ -252,6 +275,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--time-budget", type=float, default=2.0, help="seconds of sampling per point (default 2)")
     bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
     bench.set_defaults(func=_cmd_bench)
+
+    evaluate = sub.add_parser(
+        "eval", help="top-1, top-5 and per-class accuracy on ImageNet, Tiny ImageNet, a folder or digits",
+        description="Evaluate MODEL with a single centre crop. DATA is a folder (ImageNet validation as class "
+        "folders or flat with its ground truth, Tiny ImageNet, any ImageFolder) or `digits`, scikit-learn's "
+        "real handwritten digits (built in, no download).",
+    )
+    evaluate.add_argument("model", metavar="MODEL")
+    evaluate.add_argument("--data", required=True, metavar="PATH|digits")
+    evaluate.add_argument("--weights", metavar="FILE|default", help="a state dict / safetensors file, or `default` "
+                          "(torchvision's default weights from the local torch hub cache; never downloaded)")
+    evaluate.add_argument("--input-size", type=_positive_int, help="square input size (default: the model's own)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=32)
+    evaluate.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
+    evaluate.add_argument("--limit", type=_positive_int, help="evaluate this many images, spread over the data set")
+    evaluate.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--format", choices=("table", "json"), default="table")
+    evaluate.set_defaults(func=_cmd_eval)
 
     from dnnmeter.study import DEFAULT_BATCH_SIZES, DEFAULT_TIME_BUDGET_S
 

@@ -217,3 +217,28 @@ def bench_csv(results: Sequence[Any]) -> str:
         row = r.to_dict()
         writer.writerow([_cell(row[f]) for f in BENCH_FIELDS])
     return buf.getvalue()
+
+
+# --- eval -----------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def eval_tables(result: Any) -> list[Table]:
+    """The totals, then the five best and five worst classes."""
+    top = Table(title=f"{result.model} on {result.data} ({result.n} images; weights: {result.weights})",
+                title_justify="left")
+    for col in ("top-1", f"top-{getattr(result, 'top5_k', 5)}", "images/s", "skipped"):
+        top.add_column(col, justify="right")
+    top.add_row(_pct(result.top1), _pct(result.top5), f"{result.images_per_s:,.1f}", str(len(result.skipped)))
+    tables = [top]
+    for title, rows in (("best classes", result.best_classes), ("worst classes", result.worst_classes)):
+        t = Table(title=title, title_justify="left")
+        for col in ("class", "name", "correct", "images", "accuracy"):
+            t.add_column(col, justify="left" if col == "name" else "right")
+        for r in rows:
+            t.add_row(str(r["class_index"]), str(r["class_name"]), str(r["correct"]), str(r["count"]), _pct(r["accuracy"]))
+        tables.append(t)
+    return tables
