@@ -8,7 +8,7 @@ dnnmeter and torch's FlopCounterMode (a reference, not a peer) build on the meta
 the peers, as their docs say, build on the CPU (random init) and run a real batch-1
 forward in eval mode under ``torch.no_grad``.
 
-    benchmarks/.venv-peers/bin/python benchmarks/count_speed.py          # whole zoo, all
+    benchmarks/.venv-peers/bin/python benchmarks/count_speed.py --repeat 2   # as published
     benchmarks/.venv-peers/bin/python benchmarks/count_speed.py --models 5 \
         --counters dnnmeter,thop --no-markdown                           # a quick look
 
@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _markdown  # noqa: E402  (shared by the benchmark scripts)
 PEERS_PYTHON = REPO / "benchmarks" / ".venv-peers" / "bin" / "python"
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "count_speed.json"
 DEFAULT_MD = REPO / "BENCHMARKS.md"
@@ -185,10 +187,10 @@ def count_one(counter: Counter, name: str, size: tuple[int, ...], limit_s: int) 
     start = time.perf_counter()
     try:
         params, macs = counter.count(name, size)
-        record.update(params=int(params), macs=int(round(float(macs))))
+        record.update(params=int(params), macs=round(float(macs)))
     except ModelTimeout:
         record["error"] = f"timeout: over {limit_s} s"
-    except Exception as exc:  # a peer failing on one model is a result, not a crash
+    except Exception as exc:  # noqa: BLE001 -- a peer failing on a model is a result
         record["error"] = _short(exc)
     finally:
         signal.alarm(0)
@@ -224,6 +226,7 @@ def run_worker(counter_name: str, models: list[str], jsonl: Path, limit_s: int) 
 def run_counter(name: str, models: list[str], args: argparse.Namespace, work: Path) -> dict:
     slug = re.sub(r"\W+", "_", name).strip("_")
     jsonl, log = work / f"{slug}.jsonl", work / f"{slug}.log"
+    work.mkdir(parents=True, exist_ok=True)
     cmd = [args.python, str(Path(__file__).resolve()), "--worker", name,
            "--models", ",".join(models), "--jsonl", str(jsonl),
            "--model-timeout", str(args.model_timeout)]
@@ -250,6 +253,27 @@ def collect(name: str, models: list[str], jsonl: Path, log: Path, exit_status: A
     return {**header, "exit": exit_status, "log": str(log), "models": records}
 
 
+def total_s(result: dict) -> float:
+    return sum(r.get("time_s", 0.0) for r in result["models"])
+
+
+def run_rounds(counters: list[str], models: list[str], args: argparse.Namespace) -> dict:
+    """Run each counter ``args.repeat`` times, round-robin so that the machine's load falls
+    on all alike; keep each counter's fastest run and every run's total."""
+    work = Path(tempfile.mkdtemp(prefix="count_speed-"))
+    print(f"{len(models)} models, counters: {', '.join(counters)}; logs in {work}", flush=True)
+    runs: dict[str, list[dict]] = {name: [] for name in counters}
+    for round_ in range(1, args.repeat + 1):
+        for name in counters:
+            result = run_counter(name, models, args, work / f"round{round_}")
+            runs[name].append(result)
+            done = sum("error" not in r for r in result["models"])
+            print(f"  round {round_}, {name}: {done}/{len(models)} counted in"
+                  f" {total_s(result):.1f} s, exit {result['exit']}", flush=True)
+    return {name: {**min(found, key=total_s), "run_totals_s": [round(total_s(r), 1) for r in found]}
+            for name, found in runs.items()}
+
+
 def published(models: list[str]) -> dict[str, dict]:
     """torchvision's own figures, read from its weights metadata (not through dnnmeter)."""
     from torchvision import models as tvm
@@ -261,9 +285,12 @@ def published(models: list[str]) -> dict[str, dict]:
     return out
 
 
+CHECKS = ("params_exact", "macs_exact", "macs_1pct")
+
+
 def judge(record: dict, ref: dict) -> dict:
     if "macs" not in record:
-        return {"params_exact": False, "macs_exact": False, "macs_1pct": False}
+        return dict.fromkeys(CHECKS, False)
     gmacs = record["macs"] / 1e9
     # The published figure carries 3 decimals, so it is itself uncertain by 0.0005 GMACs,
     # more than 1% below 0.05 GMACs (shufflenet_v2_x0_5: 0.04).
@@ -279,15 +306,17 @@ def summarize(result: dict, refs: dict[str, dict]) -> dict:
     records = result["models"]
     ok = [r for r in records if "error" not in r]
     verdicts = [judge(r, refs[r["model"]]) for r in records]
-    timed = [r["time_s"] for r in records if "time_s" in r]
     return {
         "counted": len(ok),
         "errors": len(records) - len(ok),
-        **{key: sum(v[key] for v in verdicts) for key in ("params_exact", "macs_exact", "macs_1pct")},
-        "total_s": sum(timed),
+        **{key: sum(v[key] for v in verdicts) for key in CHECKS},
+        "total_s": total_s(result),
+        "run_totals_s": result.get("run_totals_s", [round(total_s(result), 1)]),
         "median_s": statistics.median([r["time_s"] for r in ok]) if ok else None,
         "peak_rss_mb": max((r.get("peak_rss_mb", 0) for r in records), default=None) or None,
-        "off_1pct": [r["model"] for r, v in zip(records, verdicts) if "macs" in r and not v["macs_1pct"]],
+        "off_1pct": [
+            r["model"] for r, v in zip(records, verdicts) if "macs" in r and not v["macs_1pct"]
+        ],
     }
 
 
@@ -295,10 +324,7 @@ def summarize(result: dict, refs: dict[str, dict]) -> dict:
 
 
 def machine(results: dict[str, dict], load: tuple[float, ...]) -> dict:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = found.group(1).strip() if found else cpu
+    cpu = _markdown.cpu_name()
     first = next(iter(results.values()))
     threads = sorted({r.get("threads") for r in results.values()} - {None})
     return {
@@ -315,16 +341,22 @@ def _fmt(value: float | None, digits: int) -> str:
 def table(results: dict[str, dict], sums: dict[str, dict], n: int) -> list[str]:
     base = sums.get("dnnmeter", {}).get("total_s")
     lines = [
-        "| counter | version | models counted | errors | exact params | MACs exact to 3 decimals"
-        " | MACs within 1% | total s | median s/model | peak RSS MB | total / dnnmeter's |",
+        (
+            "| counter | version | models counted | errors | exact params | MACs exact to 3"
+            " decimals | MACs within 1% | total s | median s/model | peak RSS MB"
+            " | total / dnnmeter's |"
+        ),
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, s in sums.items():
         ratio = f"{s['total_s'] / base:,.1f}x" if base else "—"
+        total = _fmt(s["total_s"], 1)
+        if len(s["run_totals_s"]) > 1:
+            total += f" ({', '.join(_fmt(t, 1) for t in s['run_totals_s'])})"
         lines.append(
             f"| {name} | {results[name].get('version', '?')} | {s['counted']}/{n} | {s['errors']}"
             f" | {s['params_exact']}/{n} | {s['macs_exact']}/{n} | {s['macs_1pct']}/{n}"
-            f" | {_fmt(s['total_s'], 1)} | {_fmt(s['median_s'], 3)} | {_fmt(s['peak_rss_mb'], 0)}"
+            f" | {total} | {_fmt(s['median_s'], 3)} | {_fmt(s['peak_rss_mb'], 0)}"
             f" | {ratio} |"
         )
     return lines
@@ -342,21 +374,23 @@ def common_ratio(results: dict[str, dict], peer: str) -> tuple[int, float | None
 def verdict(results: dict[str, dict], sums: dict[str, dict], n: int) -> list[str]:
     peers = [c for c in sums if COUNTERS[c].peer]
     if "dnnmeter" not in sums or not peers:
-        return ["Goal (dnnmeter at least 10x faster than the fastest peer, and exact): not"
-                " judged; this run did not include dnnmeter and a peer."]
+        return [(
+            "Goal (dnnmeter at least 10x faster than the fastest peer, and exact): not judged;"
+            " this run did not include dnnmeter and a peer."
+        )]
     me = sums["dnnmeter"]
     fastest = min(peers, key=lambda c: sums[c]["total_s"])
     ratio = sums[fastest]["total_s"] / me["total_s"] if me["total_s"] else float("inf")
     n_both, both = common_ratio(results, fastest)
     exact = me["params_exact"] == n and me["macs_exact"] == n
     met = "met" if ratio >= 10 and exact else "not met"
-    return [
+    return [(
         f"**Result.** dnnmeter counted {me['counted']}/{n} models in {me['total_s']:.1f} s; the"
         f" fastest peer, {fastest}, took {sums[fastest]['total_s']:.1f} s: **{ratio:.1f}x**"
         f" (on the {n_both} models both counted: {_fmt(both, 1)}x). dnnmeter's counts are exact"
         f" for {me['params_exact']}/{n} parameter totals and {me['macs_exact']}/{n} MAC totals."
-        f" Goal (at least 10x faster than the fastest peer, and exact): **{met}**.",
-    ]
+        f" Goal (at least 10x faster than the fastest peer, and exact): **{met}**."
+    )]
 
 
 def problems(results: dict[str, dict], sums: dict[str, dict]) -> list[str]:
@@ -366,7 +400,8 @@ def problems(results: dict[str, dict], sums: dict[str, dict]) -> list[str]:
         if errors:
             lines.append(f"- {name}, errors: " + "; ".join(errors))
         if s["off_1pct"]:
-            lines.append(f"- {name}, MACs more than 1% from torchvision's: " + ", ".join(s["off_1pct"]))
+            off = ", ".join(s["off_1pct"])
+            lines.append(f"- {name}, MACs more than 1% from torchvision's: {off}")
     return lines or ["- none"]
 
 
@@ -384,9 +419,9 @@ METHOD = (
     " The reference is torchvision's weights metadata: \"exact params\" means equal to"
     " `num_params`; \"MACs exact\" means the count in GMACs rounds to `_ops` (torchvision's"
     " \"GFLOPS\", which are GMACs) at its three printed decimals; \"within 1%\" allows 1% or"
-    " the published figure's own rounding (0.0005 GMACs), whichever is larger. Units: fvcore's \"flops\","
-    " ptflops' and thop's counts and calflops' `macs` are MACs; FlopCounterMode's FLOPs are"
-    " halved."
+    " the published figure's own rounding (0.0005 GMACs), whichever is larger. Units:"
+    " fvcore's \"flops\", ptflops' and thop's counts and calflops' `macs` are MACs;"
+    " FlopCounterMode's FLOPs are halved."
 )
 
 READING = (
@@ -400,30 +435,33 @@ READING = (
 
 
 def section(report: dict) -> str:
-    results, sums, n, m = report["counters"], report["summary"], report["n_models"], report["machine"]
+    results, sums = report["counters"], report["summary"]
+    n, m = report["n_models"], report["machine"]
     load = ", ".join(map(str, m["load_average_at_start"]))
+    end = ", ".join(map(str, m["load_average_at_end"]))
+    rounds = (
+        f"Rounds: {report['repeat']}, round-robin over the counters; each counter's fastest round"
+        " is reported, with every round's total in parentheses."
+        if report["repeat"] > 1 else "Rounds: 1."
+    )
+    threads = ", ".join(map(str, m["torch_threads"]))
+    where = (
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} (threads: {threads}),"
+        f" Python {m['python']}; load average {load} at start, {end} at end."
+        f" Raw results: `{report['out']}`."
+    )
     lines = [
-        BEGIN, HEADING, "",
-        f"Produced by `{report['command']}` on {report['date']}.",
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} (threads:"
-        f" {', '.join(map(str, m['torch_threads']))}), Python {m['python']};"
-        f" load average at start {load}. Raw results: `{report['out']}`.", "",
-        METHOD, "", *table(results, sums, n), "", *verdict(results, sums, n), "", READING, "",
-        "Errors and MAC totals more than 1% from torchvision's:", "", *problems(results, sums),
-        END,
+        BEGIN, HEADING, "", f"Produced by `{report['command']}` on {report['date']}.", where, "",
+        f"{METHOD} {rounds}", "", *table(results, sums, n), "", *verdict(results, sums, n), "",
+        READING, "", "Errors and MAC totals more than 1% from torchvision's:", "",
+        *problems(results, sums), END,
     ]
     return "\n".join(lines) + "\n"
 
 
 def write_section(path: Path, text: str) -> None:
     """Replace this script's section of ``path``, keeping everything else as it is."""
-    old = path.read_text() if path.exists() else f"{TITLE}\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + text.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
+    _markdown.write_section(path, BEGIN, END, text)
 
 
 # --- command line ---
@@ -443,8 +481,9 @@ def pick(option: str, choices: list[str], what: str) -> list[str]:
     for name in names:
         if name not in choices:
             close = difflib.get_close_matches(name, choices, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; choose from {', '.join(choices)}"
-            raise SystemExit(f"unknown {what} {name!r}{hint}")
+            hint = (f"did you mean {', '.join(close)}" if close
+                    else "choose from " + ", ".join(choices))
+            raise SystemExit(f"unknown {what} {name!r}; {hint}")
     return names
 
 
@@ -453,12 +492,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", default=None, help="N (the first N of the zoo) or a comma list")
     p.add_argument("--counters", default=None,
                    help=f"comma list of: {', '.join(COUNTERS)} (or torch, ptflops)")
-    p.add_argument("--python", default=str(PEERS_PYTHON) if PEERS_PYTHON.exists() else sys.executable,
+    python = str(PEERS_PYTHON) if PEERS_PYTHON.exists() else sys.executable
+    p.add_argument("--python", default=python,
                    help="interpreter for every counter (default: benchmarks/.venv-peers)")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per counter, whole zoo")
+    p.add_argument("--repeat", type=int, default=1, help="rounds over all counters (fastest kept)")
     p.add_argument("--model-timeout", type=int, default=120, help="seconds per model")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="raw per-model results (JSON)")
-    p.add_argument("--markdown", type=Path, default=DEFAULT_MD, help="file whose section is written")
+    p.add_argument("--markdown", type=Path, default=DEFAULT_MD, help="file to write the section to")
     p.add_argument("--no-markdown", action="store_true", help="write the JSON only")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--jsonl", type=Path, help=argparse.SUPPRESS)
@@ -477,19 +518,17 @@ def command_line() -> str:
 def run_all(args: argparse.Namespace) -> dict:
     models = zoo() if args.models is None else pick(args.models, zoo(), "model")
     wanted = [SHORT_NAMES.get(c.strip(), c.strip()) for c in (args.counters or "").split(",")]
-    counters = list(COUNTERS) if args.counters is None else pick(",".join(wanted), list(COUNTERS), "counter")
+    counters = list(COUNTERS)
+    if args.counters is not None:
+        counters = pick(",".join(wanted), counters, "counter")
     report: dict[str, Any] = {"command": command_line(), "date": datetime.date.today().isoformat()}
     load = os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="count_speed-"))
-    print(f"{len(models)} models, counters: {', '.join(counters)}; logs in {work}", flush=True)
-    results = {}
-    for name in counters:
-        results[name] = run_counter(name, models, args, work)
-        done = sum("error" not in r for r in results[name]["models"])
-        print(f"  {name}: {done}/{len(models)} counted, exit {results[name]['exit']}", flush=True)
+    results = run_rounds(counters, models, args)
     refs = published(models)
-    report.update(machine=machine(results, load), n_models=len(models), published=refs, counters=results,
+    report.update(machine=machine(results, load), n_models=len(models), repeat=args.repeat,
+                  published=refs, counters=results,
                   summary={c: summarize(results[c], refs) for c in counters})
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 
