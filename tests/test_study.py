@@ -112,3 +112,26 @@ def test_runs_with_other_settings_share_the_store_and_are_compared(worker_path: 
     assert sorted(r["time_budget_s"] for r in runs) == [0.05, 0.1]
     assert all(r["latency_s_per_image"]["bench_models:tiny"]["1"] > 0 for r in runs)
     assert "Runs in this store" in out.report_html.read_text()
+
+
+def test_measured_accuracy_replaces_the_published_figure(tmp_path: Path) -> None:
+    settings = StudySettings(models=("tiny_alexnet_dw",), batch_sizes=(1,), out=str(tmp_path),
+                             time_budget_s=0.05, threads=1, data="digits", eval_limit=20)
+    out = run_study(settings)
+    (model,) = json.loads(out.results_json.read_text())["models"]
+    measured = model["accuracy"]
+    assert measured["label"] == "measured" and measured["n"] == 20 and 0.0 <= measured["top1"] <= 1.0
+    assert run_study(settings).measured == 0
+
+
+def test_accuracy_that_cannot_be_measured_falls_back_to_published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.store import Store
+    from dnnmeter.study import _keys, _measured_accuracy, _prepare
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no cached weights: never downloaded
+    settings = _prepare(StudySettings(models=("resnet18",), out=str(tmp_path), data="digits", weights="default"))
+    with Store(tmp_path / "results.sqlite") as store:
+        notes = _measured_accuracy(store, "resnet18", settings, _keys(settings, "resnet18")["measured_accuracy"],
+                                   lambda what, measured: None)
+        assert not list(store.rows("accuracy"))
+    assert len(notes) == 1 and "accuracy not measured" in notes[0] and "published figure" in notes[0]

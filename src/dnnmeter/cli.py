@@ -189,6 +189,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         models=tuple(m for part in args.models for m in part.split(",") if m), device=args.device,
         batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
         max_latency_ms=args.max_latency_ms, max_memory_mb=args.max_memory_mb, max_energy_j=args.max_energy_j,
+        data=args.data, weights=args.weights, eval_limit=args.eval_limit,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=_console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as progress:
@@ -312,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--max-latency-ms", type=float, help="budget: the most accurate model under this latency")
     study.add_argument("--max-memory-mb", type=float, help="budget: the most accurate model under this memory")
     study.add_argument("--max-energy-j", type=float, help="budget: the most accurate model under this energy per image")
+    study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
+    study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")
+    study.add_argument("--eval-limit", type=_positive_int, help="evaluate on this many images")
     study.set_defaults(func=_cmd_study)
 
     report = sub.add_parser("report", help="re-render a study's outputs from its store, measuring nothing")

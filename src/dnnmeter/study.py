@@ -41,6 +41,9 @@ class StudySettings:
     max_latency_ms: float | None = None
     max_memory_mb: float | None = None
     max_energy_j: float | None = None  # per image
+    data: str | None = None  # evaluate accuracy on this data set (a folder or "digits")
+    weights: str | None = None  # ... with these weights ("default" or a file)
+    eval_limit: int | None = None  # ... on this many images
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -89,15 +92,20 @@ def _keys(settings: StudySettings, model: str) -> dict[str, Any]:
                            threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine)
         for b in settings.batch_sizes
     }
+    measured = None
+    if settings.data is not None:
+        measured = measurement_key("accuracy", model, label="measured", data=settings.data,
+                                   weights=settings.weights, limit=settings.eval_limit)
     return {"analysis": measurement_key("analysis", model, batch_size=1),
-            "accuracy": measurement_key("accuracy", model, label="published"), "bench": bench}
+            "accuracy": measurement_key("accuracy", model, label="published"),
+            "measured_accuracy": measured, "bench": bench}
 
 
 def run_study(settings: StudySettings, progress: Progress | None = None) -> StudyOutputs:
     """Run (or resume) the study described by ``settings``; returns where the outputs are."""
     settings = _prepare(settings)
     progress = progress or (lambda what, done, total: None)
-    total = len(settings.models) * (1 + len(settings.batch_sizes))
+    total = len(settings.models) * (1 + len(settings.batch_sizes) + (settings.data is not None))
     counts = {"done": 0, "measured": 0, "skipped": 0}
 
     def step(what: str, measured: bool) -> None:
@@ -106,15 +114,43 @@ def run_study(settings: StudySettings, progress: Progress | None = None) -> Stud
         progress(what, counts["done"], total)
 
     out = Path(settings.out)
+    notes: list[str] = []
     with Store(out / "results.sqlite") as store:
         store.set_meta("last_study", json.dumps(settings.to_dict()))
         for model in settings.models:
             keys = _keys(settings, model)
             _static(store, model, keys, step)
+            if keys["measured_accuracy"] is not None:
+                notes.extend(_measured_accuracy(store, model, settings, keys["measured_accuracy"], step))
             _bench(store, model, settings, keys["bench"], step)
         outputs = write_outputs(out, store)
     outputs.measured, outputs.skipped_as_done = counts["measured"], counts["skipped"]
+    outputs.notes.extend(notes)
     return outputs
+
+
+def _measured_accuracy(store: Store, model: str, settings: StudySettings, key: str,
+                       step: Callable[[str, bool], None]) -> list[str]:
+    """Evaluate ``model`` on the study's data; where that fails the published figure stays."""
+    from dnnmeter.errors import DnnmeterError
+    from dnnmeter.evaluate import evaluate
+
+    if store.has(key):
+        step(f"{model}: accuracy (stored)", False)
+        return []
+    try:
+        result = evaluate(model, settings.data, weights=settings.weights, limit=settings.eval_limit,  # type: ignore[arg-type]
+                          device=settings.device)
+    except DnnmeterError as exc:
+        step(f"{model}: accuracy not measured", False)
+        return [f"{model}: accuracy not measured ({exc}); the published figure is used where there is one"]
+    store.add(key, "accuracy", model, {
+        "top1": result.top1, "top5": result.top5, "label": "measured", "n": result.n,
+        "source": f"dnnmeter eval on {settings.data}", "weights": result.weights,
+        "skipped": len(result.skipped),
+    })
+    step(f"{model}: accuracy measured", True)
+    return []
 
 
 def _static(store: Store, model: str, keys: dict[str, Any], step: Callable[[str, bool], None]) -> None:
@@ -174,8 +210,12 @@ def collect(store: Store) -> dict[str, Any]:
         keys = _keys(settings, model)
         wanted[keys["analysis"]] = (model, "analysis")
         wanted[keys["accuracy"]] = (model, "accuracy")
+        if keys["measured_accuracy"] is not None:
+            wanted[keys["measured_accuracy"]] = (model, "measured_accuracy")
         wanted.update({k: (model, "bench") for k in keys["bench"].values()})
-    found: dict[str, dict[str, Any]] = {m: {"analysis": None, "accuracy": None, "bench": []} for m in settings.models}
+    found: dict[str, dict[str, Any]] = {
+        m: {"analysis": None, "accuracy": None, "measured_accuracy": None, "bench": []} for m in settings.models
+    }
     environment: dict[str, Any] = {}
     for row in store.rows(keys=set(wanted)):
         model, kind = wanted[row.key]
@@ -217,7 +257,7 @@ def runs(store: Store, models: tuple[str, ...]) -> list[dict[str, Any]]:
 def _model_entry(model: str, found: dict[str, Any]) -> dict[str, Any]:
     entry = resolve(model)
     return {"model": model, "family": entry.family, "source": entry.source, "analysis": found["analysis"],
-            "accuracy": found["accuracy"], "bench": sorted(found["bench"], key=lambda b: b["batch_size"])}
+            "accuracy": found["measured_accuracy"] or found["accuracy"], "bench": sorted(found["bench"], key=lambda b: b["batch_size"])}
 
 
 CSV_FIELDS = ("model", "family", "source", "params", "macs", "flops", "activations", "weight_bytes",
