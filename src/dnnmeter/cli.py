@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from dnnmeter import __version__
-from dnnmeter.errors import DnnmeterError, InvalidInputError
+from dnnmeter.errors import DnnmeterError
 
 EXIT_USAGE = 2
 
