@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -16,8 +14,9 @@ from torch import nn
 
 from dnnmeter.analysis.counter import CostCounter, _Row
 from dnnmeter.analysis.kinds import module_kind, resolve_kind
+from dnnmeter.analysis.meta_pass import run_on_meta
 from dnnmeter.analysis.result import KINDS, Analysis, KindTotals, LayerCost
-from dnnmeter.errors import InvalidInputError, ModelForwardError
+from dnnmeter.errors import InvalidInputError
 from dnnmeter.zoo import create_model, is_onnx_path, resolve
 from dnnmeter.zoo.registry import Published
 
@@ -46,18 +45,6 @@ def parse_input_size(size: Any) -> tuple[int, ...] | None:
     return tuple(parts)
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module, modules: list[nn.Module]) -> Iterator[None]:
-    training = [m for m in modules if m.training]
-    if training:
-        model.eval()
-    try:
-        yield
-    finally:
-        for m in training:
-            m.training = True
-
-
 def _tensors(named: list[tuple[str, nn.Module]]) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """Unique parameters and buffers, in one pass (model.parameters() walks the tree again)."""
     params: dict[int, torch.Tensor] = {}
@@ -70,15 +57,6 @@ def _tensors(named: list[tuple[str, nn.Module]]) -> tuple[dict[int, torch.Tensor
             if b is not None:
                 buffers[id(b)] = b
     return params, buffers
-
-
-def _forward(model: nn.Module, x: torch.Tensor, on_meta: bool) -> Any:
-    if on_meta:
-        return model(x)
-    # A model with real weights is counted through meta stand-ins for its tensors, so the
-    # user's model is neither copied nor moved (functional_call puts the originals back).
-    state = {k: torch.empty_like(v, device="meta") for k, v in model.state_dict(keep_vars=True).items()}
-    return torch.func.functional_call(model, state, (x,), strict=False)
 
 
 def analyze(
@@ -124,20 +102,11 @@ def _count(
     source: str,
     published: Published | None,
 ) -> Analysis:
-    x = torch.empty((batch_size, *size), device="meta")
     named = list(model.named_modules())
     params, buffers = _tensors(named)
     on_meta = all(t.is_meta for t in params.values()) and all(t.is_meta for t in buffers.values())
     counter = CostCounter(named)
-    with _eval_mode(model, [m for _, m in named]), torch.no_grad():
-        try:
-            with counter:
-                _forward(model, x, on_meta)
-        except (RuntimeError, ValueError, TypeError, AssertionError, IndexError, NotImplementedError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelForwardError(
-                f"{name}: forward failed at input {tuple(x.shape)}: {first}"
-            ) from exc
+    run_on_meta(model, named, counter, name, size, batch_size, on_meta)
     layers = _layers_with_params(named, counter)
     return Analysis(
         model=name,

@@ -14,12 +14,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules import module as nn_module
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from dnnmeter.analysis import fast_shapes
 from dnnmeter.analysis.formulas import FORMULAS, FREE_OPS, Cost
 from dnnmeter.analysis.kinds import module_kind
+from dnnmeter.analysis.meta_pass import ScopedMode
 from dnnmeter.analysis.result import LayerCost
 
 _FREE, _FORMULA, _UNKNOWN = 0, 1, 2
@@ -73,7 +72,7 @@ class _Row:
     ew_by_kind: dict[str, int] = field(default_factory=dict)
 
 
-class CostCounter(TorchDispatchMode):
+class CostCounter(ScopedMode):
     """Counts the cost of the ops run inside it, attributed to the model's layers."""
 
     def __init__(self, named_modules: list[tuple[str, nn.Module]], fast_shapes: bool = True) -> None:
@@ -86,13 +85,6 @@ class CostCounter(TorchDispatchMode):
         self._stack: list[tuple[str, _Row | None]] = []
         self._calls: dict[str, int] = {}
         self._handlers: dict[Any, tuple[int, Any]] = {}
-        self._hooks: list[Any] = []
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # torch wraps every mode's __torch_dispatch__ in a "disable dynamo" frame, which
-        # costs about as much as the rest of this mode per op; nothing here is compiled.
-        return False
 
     # -- module tracking -------------------------------------------------------------------
     def _pre_hook(self, module: nn.Module, args: Any) -> None:
@@ -120,28 +112,6 @@ class CostCounter(TorchDispatchMode):
         if row is not None:
             row.layer.output_shapes = _tensor_shapes(output)
             row.layer.activations = _numel(output)
-
-    def __enter__(self) -> CostCounter:
-        self._hooks = [
-            nn_module.register_module_forward_pre_hook(self._pre_hook),
-            nn_module.register_module_forward_hook(self._post_hook, always_call=True),
-        ]
-        try:
-            return super().__enter__()
-        except BaseException:
-            self._remove_hooks()
-            raise
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            super().__exit__(*exc)
-        finally:
-            self._remove_hooks()
-
-    def _remove_hooks(self) -> None:
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
 
     # -- op counting -----------------------------------------------------------------------
     def _handler(self, func: Any) -> tuple[int, Any]:

@@ -21,12 +21,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules import module as nn_module
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from dnnmeter.analysis import _eval_mode, _forward, parse_input_size
+from dnnmeter.analysis import parse_input_size
 from dnnmeter.analysis import fast_shapes
-from dnnmeter.errors import InvalidInputError, ModelForwardError
+from dnnmeter.analysis.meta_pass import ScopedMode, run_on_meta
+from dnnmeter.errors import InvalidInputError
 from dnnmeter.zoo import create_model, is_onnx_path, resolve
 
 __all__ = [
@@ -210,7 +209,7 @@ def _matmul_records(func: Any, args: tuple[Any, ...]) -> list[LayerShape]:
     return [matmul_layer("", batch, length, q.shape[-1], s_len),
             matmul_layer("", batch, length, s_len, v.shape[-1])]
 
-class _LayerRecorder(TorchDispatchMode):
+class _LayerRecorder(ScopedMode):
     """Records every product op, named by the innermost module running it."""
 
     def __init__(self, named_modules: list[tuple[str, nn.Module]]) -> None:
@@ -220,11 +219,6 @@ class _LayerRecorder(TorchDispatchMode):
         self.skipped: dict[str, int] = {}
         self._stack: list[str] = []
         self._used: dict[str, int] = {}
-        self._hooks: list[Any] = []
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return False  # nothing here is compiled; see analysis/counter.py
 
     def _pre_hook(self, module: nn.Module, args: Any) -> None:
         self._stack.append(self.names.get(id(module), self._stack[-1] if self._stack else ""))
@@ -232,28 +226,6 @@ class _LayerRecorder(TorchDispatchMode):
     def _post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if self._stack:
             self._stack.pop()
-
-    def __enter__(self) -> _LayerRecorder:
-        self._hooks = [
-            nn_module.register_module_forward_pre_hook(self._pre_hook),
-            nn_module.register_module_forward_hook(self._post_hook, always_call=True),
-        ]
-        try:
-            return super().__enter__()
-        except BaseException:
-            self._remove_hooks()
-            raise
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            super().__exit__(*exc)
-        finally:
-            self._remove_hooks()
-
-    def _remove_hooks(self) -> None:
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
 
     def _label(self, op: str) -> str:
         base = (self._stack[-1] if self._stack else "") or op
@@ -311,17 +283,10 @@ def extract_layers(model: str | nn.Module, input_size: Any = None, batch_size: i
 
 
 def _record(model: nn.Module, label: str, size: tuple[int, ...], batch_size: int) -> list[LayerShape]:
-    x = torch.empty((batch_size, *size), device="meta")
     named = list(model.named_modules())
     on_meta = all(t.is_meta for t in model.state_dict(keep_vars=True).values())
     recorder = _LayerRecorder(named)
-    with _eval_mode(model, [m for _, m in named]), torch.no_grad():
-        try:
-            with recorder:
-                _forward(model, x, on_meta)
-        except (RuntimeError, ValueError, TypeError, AssertionError, IndexError, NotImplementedError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelForwardError(f"{label}: forward failed at input {tuple(x.shape)}: {first}") from exc
+    run_on_meta(model, named, recorder, label, size, batch_size, on_meta)
     if recorder.skipped:
         found = ", ".join(f"{k} x{v}" for k, v in sorted(recorder.skipped.items()))
         warnings.warn(f"{label}: left out of the hardware model (not expressible as LayerShape): {found}",
