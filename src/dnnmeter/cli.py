@@ -7,6 +7,7 @@ Any :class:`~dnnmeter.errors.DnnmeterError` becomes one line on stderr and exit 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -162,12 +163,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from dnnmeter.report import text
 
     (name,) = _resolve_all([args.model])
-    with _progress(True) as progress:
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 shows and prints
+    with _progress(main_rank) as progress:
         task = progress.add_task(f"evaluating {name}", total=None)
         result = evaluate(name, args.data, weights=args.weights, input_size=args.input_size,
                           batch_size=args.batch_size, workers=args.workers, limit=args.limit,
                           strict=args.strict, device=args.device,
                           progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if not main_rank:
+        return 0
     if args.format == "json":
         print(text.to_json([result]))
     else:
@@ -281,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
         "eval", help="top-1, top-5 and per-class accuracy on ImageNet, Tiny ImageNet, a folder or digits",
         description="Evaluate MODEL with a single centre crop. DATA is a folder (ImageNet validation as class "
         "folders or flat with its ground truth, Tiny ImageNet, any ImageFolder) or `digits`, scikit-learn's "
-        "real handwritten digits (built in, no download).",
+        "real handwritten digits (built in, no download). Under torchrun each process evaluates a shard "
+        "and rank 0 prints the merged result.",
     )
     evaluate.add_argument("model", metavar="MODEL")
     evaluate.add_argument("--data", required=True, metavar="PATH|digits")

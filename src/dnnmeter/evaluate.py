@@ -10,15 +10,17 @@ all three on this machine and labels them ``measured`` (published figures are la
 >>> r.top1, r.top5, [c["class_name"] for c in r.worst_classes]
 >>> r = evaluate("resnet50", "/data/imagenet/val", weights="default")   # from the hub cache
 
-The work is split so that a later change can shard it by rank: :func:`_evaluate_indices`
-evaluates any subset of the data set's indices and returns a :class:`Tally` of per-class
-counts, and tallies of disjoint subsets add up with :meth:`Tally.merge`.
+Under torchrun the same call runs distributed: each rank evaluates a contiguous block of the
+indices (:func:`_evaluate_indices` returns a :class:`Tally` of per-class counts), the tallies
+are gathered and added with :meth:`Tally.merge`, and every rank returns the result a single
+process would have returned (dnnmeter.distributed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 import time
@@ -44,7 +46,14 @@ from dnnmeter.data import (
 )
 from dnnmeter.data.files import one_line
 from dnnmeter.data.transforms import describe
-from dnnmeter.errors import InvalidInputError, MissingDependencyError, ModelBuildError, ModelForwardError
+from dnnmeter.distributed import Group, process_group
+from dnnmeter.errors import (
+    DnnmeterError,
+    InvalidInputError,
+    MissingDependencyError,
+    ModelBuildError,
+    ModelForwardError,
+)
 from dnnmeter.zoo import ModelEntry, create_model, resolve
 
 __all__ = ["TOP_K", "EvalResult", "Tally", "default_workers", "evaluate", "load_weights_file", "subset_indices"]
@@ -93,6 +102,10 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class DistributedError(DnnmeterError):
+    """Another rank of a distributed evaluation failed; its message says which and why."""
 
 
 # --- Counting ------------------------------------------------------------------------------
@@ -443,6 +456,35 @@ def _evaluate_indices(module: nn.Module, dataset: Any, indices: Sequence[int], r
     return tally
 
 
+def _evaluate_shard(
+    model: str | nn.Module, entry: ModelEntry | None, weights: str | None, dataset: Any,
+    group: Group, indices: Sequence[int], run: _Run,
+) -> tuple[Tally, str]:
+    """This rank's block of ``indices``, merged with every other rank's: the whole tally.
+
+    A failure on one rank is shared with all (a rank that raised alone would leave the
+    others waiting in the gather forever); every rank raises the lowest failing rank's
+    error, which is the one a single process would have met first.
+    """
+    tally: Tally | None = None
+    failure: Exception | None = None
+    weights_label = ""
+    try:
+        with _prepared(model, entry, weights, run.device) as (module, weights_label):
+            tally = _evaluate_indices(module, dataset, group.shard(indices), run)
+    except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks know
+        if group.world_size == 1:
+            raise
+        failure = exc
+    outcomes = group.gather((tally, None if failure is None else f"rank {group.rank}: {one_line(failure)}"))
+    errors = [message for _, message in outcomes if message is not None]
+    if failure is not None and errors[0].startswith(f"rank {group.rank}:"):
+        raise failure
+    if errors:
+        raise DistributedError(errors[0])
+    return functools.reduce(Tally.merge, [t for t, _ in outcomes]), weights_label
+
+
 # --- The result -----------------------------------------------------------------------------
 
 
@@ -545,9 +587,10 @@ def evaluate(
     dataset = _open(data, transform, size)
     indices = subset_indices(len(dataset), limit)
     name = model if isinstance(model, str) else type(model).__name__
-    run = _Run(name, batch_size, workers, device, strict, progress)
-    with _prepared(model, entry, weights, device) as (module, weights_label):
-        tally = _evaluate_indices(module, dataset, indices, run)
+    with process_group(device) as group:
+        device = group.device
+        run = _Run(name, batch_size, workers, device, strict, progress if group.is_main else None)
+        tally, weights_label = _evaluate_shard(model, entry, weights, dataset, group, indices, run)
     head = {
         "model": name,
         "data": str(data) if isinstance(data, (str, os.PathLike)) else type(data).__name__,
@@ -559,5 +602,6 @@ def evaluate(
         "preprocessing": _preprocessing_text(data, dataset, preprocessing, size),
         "limit": limit, "strict": strict, "threads": torch.get_num_threads(),
         "pin_memory": device.startswith("cuda"), "images_requested": len(indices),
+        "distributed": group.describe(),
     }  # fmt: skip
     return _result(tally, dataset, head, settings)
