@@ -198,11 +198,23 @@ def _bench(store: Store, model: str, settings: StudySettings, keys: dict[int, st
 
 
 def collect(store: Store) -> dict[str, Any]:
-    """The last study's measurements as the report's input (results.json)."""
+    """The last studies' measurements as the report's input (results.json): the models study
+    (``models``, ``runs``) and the modifications study (``modifications``), either may be empty."""
+    from dnnmeter.modifications import collect_modifications
+
+    modifications = collect_modifications(store)
     raw = store.get_meta("last_study")
-    if raw is None:
+    if raw is None and modifications["settings"] is None:
         raise InvalidInputError(f"{store.path}: no study has been run into this store yet")
-    stored = json.loads(raw)
+    head = {"schema": 1, "dnnmeter_version": __version__,
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if raw is None:
+        return {**head, "settings": None, "environment": {}, "models": [], "runs": [],
+                "modifications": modifications}
+    return {**head, **_collect_models(store, json.loads(raw)), "modifications": modifications}
+
+
+def _collect_models(store: Store, stored: dict[str, Any]) -> dict[str, Any]:
     known = {k: v for k, v in stored.items() if k in StudySettings.__dataclass_fields__}
     settings = StudySettings(**{**known, "models": tuple(stored["models"]), "batch_sizes": tuple(stored["batch_sizes"])})
     wanted: dict[str, tuple[str, Any]] = {}
@@ -225,8 +237,6 @@ def collect(store: Store) -> dict[str, Any]:
         else:
             found[model][kind] = row.data
     return {
-        "schema": 1, "dnnmeter_version": __version__,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": settings.to_dict(), "environment": environment,
         "models": [_model_entry(m, found[m]) for m in settings.models],
         "runs": runs(store, settings.models),

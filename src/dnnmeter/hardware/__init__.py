@@ -12,9 +12,18 @@ sources: docs/hardware.md.
 (724406816, 2897627264, 62028963)
 >>> run = hw.simulate(hw.extract_layers("resnet18"), array=(32, 32), dataflow="ws")
 >>> energy = hw.estimate_energy(layers, "45nm", bits=8)   # estimated, in joules
+>>> result = hw.hardware("resnet18", array="32x32", dataflow="os")   # all of it, one result
+>>> roof = hw.roofline("resnet18", hw.measure_ceilings(threads=1), threads=1)  # measured
+
+The package itself is callable, ``dnnmeter.hardware(...)`` being :func:`hardware`, so that
+the API's one door in and the package of its parts share one name.
 """
 
 from __future__ import annotations
+
+import sys
+import types
+from typing import Any
 
 from dnnmeter.hardware.accesses import (
     REUSE_KINDS,
@@ -24,6 +33,8 @@ from dnnmeter.hardware.accesses import (
     count_accesses,
     layer_accesses,
 )
+from dnnmeter.hardware.api import HardwareResult, hardware, parse_array, parse_sram_kb
+from dnnmeter.hardware.ceilings import Ceilings, clear_ceilings_cache, measure_ceilings
 from dnnmeter.hardware.energy import (
     ENERGY_TABLES,
     ArithmeticCost,
@@ -42,6 +53,12 @@ from dnnmeter.hardware.layers import (
     matmul_layer,
     original_alexnet_layers,
 )
+from dnnmeter.hardware.roofline import (
+    RooflineLayer,
+    RooflineResult,
+    roofline,
+    roofline_layer,
+)
 from dnnmeter.hardware.scalesim_io import (
     ScaleSimConfig,
     export_scalesim,
@@ -51,7 +68,13 @@ from dnnmeter.hardware.scalesim_io import (
     write_layout,
     write_topology,
 )
-from dnnmeter.hardware.systolic import DATAFLOWS, LayerSystolic, SystolicResult, simulate, simulate_layer
+from dnnmeter.hardware.systolic import (
+    DATAFLOWS,
+    LayerSystolic,
+    SystolicResult,
+    simulate,
+    simulate_layer,
+)
 
 __all__ = [
     "DATAFLOWS",
@@ -59,14 +82,19 @@ __all__ = [
     "REUSE_KINDS",
     "AccessReport",
     "ArithmeticCost",
+    "Ceilings",
     "EnergyEstimate",
     "EnergyTable",
+    "HardwareResult",
     "LayerAccesses",
     "LayerShape",
     "LayerSystolic",
     "OperandAccesses",
+    "RooflineLayer",
+    "RooflineResult",
     "ScaleSimConfig",
     "SystolicResult",
+    "clear_ceilings_cache",
     "conv_layer",
     "count_accesses",
     "estimate_energy",
@@ -74,16 +102,34 @@ __all__ = [
     "extract_layers",
     "gemm_shape",
     "get_energy_table",
+    "hardware",
     "layer_accesses",
     "linear_layer",
     "load_energy_table",
     "matmul_layer",
+    "measure_ceilings",
     "original_alexnet_layers",
+    "parse_array",
+    "parse_sram_kb",
     "read_config",
     "read_topology",
+    "roofline",
+    "roofline_layer",
     "simulate",
     "simulate_layer",
     "write_config",
     "write_layout",
     "write_topology",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """This package, callable as :func:`hardware`. Exporting the function under the package's
+    name from ``dnnmeter`` would hide the package (``from dnnmeter import hardware as hw``
+    would give the function); a callable package keeps both spellings working."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> HardwareResult:
+        return hardware(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,183 @@
+"""Terminal tables (rich) for ``dnnmeter hardware``: totals, per layer, and the roofline.
+
+Each takes the stored dicts (``HardwareResult.to_dict()``, ``RooflineResult.to_dict()``);
+numbers become human units (M, G, ms, %) here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+
+__all__ = ["ceilings_table", "hardware_layers_table", "hardware_tables", "hardware_totals_table",
+           "roofline_layers_table", "roofline_table"]
+
+Result = Mapping[str, Any]
+
+
+def count(n: float | None, digits: int = 3) -> str:
+    """1234567 -> "1.23 M"; None -> "-"."""
+    if n is None:
+        return "-"
+    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.{digits}g} {unit}"
+    return f"{n:.{digits}g}"
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def times(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}x"
+
+
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3g}"
+
+
+def _settings_text(result: Result) -> str:
+    s = result.get("settings") or {}
+    array = s.get("array") or ["?", "?"]
+    sram = "/".join(str(v) for v in s.get("sram_kb") or [])
+    return (f"array {array[0]}x{array[-1]}, dataflow {s.get('dataflow')}, SRAM {sram} KB, {s.get('bits')}-bit words, "
+            f"batch {s.get('batch_size') or '-'}, energy table {s.get('energy_table')}")
+
+
+def _energy_text(value: float | None, unit: str) -> str:
+    """Joules as mJ; a normalised table's units are multiples of one ALU MAC."""
+    if value is None:
+        return "-"
+    return f"{value * 1e3:.4g} mJ" if unit == "J" else f"{value:.4g} MAC-units"
+
+
+def hardware_totals_table(result: Result) -> Table:
+    """The whole model: MACs, accesses with and without reuse, array cycles, energies."""
+    t = result["totals"]
+    table = Table(title=f"{result.get('model')}: hardware cost (whole batch)", title_justify="left",
+                  caption=_settings_text(result), caption_justify="left")
+    table.add_column("quantity", justify="left")
+    table.add_column("value", justify="right")
+    table.add_column("note", justify="left")
+    rows = [
+        ("MACs", count(t["macs"]), "products of conv, linear and matmul layers"),
+        ("naive accesses", count(t["naive_accesses"]), "4 per MAC, words"),
+    ]
+    for kind, left in t["accesses_with_reuse"].items():
+        if kind != "none":
+            rows.append((f"with {kind} reuse" if kind != "all" else "with all reuse", count(left),
+                         f"{times(t['reduction_by_reuse'][kind])} fewer than naive"))
+    rows += [
+        ("DRAM lower bound", count(t["dram_lower_bound"]), "each weight, input and output once"),
+        ("array cycles", count(t["cycles"]), "SCALE-Sim compute model, no stalls"),
+        ("array utilisation", pct(t["utilization"]), "MACs / (cycles x PEs)"),
+        ("SRAM reads / writes", f"{count(sum(t['sram_reads'].values()))} / {count(sum(t['sram_writes'].values()))}", "words"),
+        ("DRAM reads / writes", f"{count(sum(t['dram_reads'].values()))} / {count(sum(t['dram_writes'].values()))}", "words"),
+        ("DRAM vs lower bound", times(t["dram_vs_lower_bound"]), "1x: every word moved once"),
+    ]
+    energy = t["energy"]
+    for scenario in ("naive", "reuse", "systolic"):
+        rows.append((f"energy, {scenario}", _energy_text(energy.get(scenario), energy["unit"]),
+                     f"estimated ({energy['table']}, {energy['bits']} bits)"))
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def hardware_layers_table(result: Result) -> Table:
+    """One row per product layer: accesses, the array's cycles and traffic, energy."""
+    layers = result.get("layers") or []
+    table = Table(title=f"{result.get('model')}: per layer ({len(layers)} layers; accesses in words)",
+                  title_justify="left")
+    for col in ("layer", "kind", "MACs", "naive", "all reuse", "lower bound", "cycles", "util.", "map. eff.",
+                "SRAM r/w", "DRAM r/w", "DRAM / bound", "energy, reuse (est.)"):
+        table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    unit = ((result.get("totals") or {}).get("energy") or {}).get("unit", "")
+    for layer in layers:
+        table.add_row(
+            str(layer["name"]), str(layer["kind"]), count(layer["macs"]), count(layer["naive_accesses"]),
+            count(layer["accesses_with_reuse"]["all"]), count(layer["dram_lower_bound"]), count(layer["cycles"]),
+            pct(layer["utilization"]), pct(layer["mapping_efficiency"]),
+            f"{count(sum(layer['sram_reads'].values()))} / {count(sum(layer['sram_writes'].values()))}",
+            f"{count(sum(layer['dram_reads'].values()))} / {count(sum(layer['dram_writes'].values()))}",
+            times(layer["dram_vs_lower_bound"]), _energy_text(layer.get("energy_reuse"), unit),
+        )
+    return table
+
+
+def ceilings_table(ceilings: Mapping[str, Any]) -> Table:
+    """The machine's measured ceilings and how they were measured."""
+    table = Table(title=f"Ceilings of {ceilings.get('device_name') or ceilings.get('device')} "
+                        f"({ceilings.get('label')})", title_justify="left")
+    table.add_column("ceiling", justify="left")
+    table.add_column("value", justify="right")
+    table.add_column("how", justify="left")
+    reason = ceilings.get("unavailable_reason")
+    peak, bandwidth = ceilings.get("peak_flops_per_s"), ceilings.get("bandwidth_bytes_per_s")
+    table.add_row("peak compute", "-" if peak is None else f"{peak / 1e9:.3g} GFLOP/s",
+                  reason or str(ceilings.get("flops_method")))
+    table.add_row("memory bandwidth", "-" if bandwidth is None else f"{bandwidth / 1e9:.3g} GB/s",
+                  reason or str(ceilings.get("bandwidth_method")))
+    ridge = ceilings.get("ridge_flops_per_byte")
+    table.add_row("ridge point", "-" if ridge is None else f"{ridge:.3g} FLOP/byte", "peak / bandwidth")
+    threads = ceilings.get("threads")
+    table.caption = f"{ceilings.get('dtype')}, {threads if threads is not None else '-'} thread(s)"
+    return table
+
+
+def roofline_table(roof: Result) -> Table:
+    """The whole model against the roof: attainable and measured time, and their ratio."""
+    t = roof["totals"]
+    table = Table(title=f"{roof.get('model')}: roofline (batch {roof.get('batch_size')})", title_justify="left")
+    table.add_column("quantity", justify="left")
+    table.add_column("value", justify="right")
+    bounds = t.get("bound_counts") or {}
+    latency = t.get("measured_latency_s")
+    rows = [
+        ("FLOPs (2 x MACs, products)", count(t["flops"])),
+        ("minimum bytes (DRAM lower bound)", count(t["min_bytes"])),
+        ("arithmetic intensity (FLOP/byte)", f"{t['arithmetic_intensity_flops_per_byte'] or 0:.3g}"),
+        ("layers compute- / memory-bound", f"{bounds.get('compute', 0)} / {bounds.get('memory', 0)}"),
+        ("attainable time (ms)", ms(t["attainable_time_s"])),
+        ("measured latency (ms)", ms(latency) if latency is not None else f"- ({roof.get('latency_unavailable_reason')})"),
+        ("sum of measured layer times (ms)", ms(t.get("measured_layers_time_s"))),
+        ("fraction of the roofline", pct(t.get("fraction_of_roofline"))),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    notes = list(roof.get("notes") or [])
+    if roof.get("layer_times_unavailable_reason"):
+        notes.append("per layer: " + str(roof["layer_times_unavailable_reason"]))
+    table.caption = "; ".join(notes) or "fraction = attainable time / measured time; 100% is the machine's limit"
+    return table
+
+
+def roofline_layers_table(roof: Result) -> Table:
+    layers = roof.get("layers") or []
+    table = Table(title=f"{roof.get('model')}: layers under the roof", title_justify="left")
+    for col in ("layer", "kind", "GFLOPs", "FLOP/byte", "bound", "attainable (ms)", "measured (ms)", "of roofline"):
+        table.add_column(col, justify="left" if col in ("layer", "kind", "bound") else "right")
+    for layer in layers:
+        table.add_row(str(layer["name"]), str(layer["kind"]), f"{layer['flops'] / 1e9:.3g}",
+                      f"{layer['arithmetic_intensity_flops_per_byte']:.3g}", str(layer["bound"]),
+                      ms(layer["attainable_time_s"]), ms(layer.get("measured_time_s")),
+                      pct(layer.get("fraction_of_roofline")))
+    return table
+
+
+def hardware_tables(result: Result | None, roof: Result | None = None, per_layer: bool = True) -> Sequence[Table]:
+    """Every table for one model, in the order the CLI prints them."""
+    tables: list[Table] = []
+    if result is not None:
+        tables.append(hardware_totals_table(result))
+        if per_layer:
+            tables.append(hardware_layers_table(result))
+    if roof is not None:
+        tables.append(ceilings_table(roof["ceilings"]))
+        tables.append(roofline_table(roof))
+        if per_layer:
+            tables.append(roofline_layers_table(roof))
+    return tables

@@ -1,0 +1,179 @@
+"""dnnmeter.hardware(...): the one-call API, its JSON, its tables, figures and report section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+from torch import nn
+
+import dnnmeter.hardware as hw
+from dnnmeter.errors import InvalidInputError
+from dnnmeter.hardware import (
+    hardware,
+    original_alexnet_layers,
+    parse_array,
+    parse_sram_kb,
+    write_topology,
+)
+from dnnmeter.hardware.ceilings import Ceilings
+from dnnmeter.hardware.roofline import roofline
+from dnnmeter.report.hardware_figures import (
+    draw_accesses,
+    draw_hardware_figures,
+    draw_roofline,
+    draw_utilization,
+)
+from dnnmeter.report.hardware_section import hardware_section
+from dnnmeter.report.hardware_text import hardware_tables
+
+ALEXNET_MACS, ALEXNET_NAIVE, ALEXNET_BOUND = 724_406_816, 2_897_627_264, 62_028_963
+FAKE = Ceilings(device="cpu", peak_flops_per_s=100e9, bandwidth_bytes_per_s=10e9, label="published")
+
+
+class Tiny(nn.Module):
+    """conv 3->4, 3x3, pad 1 on 8x8, then a linear 256 -> 10: MACs by hand below."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+TINY_MACS = 4 * 3 * 9 * 8 * 8 + 256 * 10  # conv: M C R S E F; linear: in x out
+
+
+@pytest.fixture(scope="module")
+def alexnet() -> hw.HardwareResult:
+    return hardware(original_alexnet_layers(), name="alexnet-2012")
+
+
+def test_alexnet_check_figures(alexnet: hw.HardwareResult) -> None:
+    t = alexnet.to_dict()["totals"]
+    assert (t["macs"], t["naive_accesses"], t["dram_lower_bound"]) == (ALEXNET_MACS, ALEXNET_NAIVE, ALEXNET_BOUND)
+    assert t["flops"] == 2 * ALEXNET_MACS
+    assert t["reduction_by_reuse"]["all"] == pytest.approx(46.71, abs=0.01)
+    assert t["accesses_with_reuse"]["psum"] == 1_449_472_904  # docs/hardware.md, totals by scenario
+    # docs/hardware.md: OS, 32 x 32, 64 KB SRAMs, 8 bits -> 2,591,338 cycles, utilisation 0.273
+    assert t["cycles"] == 2_591_338 and round(t["utilization"], 3) == 0.273
+    assert t["energy"]["label"] == "estimated" and t["energy"]["table"] == "eyeriss"
+    assert t["energy"]["naive"] > t["energy"]["reuse"] > 0
+
+
+def test_json_fields_and_totals_are_layer_sums(alexnet: hw.HardwareResult) -> None:
+    d = json.loads(json.dumps(alexnet.to_dict()))  # JSON-ready
+    assert d["model"] == "alexnet-2012" and d["settings"]["array"] == [32, 32] and d["settings"]["bits"] == 8
+    layers, t = d["layers"], d["totals"]
+    assert [layer["name"] for layer in layers] == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    for key in ("macs", "naive_accesses", "dram_lower_bound", "cycles", "dram_accesses", "sram_accesses"):
+        assert t[key] == sum(layer[key] for layer in layers), key
+    for kind in ("convolutional", "image", "all"):
+        assert t["accesses_with_reuse"][kind] == sum(layer["accesses_with_reuse"][kind] for layer in layers)
+    for operand in ("ifmap", "filter", "ofmap"):
+        assert t["dram_reads"][operand] == sum(layer["dram_reads"][operand] for layer in layers)
+    for scenario in ("naive", "reuse", "systolic"):
+        assert t["energy"][scenario] == pytest.approx(sum(layer[f"energy_{scenario}"] for layer in layers))
+    conv2 = layers[1]
+    assert (conv2["groups"], conv2["E"], conv2["reuse_factors"]["input_image_reuse"]) == (2, 27, 128.0)
+    assert {"utilization", "mapping_efficiency", "sram_reads", "sram_writes", "dram_writes",
+            "dram_vs_lower_bound"} <= set(conv2)
+
+
+def test_module_is_counted_and_left_untouched() -> None:
+    model = Tiny().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = hardware(model, input_size=(3, 8, 8), batch_size=2, array="8x4", dataflow="ws", bits=16,
+                      energy_table="45nm")
+    d = result.to_dict()
+    assert d["totals"]["macs"] == 2 * TINY_MACS
+    assert [(l["name"], l["kind"]) for l in d["layers"]] == [("conv", "conv"), ("fc", "linear")]
+    assert d["settings"]["array"] == [8, 4] and d["settings"]["input_size"] == [3, 8, 8]
+    assert d["totals"]["energy"]["unit"] == "J"
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_topology_import_path(tmp_path: Path) -> None:
+    path = write_topology(original_alexnet_layers(), tmp_path / "alexnet.csv")
+    one = hardware(topology=path)
+    assert one.source == "topology" and one.model == "alexnet"
+    assert one.totals["macs"] == ALEXNET_MACS  # grouped layers become one row per group
+    assert len(one.layers) == 11  # conv2, conv4 and conv5 split in two
+    assert hardware(str(path), batch_size=2).totals["macs"] == 2 * ALEXNET_MACS  # a .csv model is a topology
+
+
+def test_export_scalesim_writes_the_run(tmp_path: Path) -> None:
+    result = hardware(original_alexnet_layers(), array=(16, 16), dataflow="is", export_scalesim=tmp_path / "ss")
+    files = result.exported
+    assert files["format"] == "conv"
+    assert Path(files["topology"]).read_text().splitlines()[1].startswith("conv1, 227, 227, 11, 11, 3, 96, 4")
+    cfg = Path(files["config"]).read_text()
+    assert "ArrayHeight : 16" in cfg and "Dataflow : is" in cfg and Path(files["layout"]).exists()
+    batched = hardware(Tiny(), input_size=(3, 8, 8), batch_size=4, export_scalesim=tmp_path / "b")
+    assert batched.exported["format"] == "gemm" and any("-i gemm" in n for n in batched.notes)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"model": "alexnet", "array": "3x"}, "bad array"),
+    ({"model": "alexnet", "array": (0, 4)}, "bad array"),
+    ({"model": "alexnet", "dataflow": "xx"}, "unknown dataflow"),
+    ({"model": "alexnet", "bits": 0}, "bad precision"),
+    ({"model": "alexnet", "sram_kb": "64,a"}, "bad SRAM"),
+    ({"model": "alexnet", "energy_table": "nope"}, "unknown energy table"),
+    ({"topology": "/no/such/topology.csv"}, "no topology file"),
+    ({"model": "alexnet", "topology": "x.csv"}, "exactly one"),
+    ({}, "exactly one"),
+    ({"model": 3}, "cannot read a model"),
+])
+def test_bad_inputs_are_one_line_errors(kwargs: dict, words: str) -> None:
+    with pytest.raises(InvalidInputError) as err:
+        hardware(**kwargs)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_parsers() -> None:
+    assert parse_array("16x8") == (16, 8) and parse_array("32") == (32, 32) and parse_array(4) == (4, 4)
+    assert parse_sram_kb("64") == (64, 64, 64) and parse_sram_kb("32,16,8") == (32, 16, 8)
+
+
+def test_the_package_is_callable() -> None:
+    assert hw(original_alexnet_layers()).totals["macs"] == ALEXNET_MACS
+    assert hw.count_accesses is not None  # the package's parts are still there
+
+
+def test_text_tables(alexnet: hw.HardwareResult) -> None:
+    roof = roofline(original_alexnet_layers(), FAKE, measure=False).to_dict()
+    console = Console(record=True, width=200)
+    for table in hardware_tables(alexnet.to_dict(), roof):
+        console.print(table)
+    text = console.export_text()
+    assert "DRAM lower bound" in text and "62 M" in text and "fc8" in text and "46.7x" in text
+    assert "memory" in text and "10 GB/s" in text
+
+
+def test_figures_and_html_section(tmp_path: Path, alexnet: hw.HardwareResult) -> None:
+    d = alexnet.to_dict()
+    roof = roofline(original_alexnet_layers(), FAKE, measure=False).to_dict()
+    figures = draw_hardware_figures(d, roof, tmp_path / "figures", prefix="alex")
+    assert [f.name for f in figures] == ["alex_accesses", "alex_utilization", "alex_roofline"]
+    for fig in figures:
+        assert fig.skipped_reason is None and fig.png and fig.png.stat().st_size > 1000
+        assert fig.svg and fig.svg.read_text().lstrip().startswith("<?xml")
+    html = hardware_section([d], [roof], figures, tmp_path)
+    assert html.count("<table>") >= 4 and html.count('src="data:image/png;base64,') == 3
+    assert 'id="alex_roofline"' in html and "alexnet-2012" in html and "fc6" in html
+
+
+def test_figures_say_why_they_are_not_drawn(tmp_path: Path) -> None:
+    empty = {"model": "none", "layers": [], "settings": {}, "totals": {}}
+    assert "no convolution" in (draw_accesses(empty, tmp_path / "a").skipped_reason or "")
+    assert "no convolution" in (draw_utilization(empty, tmp_path / "u").skipped_reason or "")
+    roof = roofline(original_alexnet_layers(), FAKE, measure=False).to_dict()
+    roof["ceilings"] = {**roof["ceilings"], "peak_flops_per_s": None, "unavailable_reason": "no CUDA device"}
+    assert "no CUDA device" in (draw_roofline(roof, tmp_path / "r").skipped_reason or "")
+    assert not (tmp_path / "r.png").exists()
