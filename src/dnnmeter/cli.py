@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from dnnmeter import __version__
@@ -182,6 +183,39 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- modify ---------------------------------------------------------------------------------
+
+
+def _cmd_modify(args: argparse.Namespace) -> int:
+    from dnnmeter.analysis import parse_input_size
+    from dnnmeter.modify import compare
+    from dnnmeter.report.modify_text import modify_json, modify_tables
+
+    (name,) = _resolve_all([args.model])
+    with _progress(args.latency) as progress:
+        progress.add_task("timing the model before and after", total=None)
+        result = compare(name, args.op, args.layers, input_size=parse_input_size(args.input_size),
+                         batch_size=args.batch_size, measure_latency=args.latency, xception=args.xception,
+                         projection=args.projection, between=args.between, strict=args.strict,
+                         threads=args.threads)
+    if args.out:
+        _write_text(args.out, modify_json(result))
+    if args.format == "json":
+        print(modify_json(result))
+    else:
+        console = _console()
+        for table in modify_tables(result):
+            console.print(table)
+    return 0
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text + "\n")
+    except OSError as exc:
+        raise DnnmeterError(f"cannot write {path}: {exc.strerror}; choose another --out") from None
+
+
 # --- hardware -------------------------------------------------------------------------------
 
 
@@ -339,6 +373,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--format", choices=("table", "json"), default="table")
     evaluate.set_defaults(func=_cmd_eval)
+
+    from dnnmeter.modify import BETWEEN, OPS
+
+    mod = sub.add_parser(
+        "modify", help="change a network's operations and show what it buys and costs",
+        description="Apply operation modifications to a copy of MODEL (new layers freshly initialised) and "
+        "compare parameters, MACs, FLOPs, activations and, with --latency, measured latency before and after. "
+        "See docs/modify.md for what each op touches by default.",
+    )
+    mod.add_argument("model", metavar="MODEL")
+    mod.add_argument("--op", action="append", required=True, choices=OPS, help="repeat for several, applied in order")
+    mod.add_argument("--layers", metavar="PATTERN", help="fnmatch pattern or comma list of module names")
+    mod.add_argument("--xception", action="store_true", help="nothing between a separable conv's depthwise and pointwise")
+    mod.add_argument("--projection", action="store_true", help="residual: 1x1 conv shortcuts where shapes differ")
+    mod.add_argument("--between", choices=BETWEEN, default="bn-relu", help="what goes between the convs an op makes")
+    mod.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
+    mod.add_argument("--batch-size", type=_positive_int, default=1)
+    mod.add_argument("--latency", action="store_true", help="also measure latency before and after (in this process)")
+    mod.add_argument("--threads", type=_positive_int, help="CPU threads for --latency")
+    mod.add_argument("--no-strict", dest="strict", action="store_false", help="warn, not fail, when an op changes nothing")
+    mod.add_argument("--out", metavar="FILE", help="also write the result as JSON to FILE")
+    mod.add_argument("--format", choices=("table", "json"), default="table")
+    mod.set_defaults(func=_cmd_modify)
 
     hw = sub.add_parser(
         "hardware", help="memory accesses and data reuse, energy estimates, systolic arrays, roofline",

@@ -1,0 +1,57 @@
+"""Operation modifications: depthwise-separable, factorised and asymmetric convolutions,
+residual shortcuts and batch norm, applied to a copy of a model, and their cost.
+
+>>> from dnnmeter.modify import compare, modify
+>>> model = modify("tiny_alexnet_dw", ["residual"])        # shortcuts around conv4, conv5
+>>> compare("vgg11", ["depthwise-separable"]).ratio("macs")
+
+What each op changes by default, and how, is in docs/modify.md.
+"""
+
+from __future__ import annotations
+
+from dnnmeter.modify.compare import compare
+from dnnmeter.modify.convs import (
+    BETWEEN,
+    AsymmetricConv2d,
+    ConvNorm,
+    FactorizedConv2d,
+    SeparableConv2d,
+)
+from dnnmeter.modify.residual import Residual
+from dnnmeter.modify.result import (
+    COST_FIELDS,
+    Change,
+    Cost,
+    ModifyResult,
+    Rewrite,
+    Skip,
+)
+from dnnmeter.modify.rewrite import (
+    OPS,
+    ModifyWarning,
+    NothingToModifyError,
+    modify,
+    rewrite,
+)
+
+__all__ = [
+    "BETWEEN",
+    "COST_FIELDS",
+    "OPS",
+    "AsymmetricConv2d",
+    "Change",
+    "ConvNorm",
+    "Cost",
+    "FactorizedConv2d",
+    "ModifyResult",
+    "ModifyWarning",
+    "NothingToModifyError",
+    "Residual",
+    "Rewrite",
+    "SeparableConv2d",
+    "Skip",
+    "compare",
+    "modify",
+    "rewrite",
+]
