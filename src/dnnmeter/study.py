@@ -98,14 +98,26 @@ def _keys(settings: StudySettings, model: str) -> dict[str, Any]:
                                    weights=settings.weights, limit=settings.eval_limit)
     return {"analysis": measurement_key("analysis", model, batch_size=1),
             "accuracy": measurement_key("accuracy", model, label="published"),
-            "measured_accuracy": measured, "bench": bench}
+            "measured_accuracy": measured, "bench": bench,
+            "hardware": measurement_key("hardware", model, batch_size=1, **HARDWARE_SETTINGS),
+            "roofline": measurement_key("roofline", model, batch_size=1, **_ceilings_identity(settings))}
+
+
+# The hardware model's settings in the study: SCALE-Sim's defaults (docs/hardware.md).
+HARDWARE_SETTINGS: dict[str, Any] = {"array": (32, 32), "dataflow": "os", "sram_kb": (64, 64, 64), "bits": 8,
+                                     "energy_table": "eyeriss"}
+CEILINGS_MODEL = "(this machine's ceilings)"
+
+
+def _ceilings_identity(settings: StudySettings) -> dict[str, Any]:
+    return {"device": settings.device, "threads": settings.threads, "machine": machine_id()}
 
 
 def run_study(settings: StudySettings, progress: Progress | None = None) -> StudyOutputs:
     """Run (or resume) the study described by ``settings``; returns where the outputs are."""
     settings = _prepare(settings)
     progress = progress or (lambda what, done, total: None)
-    total = len(settings.models) * (1 + len(settings.batch_sizes) + (settings.data is not None))
+    total = len(settings.models) * (2 + len(settings.batch_sizes) + (settings.data is not None))
     counts = {"done": 0, "measured": 0, "skipped": 0}
 
     def step(what: str, measured: bool) -> None:
@@ -120,6 +132,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None) -> Stud
         for model in settings.models:
             keys = _keys(settings, model)
             _static(store, model, keys, step)
+            _hardware(store, model, settings, keys, step)
             if keys["measured_accuracy"] is not None:
                 notes.extend(_measured_accuracy(store, model, settings, keys["measured_accuracy"], step))
             _bench(store, model, settings, keys["bench"], step)
@@ -170,6 +183,44 @@ def _static(store: Store, model: str, keys: dict[str, Any], step: Callable[[str,
             "top1": published.top1, "top5": published.top5, "label": "published",
             "source": published.source, "weights": published.weights,
         })
+
+
+def _ceilings(store: Store, settings: StudySettings) -> Any:
+    """This machine's compute and bandwidth ceilings: measured once per store, threads and device."""
+    from dnnmeter.hardware import measure_ceilings
+    from dnnmeter.hardware.ceilings import Ceilings
+
+    key = measurement_key("ceilings", CEILINGS_MODEL, **_ceilings_identity(settings))
+    for row in store.rows("hardware", keys={key}):
+        return Ceilings.from_dict(row.data)
+    ceilings = measure_ceilings(settings.device, threads=settings.threads)
+    store.add(key, "hardware", CEILINGS_MODEL, ceilings.to_dict(), device=settings.device)
+    return ceilings
+
+
+def _hardware(store: Store, model: str, settings: StudySettings, keys: dict[str, Any],
+              step: Callable[[str, bool], None]) -> None:
+    """The hardware model (accesses, reuse, energy, systolic array) and the roofline of
+    ``model``, both without running it: the roofline's measured side is the bench latency,
+    joined in :func:`_model_entry`."""
+    from dnnmeter.errors import DnnmeterError
+    from dnnmeter.hardware import hardware, roofline
+
+    if store.has(keys["hardware"]) and store.has(keys["roofline"]):
+        step(f"{model}: hardware model (stored)", False)
+        return
+    try:
+        if not store.has(keys["hardware"]):
+            store.add(keys["hardware"], "hardware", model, hardware(model, **HARDWARE_SETTINGS).to_dict())
+        if not store.has(keys["roofline"]):
+            ceilings = _ceilings(store, settings)
+            if ceilings.peak_flops_per_s is not None:
+                roof = roofline(model, ceilings, measure=False).to_dict()
+                store.add(keys["roofline"], "hardware", model, {"roofline": roof}, device=settings.device)
+    except DnnmeterError as exc:  # e.g. a model with no conv/linear/matmul layer
+        step(f"{model}: no hardware model ({exc})", False)
+        return
+    step(f"{model}: hardware model", True)
 
 
 def _bench(store: Store, model: str, settings: StudySettings, keys: dict[int, str],
@@ -225,8 +276,11 @@ def _collect_models(store: Store, stored: dict[str, Any]) -> dict[str, Any]:
         if keys["measured_accuracy"] is not None:
             wanted[keys["measured_accuracy"]] = (model, "measured_accuracy")
         wanted.update({k: (model, "bench") for k in keys["bench"].values()})
+        wanted[keys["hardware"]] = (model, "hardware")
+        wanted[keys["roofline"]] = (model, "roofline")
     found: dict[str, dict[str, Any]] = {
-        m: {"analysis": None, "accuracy": None, "measured_accuracy": None, "bench": []} for m in settings.models
+        m: {"analysis": None, "accuracy": None, "measured_accuracy": None, "bench": [], "hardware": None,
+            "roofline": None} for m in settings.models
     }
     environment: dict[str, Any] = {}
     for row in store.rows(keys=set(wanted)):
@@ -234,6 +288,8 @@ def _collect_models(store: Store, stored: dict[str, Any]) -> dict[str, Any]:
         if kind == "bench":
             found[model]["bench"].append({**row.data, "created_utc": row.created_utc})
             environment = row.environment or environment
+        elif kind == "roofline":
+            found[model][kind] = row.data["roofline"]
         else:
             found[model][kind] = row.data
     return {
@@ -266,8 +322,24 @@ def runs(store: Store, models: tuple[str, ...]) -> list[dict[str, Any]]:
 
 def _model_entry(model: str, found: dict[str, Any]) -> dict[str, Any]:
     entry = resolve(model)
+    bench = sorted(found["bench"], key=lambda b: b["batch_size"])
     return {"model": model, "family": entry.family, "source": entry.source, "analysis": found["analysis"],
-            "accuracy": found["measured_accuracy"] or found["accuracy"], "bench": sorted(found["bench"], key=lambda b: b["batch_size"])}
+            "accuracy": found["measured_accuracy"] or found["accuracy"], "bench": bench,
+            "hardware": found["hardware"], "roofline": _with_bench_latency(found["roofline"], bench)}
+
+
+def _with_bench_latency(roof: dict[str, Any] | None, bench: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The roofline against the model's measured latency at batch size 1 (from bench, not a
+    second run): ``fraction_of_roofline`` = attainable time / measured time."""
+    if roof is None:
+        return None
+    point = next((b for b in bench if b.get("batch_size") == 1 and b.get("status") == "ok"), None)
+    latency = None if point is None else point.get("latency_s_median")
+    totals = {**roof["totals"], "measured_latency_s": latency,
+              "fraction_of_roofline": roof["totals"]["attainable_time_s"] / latency if latency else None}
+    reason = None if latency else "no successful bench point at batch size 1"
+    return {**roof, "totals": totals, "latency_unavailable_reason": reason,
+            "latency_source": "dnnmeter bench, batch size 1, median" if latency else None}
 
 
 CSV_FIELDS = ("model", "family", "source", "params", "macs", "flops", "activations", "weight_bytes",

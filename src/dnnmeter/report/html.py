@@ -127,8 +127,10 @@ def run_line(study: Mapping[str, Any]) -> str:
 def header(study: Mapping[str, Any]) -> str:
     s = study.get("settings") or {}
     n = len(study.get("models") or [])
-    title = f"dnnmeter study: {n} models on {s.get('device', '?')}"
     stamp = f"dnnmeter {study.get('dnnmeter_version', '?')}, results of {study.get('created_utc', '?')}"
+    if not n:  # only a modifications study in this store
+        return f"<h1>dnnmeter study: operation modifications</h1><p class=\"muted\">{escape(stamp)}</p>"
+    title = f"dnnmeter study: {n} models on {s.get('device', '?')}"
     return (f"<h1>{escape(title)}</h1><p class=\"muted\">{escape(stamp)}</p>" + run_line(study))
 
 
@@ -387,10 +389,11 @@ def methodology_section(study: Mapping[str, Any]) -> str:
 # --- the page ----------------------------------------------------------------------------------
 
 
-def page(study: Mapping[str, Any], figures: Sequence[FigureResult], fits: F.StudyFits, base: Path) -> str:
-    body = "".join([header(study), summary_table(study), fits_section(fits), pareto_section(fits),
-                    figures_section(figures, base), runs_section(study), environment_section(study),
-                    methodology_section(study)])
+def page(study: Mapping[str, Any], figures: Sequence[FigureResult], fits: F.StudyFits, base: Path,
+         sections: Sequence[str] = ()) -> str:
+    models_part = [summary_table(study), fits_section(fits), pareto_section(fits), figures_section(figures, base)]
+    body = "".join([header(study), *(models_part if study.get("models") else []), *sections,
+                    runs_section(study), environment_section(study), methodology_section(study)])
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>dnnmeter study</title><style>{CSS}</style><script>{SCRIPT}</script></head>"
@@ -398,10 +401,11 @@ def page(study: Mapping[str, Any], figures: Sequence[FigureResult], fits: F.Stud
 
 
 def write_report(study: Mapping[str, Any], figures: Sequence[FigureResult], fits: F.StudyFits | None,
-                 out: Path) -> Path:
-    """Write the self-contained report of ``study`` to ``out``; returns ``out``."""
+                 out: Path, sections: Sequence[str] = ()) -> Path:
+    """Write the self-contained report of ``study`` to ``out``; returns ``out``. ``sections``
+    are HTML fragments placed after the models study's figures."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = page(study, figures, fits or F.compute_fits(study), out.parent)
+    text = page(study, figures, fits or F.compute_fits(study), out.parent, sections)
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)  # a reader never sees half a report
@@ -418,6 +422,9 @@ def render_all(study_dir: Path) -> Path:
         raise InvalidInputError(f"no {source}; run `dnnmeter study --out {study_dir}` first") from None
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    from dnnmeter.report.sections import extra_sections
+
     fits = F.compute_fits(study)
-    figures = render_figures(study, study_dir / "figures", fits)
-    return write_report(study, figures, fits, study_dir / "report.html")
+    figures = render_figures(study, study_dir / "figures", fits) if study.get("models") else []
+    sections = extra_sections(study, study_dir / "figures", study_dir)
+    return write_report(study, figures, fits, study_dir / "report.html", sections)
