@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -36,16 +37,22 @@ def _count(out: Path) -> int:
 
 def test_study_writes_outputs_and_resumes(worker_path: None, tmp_path: Path) -> None:
     first = run_study(_settings(tmp_path))
-    assert first.measured == 6 and first.skipped_as_done == 0
+    # per model: the analysis, the hardware model (with the roofline) and two bench points
+    assert first.measured == 8 and first.skipped_as_done == 0
     study = json.loads(first.results_json.read_text())
     assert [m["model"] for m in study["models"]] == list(MODELS)
     oom = {b["batch_size"]: b["status"] for b in study["models"][1]["bench"]}
     assert oom == {1: "ok", 4: "oom"}
     assert study["models"][0]["analysis"]["params"] == 4 * 27 + 4
+    tiny = study["models"][0]
+    assert tiny["hardware"]["totals"]["macs"] == tiny["analysis"]["macs"] == 4 * 27 * 16 * 16
+    roof = tiny["roofline"]["totals"]
+    assert roof["measured_latency_s"] == tiny["bench"][0]["latency_s_median"]
+    assert roof["fraction_of_roofline"] == pytest.approx(roof["attainable_time_s"] / roof["measured_latency_s"])
     assert first.results_csv.read_text().count("\n") == 1 + 4
     rows = _count(tmp_path)
     again = run_study(_settings(tmp_path))
-    assert again.measured == 0 and again.skipped_as_done == 6 and _count(tmp_path) == rows
+    assert again.measured == 0 and again.skipped_as_done == 8 and _count(tmp_path) == rows
     rerendered = report(tmp_path)
     assert json.loads(rerendered.results_json.read_text())["models"] == study["models"]
 
@@ -74,8 +81,11 @@ def test_kill_9_loses_nothing_and_the_rerun_finishes(worker_path: None, tmp_path
     assert done.returncode == 0, done.stderr
     after = {r[0]: r[1] for r in sqlite3.connect(tmp_path / "results.sqlite").execute("SELECT key, data FROM measurements")}
     assert all(after[k] == v for k, v in before.items())  # nothing rewritten
-    assert len(after) == 4 * 3  # every model: analysis + two points (no published accuracy)
-    assert f"{len(after) - len(before)} measured" in done.stdout
+    # every model: analysis, hardware model, roofline and two points (no published accuracy);
+    # the machine's ceilings once
+    assert len(after) == 4 * 5 + 1
+    measured, stored = map(int, re.search(r"(\d+) measured, (\d+) already", done.stdout).groups())  # type: ignore[union-attr]
+    assert measured >= 1 and stored >= 1 and measured + stored == 4 * 4  # steps: analysis, hardware, 2 points
 
 
 def test_bad_input_fails_before_measuring(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -107,7 +117,7 @@ def test_report_without_a_store(capsys: pytest.CaptureFixture[str], tmp_path: Pa
 def test_runs_with_other_settings_share_the_store_and_are_compared(worker_path: None, tmp_path: Path) -> None:
     run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05, threads=1))
     out = run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.1, threads=1))
-    assert out.measured == 1 and out.skipped_as_done == 1  # the analysis is shared, the point is new
+    assert out.measured == 1 and out.skipped_as_done == 2  # analysis and hardware are shared, the point is new
     runs = json.loads(out.results_json.read_text())["runs"]
     assert sorted(r["time_budget_s"] for r in runs) == [0.05, 0.1]
     assert all(r["latency_s_per_image"]["bench_models:tiny"]["1"] > 0 for r in runs)

@@ -216,6 +216,45 @@ def _write_text(path: str, text: str) -> None:
         raise DnnmeterError(f"cannot write {path}: {exc.strerror}; choose another --out") from None
 
 
+# --- train ----------------------------------------------------------------------------------
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dnnmeter.report.train_text import classes_table, history_table
+    from dnnmeter.train import train
+
+    (name,) = _resolve_all([args.model])
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 shows and prints
+    with _progress(main_rank) as progress:
+        task = progress.add_task(f"training {name}", total=None)
+
+        def show(epoch: int, epochs: int, batch: int, batches: int) -> None:
+            progress.update(task, description=f"{name}: epoch {epoch}/{epochs}", completed=batch, total=batches)
+
+        try:
+            result = train(name, args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                           augment=args.augment or (), out=args.out, seed=args.seed, device=args.device,
+                           input_size=args.input_size, nproc=args.nproc, strategy=args.strategy,
+                           average_every=args.average_every, threads=args.threads, workers=args.workers,
+                           progress=show)
+        except KeyboardInterrupt:
+            where = f"; the epochs finished are in {args.out}/history.json" if args.out else ""
+            print(f"dnnmeter: interrupted{where}", file=sys.stderr)
+            return 130
+    if not main_rank:
+        return 0
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        console = _console()
+        console.print(history_table(result))
+        console.print(classes_table(result))
+        for path in (result.checkpoint, result.curves):
+            if path:
+                print(f"  {path}")
+    return 0
+
+
 # --- hardware -------------------------------------------------------------------------------
 
 
@@ -257,19 +296,57 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
 # --- study and report -----------------------------------------------------------------------
 
 
-def _cmd_study(args: argparse.Namespace) -> int:
+def _study_progress() -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=_console(stderr=True), transient=True, disable=not sys.stderr.isatty())
+
+
+def _cmd_study_modifications(args: argparse.Namespace) -> int:
+    from dnnmeter.modifications import ModificationsSettings, run_modifications
+    from dnnmeter.report import text
+    from dnnmeter.study import report
+
+    models = tuple(m for part in args.models or [] for m in part.split(",") if m)
+    settings = ModificationsSettings(
+        data=args.data or "digits", models=tuple(_resolve_all(list(models))) if models else (),
+        ops=tuple(args.op or ()), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        augment=tuple(a for a in (args.augment or "").split(",") if a), seed=args.seed, out=args.out,
+        averaged_nproc=args.nproc, threads=args.threads,
+    )  # fmt: skip
+    with _study_progress() as progress:
+        task = progress.add_task("modifications", total=None)
+        try:
+            outputs = run_modifications(settings, lambda what, done, total: progress.update(
+                task, description=what, completed=done, total=total))
+        except KeyboardInterrupt:
+            print(f"dnnmeter: interrupted; every trained variant is in {args.out}/results.sqlite; "
+                  "run the same command again to resume", file=sys.stderr)
+            return 130
+    rendered = report(args.out)
+    if args.format == "json":
+        print(json.dumps(outputs.variants, indent=2))
+    else:
+        _console().print(text.modifications_table(outputs.variants))
+    _print_outputs(rendered, f"{outputs.trained} variants trained, {outputs.skipped_as_done} already in the store")
+    for note in outputs.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
     from dnnmeter.study import StudySettings, run_study
 
+    if args.what == "modifications":
+        return _cmd_study_modifications(args)
     settings = StudySettings(
-        models=tuple(m for part in args.models for m in part.split(",") if m), device=args.device,
+        models=tuple(m for part in args.models or ["seed"] for m in part.split(",") if m), device=args.device,
         batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
         max_latency_ms=args.max_latency_ms, max_memory_mb=args.max_memory_mb, max_energy_j=args.max_energy_j,
         data=args.data, weights=args.weights, eval_limit=args.eval_limit,
     )
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=_console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as progress:
+    with _study_progress() as progress:
         task = progress.add_task("study", total=None)
 
         def show(what: str, done: int, total: int) -> None:
@@ -397,6 +474,35 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--format", choices=("table", "json"), default="table")
     mod.set_defaults(func=_cmd_modify)
 
+    from dnnmeter.train import AUGMENTATIONS, DEFAULT_BATCH_SIZE, DEFAULT_LR, STRATEGIES
+
+    tr = sub.add_parser(
+        "train", help="train a model on digits or a folder: curves, checkpoint, best and worst classes",
+        description="Train MODEL (a fresh copy, one output per class of the data) with SGD; per epoch the train "
+        "and validation loss and accuracy and the time; a safetensors checkpoint, curves.png and history.json "
+        "in --out. Deterministic with --seed on the CPU. --nproc N trains in N processes (DDP or local SGD); "
+        "under torchrun the job's processes are used.",
+    )
+    tr.add_argument("model", metavar="MODEL")
+    tr.add_argument("--data", default="digits", metavar="digits|PATH",
+                    help="digits (built in) or a folder with train/ and val/ (Tiny ImageNet or class folders)")
+    tr.add_argument("--epochs", type=_positive_int, help="default 10 on digits, 100 on a folder")
+    tr.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="the global batch")
+    tr.add_argument("--lr", type=float, default=DEFAULT_LR)
+    tr.add_argument("--augment", metavar=",".join(AUGMENTATIONS), help="comma list of augmentations")
+    tr.add_argument("--input-size", type=_positive_int, help="square input (default: 32 on digits, the model's own)")
+    tr.add_argument("--out", metavar="DIR", help="write model.safetensors, history.json, curves.png, result.json")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="cpu")
+    tr.add_argument("--nproc", type=_positive_int, default=1, help="processes on this machine (default 1)")
+    tr.add_argument("--strategy", choices=STRATEGIES, default="ddp",
+                    help="ddp: synchronous; average: local SGD, models averaged every --average-every steps")
+    tr.add_argument("--average-every", type=_positive_int, metavar="STEPS", help="default: once an epoch")
+    tr.add_argument("--threads", type=_positive_int, help="CPU threads per process")
+    tr.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
+    tr.add_argument("--format", choices=("table", "json"), default="table")
+    tr.set_defaults(func=_cmd_train)
+
     hw = sub.add_parser(
         "hardware", help="memory accesses and data reuse, energy estimates, systolic arrays, roofline",
         description="The hardware cost of MODEL without running it: memory accesses naive and with "
@@ -430,7 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyse and benchmark each model, store every measurement as it lands "
         "(rerun to resume), and write results.{sqlite,csv,json}, figures/ and report.html.",
     )
-    study.add_argument("--models", nargs="+", default=["seed"], help="seed (default) or names, comma or space separated")
+    study.add_argument("what", nargs="?", choices=("models", "modifications"), default="models",
+                       help="models (default): the models study; modifications: train variants and compare")
+    study.add_argument("--models", nargs="+", help="models: seed (default) or names, comma or space separated; "
+                       "modifications: the models to modify (default: the tiny AlexNet family)")
     study.add_argument("--device", default="cpu")
     study.add_argument("--batch-sizes", type=_batch_sizes, default=DEFAULT_BATCH_SIZES,
                        help="comma list (default %(default)s; the paper's sweep is 1,2,4,8,16,32,64)")
@@ -443,6 +552,15 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
     study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")
     study.add_argument("--eval-limit", type=_positive_int, help="evaluate on this many images")
+    study.add_argument("--op", action="append", choices=OPS, help="modifications: applied cumulatively to each model")
+    study.add_argument("--epochs", type=_positive_int, help="modifications: epochs (default 10 on digits, 100 on a folder)")
+    study.add_argument("--batch-size", type=_positive_int, help="modifications: training batch size")
+    study.add_argument("--lr", type=float, help="modifications: learning rate")
+    study.add_argument("--augment", metavar="mask,rotate,flip,noise", help="modifications: augmentations")
+    study.add_argument("--seed", type=int, default=0, help="modifications: seed of the split, the init and the order")
+    study.add_argument("--nproc", type=int, default=2, help="modifications: also train the first variant in this "
+                       "many processes with model averaging, to compare (0: do not; default 2)")
+    study.add_argument("--format", choices=("table", "json"), default="table", help="modifications: output format")
     study.set_defaults(func=_cmd_study)
 
     report = sub.add_parser("report", help="re-render a study's outputs from its store, measuring nothing")

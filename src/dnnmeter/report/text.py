@@ -242,3 +242,26 @@ def eval_tables(result: Any) -> list[Table]:
             t.add_row(str(r["class_index"]), str(r["class_name"]), str(r["correct"]), str(r["count"]), _pct(r["accuracy"]))
         tables.append(t)
     return tables
+
+
+def modifications_table(variants: Sequence[dict[str, Any]]) -> Table:
+    """The modifications study: per variant its cost, accuracy and time per epoch."""
+    table = Table(title="operation modifications (measured; ratios against the first variant)")
+    for name in ("variant", "params (M)", "MMACs", "train acc.", "val acc.", "s / epoch", "epochs", "processes"):
+        table.add_column(name, justify="left" if name == "variant" else "right")
+    first = variants[0] if variants else {}
+
+    def with_ratio(value: float | None, base: float | None, text: str) -> str:
+        return text if value is None or not base or value == base else f"{text} ({value / base:.2f}x)"
+
+    for v in variants:
+        epoch_s = v.get("time_per_epoch_s")
+        table.add_row(
+            str(v.get("variant")),
+            with_ratio(v.get("params"), first.get("params"), millions(v.get("params"), 3)),
+            with_ratio(v.get("macs"), first.get("macs"), millions(v.get("macs"), 2)),
+            _pct(v.get("train_accuracy")), _pct(v.get("val_accuracy")),
+            with_ratio(epoch_s, first.get("time_per_epoch_s"), "-" if epoch_s is None else f"{epoch_s:.2f}"),
+            str(len(v.get("history") or [])), str(v.get("nproc", 1)),
+        )  # fmt: skip
+    return table
