@@ -1,0 +1,611 @@
+"""Pruning: unstructured magnitude pruning, and structured removal of whole conv channels.
+
+- **Unstructured** (``torch.nn.utils.prune``, L1 magnitude) zeroes the smallest weights of
+  every conv and linear layer. The tensors keep their shape, so a dense kernel does exactly
+  the same work and the file is exactly as large: it saves nothing until the weights are
+  stored sparse and run on hardware that skips zeros. The sweep reports both honestly: the
+  dense size (measured) beside a sparse-format size (estimated), and the dense MACs beside
+  ``effective_macs`` (what a zero-skipping accelerator would do).
+- **Structured** removes the output channels of lowest L1 norm (Li et al., *Pruning Filters
+  for Efficient ConvNets*, 2017) and physically shrinks the layers, so MACs, size, latency
+  and the hardware model all see the smaller shapes.
+
+>>> from dnnmeter.modify.prune import prune, pruning_sweep
+>>> small = prune(model, 0.5, method="structured")       # a copy; model is untouched
+>>> points = pruning_sweep(model, "digits", method="unstructured", input_size=32)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.nn.utils import prune as torch_prune
+from torch.utils.data import DataLoader, Dataset
+
+from dnnmeter.errors import InvalidInputError
+from dnnmeter.modify import _compress_common as common
+
+__all__ = [
+    "METHODS",
+    "PrunePoint",
+    "PruneResult",
+    "SparseSize",
+    "effective_macs",
+    "nonzero_params",
+    "prune",
+    "prune_model",
+    "pruning_sweep",
+    "sparse_size",
+]
+
+METHODS: tuple[str, ...] = ("unstructured", "structured")
+SCOPES: tuple[str, ...] = ("global", "layer")
+DEFAULT_SPARSITIES: tuple[float, ...] = tuple(i / 10 for i in range(10))
+_WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+@dataclass
+class PruneResult:
+    """A pruned copy and what was done to it.
+
+    ``pruned`` maps a layer to ``[before, after]``: weights and non-zero weights
+    (unstructured), or output channels (structured). ``skipped`` maps a layer left alone
+    to the reason (structured pruning only touches channels it can remove safely).
+    """
+
+    module: nn.Module
+    method: str
+    sparsity: float
+    scope: str
+    pruned: dict[str, list[int]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "sparsity": self.sparsity, "scope": self.scope,
+                "pruned": dict(self.pruned), "skipped": dict(self.skipped)}
+
+
+def _check(sparsity: float, method: str, scope: str) -> float:
+    if method not in METHODS:
+        raise InvalidInputError(f"pruning method {method!r}: use one of {METHODS}")
+    if scope not in SCOPES:
+        raise InvalidInputError(f"pruning scope {scope!r}: use 'global' (one threshold) or 'layer' (each layer)")
+    return common.check_fraction(sparsity, "sparsity")
+
+
+def prune(model: nn.Module, sparsity: float, method: str = "unstructured", scope: str = "global") -> nn.Module:
+    """A pruned copy of ``model`` (see :func:`prune_model`); ``model`` is not changed."""
+    return prune_model(model, sparsity, method, scope).module
+
+
+def prune_model(model: nn.Module, sparsity: float, method: str = "unstructured", scope: str = "global") -> PruneResult:
+    """Prune a copy of ``model`` to ``sparsity`` (a fraction in [0, 1)).
+
+    Unstructured: ``round(sparsity * n)`` conv/linear weights set to zero, the smallest in
+    magnitude over all those layers together (``scope="global"``) or in each layer
+    (``scope="layer"``); biases are kept. Structured: in every conv whose channels can be
+    removed safely, ``round(sparsity * channels)`` output channels of lowest L1 norm are
+    removed (at least one is kept), with the matching input channels of the next layer.
+    """
+    sparsity = _check(sparsity, method, scope)
+    copied = copy.deepcopy(model)
+    if method == "unstructured":
+        pruned = _unstructured(copied, sparsity, scope)
+        _make_permanent(copied)
+        return PruneResult(copied, method, sparsity, scope, pruned)
+    pruned, skipped = _structured(copied, sparsity)
+    return PruneResult(copied, method, sparsity, "layer", pruned, skipped)
+
+
+# --- unstructured ---------------------------------------------------------------------------
+
+
+def _weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, _WEIGHTED)]
+
+
+def _unstructured(model: nn.Module, sparsity: float, scope: str) -> dict[str, list[int]]:
+    """Attach torch's L1 masks (``weight_orig`` * ``weight_mask``) to every conv/linear."""
+    layers = _weighted_layers(model)
+    if scope == "global":
+        torch_prune.global_unstructured([(m, "weight") for _, m in layers],
+                                        pruning_method=torch_prune.L1Unstructured, amount=sparsity)
+    else:
+        for _, module in layers:
+            torch_prune.l1_unstructured(module, "weight", amount=sparsity)
+    return {name: [m.weight.numel(), int(m.weight.count_nonzero())] for name, m in layers}
+
+
+def _make_permanent(model: nn.Module) -> None:
+    """Fold the masks into plain ``weight`` tensors (``prune.remove``)."""
+    for _, module in _weighted_layers(model):
+        if torch_prune.is_pruned(module):
+            torch_prune.remove(module, "weight")
+
+
+# --- structured: finding removable channels with torch.fx -----------------------------------
+#
+# Hand-written rather than torch-pruning (not a dependency): we only remove channels whose
+# removal is a local change. A conv's output channels can go when its output flows, through
+# per-channel ops only, into exactly one conv or linear. Anything that mixes or shares
+# channels (a residual add, a concatenation, a second user) is skipped with the reason:
+# removing those channels would need every tensor they meet to lose the same channels.
+# A depthwise conv (one filter per channel) is per-channel too: it loses the same channels
+# and the chain goes on to its consumer, so depthwise-separable networks can be pruned.
+_PER_CHANNEL = (
+    nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish,
+    nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d, nn.Dropout, nn.Dropout2d, nn.Identity,
+)
+_PER_CHANNEL_FUNCTIONS = {
+    F.relu, torch.relu, F.relu6, F.leaky_relu, F.gelu, F.silu, F.hardswish, torch.sigmoid, torch.tanh,
+    F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.dropout,
+}
+_PER_CHANNEL_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous"}
+
+
+@dataclass
+class _Chain:
+    conv: str
+    norms: list[str]
+    consumer: str
+    flattened: bool
+    depthwise: list[str] = field(default_factory=list)
+
+
+def _is_depthwise(conv: nn.Module) -> bool:
+    """One filter per channel: output channel c depends on input channel c alone."""
+    return isinstance(conv, nn.Conv2d) and conv.groups == conv.in_channels == conv.out_channels > 1
+
+
+def _is_flatten_1(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Flattening (N, C, H, W) from dim 1: channel c becomes a block of H*W features."""
+    if node.op == "call_module":
+        module = modules[str(node.target)]
+        return isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1
+    is_flatten = (node.op == "call_function" and node.target is torch.flatten) or (
+        node.op == "call_method" and node.target == "flatten")
+    start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+    end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+    return is_flatten and start == 1 and end == -1
+
+
+def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    if node.op == "call_module":
+        return f"{type(modules[str(node.target)]).__name__} {node.target}"
+    if node.target in (operator.add, torch.add, operator.iadd) or node.target in ("add", "add_"):
+        return "a residual add"
+    if node.target is torch.cat:
+        return "a concatenation"
+    return f"{getattr(node.target, '__name__', node.target)}"
+
+
+def _per_channel_call(node: fx.Node) -> bool:
+    if node.op == "call_function":
+        return node.target in _PER_CHANNEL_FUNCTIONS
+    return node.op == "call_method" and node.target in _PER_CHANNEL_METHODS
+
+
+def _step(node: fx.Node, user: fx.Node, modules: dict[str, nn.Module], chain: _Chain) -> str | None:
+    """Follow one edge of the chain: None to go on, 'stop' at the consumer, else a reason."""
+    if user.op == "call_module":
+        module = modules[str(user.target)]
+        if _is_depthwise(module) and not chain.flattened and user.args[0] is node:
+            chain.depthwise.append(str(user.target))
+            return None
+        if isinstance(module, nn.Conv2d) and not chain.flattened:
+            if module.groups != 1:
+                return f"feeds a grouped conv {user.target}"
+            if user.args[0] is not node:
+                return f"reaches {user.target} other than as its input"
+            chain.consumer = str(user.target)
+            return "stop"
+        if isinstance(module, nn.Linear) and chain.flattened:
+            chain.consumer = str(user.target)
+            return "stop"
+        if isinstance(module, nn.BatchNorm2d):
+            chain.norms.append(str(user.target))
+            return None
+        if isinstance(module, _PER_CHANNEL):
+            return None
+    elif _per_channel_call(user):
+        return None
+    if _is_flatten_1(user, modules) and not chain.flattened:
+        chain.flattened = True
+        return None
+    return f"feeds {_describe(user, modules)}" if user.op != "output" else "is the model's output"
+
+
+def _follow(conv: fx.Node, modules: dict[str, nn.Module]) -> _Chain | str:
+    """The chain from ``conv`` to its one consumer, or why its channels cannot be removed."""
+    chain = _Chain(str(conv.target), [], "", False)
+    node = conv
+    while True:
+        users = list(node.users)
+        if len(users) != 1:
+            kinds = sorted({_describe(u, modules) for u in users})
+            return f"its output has {len(users)} users ({', '.join(kinds)})"
+        verdict = _step(node, users[0], modules, chain)
+        if verdict == "stop":
+            return chain
+        if verdict is not None:
+            return verdict
+        node = users[0]
+
+
+def _chains(model: nn.Module) -> tuple[list[_Chain], dict[str, str]]:
+    modules = dict(model.named_modules())
+    try:
+        graph = fx.symbolic_trace(model).graph
+    except Exception as exc:  # noqa: BLE001 - tracing fails in many ways on dynamic control flow
+        reason = f"torch.fx cannot trace the model ({type(exc).__name__}); nothing removed"
+        return [], {name: reason for name, m in modules.items() if isinstance(m, nn.Conv2d)}
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[str(node.target)] = calls.get(str(node.target), 0) + 1
+    chains, skipped = [], {}
+    for node in graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[str(node.target)], nn.Conv2d):
+            continue
+        found = _follow(node, modules)
+        if isinstance(found, str):
+            skipped[str(node.target)] = found
+        elif modules[found.conv].groups != 1:
+            skipped[found.conv] = "a grouped conv (its channels are tied to its input's)"
+        elif any(calls[n] > 1 for n in [found.conv, *found.norms, *found.depthwise, found.consumer]):
+            skipped[found.conv] = "a module on its path is called more than once"
+        else:
+            chains.append(found)
+    for chain in chains:  # a depthwise conv pruned inside a chain is not "skipped"
+        for name in chain.depthwise:
+            skipped.pop(name, None)
+    return chains, skipped
+
+
+# --- structured: shrinking the layers -------------------------------------------------------
+
+
+def _kept_channels(conv: nn.Conv2d, sparsity: float) -> torch.Tensor:
+    """Indices (ascending) of the output channels with the largest L1 norms."""
+    channels = conv.out_channels
+    keep = max(1, channels - round(sparsity * channels))
+    norms = conv.weight.detach().abs().flatten(1).sum(dim=1)
+    return torch.topk(norms, keep, sorted=False).indices.sort().values
+
+
+def _conv_copy(conv: nn.Conv2d, out_idx: torch.Tensor | None, in_idx: torch.Tensor | None) -> nn.Conv2d:
+    weight = conv.weight.detach()
+    weight = weight if out_idx is None else weight[out_idx]
+    weight = weight if in_idx is None else weight[:, in_idx]
+    new = nn.Conv2d(weight.shape[1], weight.shape[0], conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
+                    conv.dilation, 1, conv.bias is not None, conv.padding_mode,
+                    device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias.detach() if out_idx is None else conv.bias.detach()[out_idx])  # type: ignore[union-attr]
+    return new
+
+
+def _depthwise_copy(conv: nn.Conv2d, idx: torch.Tensor) -> nn.Conv2d:
+    new = nn.Conv2d(len(idx), len(idx), conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
+                    conv.dilation, len(idx), conv.bias is not None, conv.padding_mode,
+                    device=conv.weight.device, dtype=conv.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(conv.weight.detach()[idx])
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias.detach()[idx])  # type: ignore[union-attr]
+    return new
+
+
+def _norm_copy(norm: nn.BatchNorm2d, idx: torch.Tensor) -> nn.BatchNorm2d:
+    new = nn.BatchNorm2d(len(idx), norm.eps, norm.momentum, norm.affine, norm.track_running_stats,  # type: ignore[arg-type]
+                         device=idx.device)
+    state = {k: (v[idx] if v.dim() == 1 else v) for k, v in norm.state_dict().items()}
+    new.load_state_dict(state)
+    return new
+
+
+def _linear_copy(linear: nn.Linear, channels: int, idx: torch.Tensor) -> nn.Linear:
+    block = linear.in_features // channels  # features per channel after flatten(1)
+    columns = (idx[:, None] * block + torch.arange(block)[None]).flatten()
+    weight = linear.weight.detach()[:, columns]
+    new = nn.Linear(weight.shape[1], linear.out_features, linear.bias is not None,
+                    device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if linear.bias is not None:
+            new.bias.copy_(linear.bias.detach())  # type: ignore[union-attr]
+    return new
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attr, new)
+
+
+def _structured(model: nn.Module, sparsity: float) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """Remove channels from ``model`` (already a copy) in place; returns (pruned, skipped)."""
+    chains, skipped = _chains(model)
+    modules = dict(model.named_modules())
+    keep_out: dict[str, torch.Tensor] = {}
+    keep_in: dict[str, torch.Tensor] = {}
+    for chain in chains:
+        conv, consumer = modules[chain.conv], modules[chain.consumer]
+        if isinstance(consumer, nn.Linear) and consumer.in_features % conv.out_channels:  # type: ignore[union-attr]
+            skipped[chain.conv] = f"{chain.consumer}'s inputs are not whole blocks per channel"
+            continue
+        keep_out[chain.conv] = keep_in[chain.consumer] = _kept_channels(conv, sparsity)  # type: ignore[arg-type]
+    # Decided on the unchanged model first, then applied, because one conv can lose both
+    # output channels (as a producer) and input channels (as a consumer).
+    for chain in chains:
+        if chain.conv not in keep_out:
+            continue
+        for norm in chain.norms:
+            _replace(model, norm, _norm_copy(modules[norm], keep_out[chain.conv]))  # type: ignore[arg-type]
+        for name in chain.depthwise:
+            _replace(model, name, _depthwise_copy(modules[name], keep_out[chain.conv]))  # type: ignore[arg-type]
+    for name in {*keep_out, *keep_in}:
+        module = modules[name]
+        if isinstance(module, nn.Linear):
+            producer = next(c.conv for c in chains if c.consumer == name)
+            new: nn.Module = _linear_copy(module, modules[producer].out_channels, keep_in[name])  # type: ignore[arg-type]
+        else:
+            new = _conv_copy(module, keep_out.get(name), keep_in.get(name))  # type: ignore[arg-type]
+        _replace(model, name, new)
+    pruned = {n: [modules[n].out_channels, len(keep_out[n])] for n in keep_out}  # type: ignore[misc]
+    for chain in chains:
+        if chain.conv in keep_out:
+            kept = len(keep_out[chain.conv])
+            pruned.update({n: [modules[n].out_channels, kept] for n in chain.depthwise})  # type: ignore[misc]
+    return pruned, skipped
+
+
+# --- what a pruned model costs -------------------------------------------------------------
+
+
+def nonzero_params(model: nn.Module) -> int:
+    """Parameters that are not exactly zero."""
+    return sum(int(p.count_nonzero()) for p in model.parameters())
+
+
+def _csr_bytes(weight: torch.Tensor) -> int:
+    """CSR over output channels: values, int32 column indices, int32 row pointers."""
+    nnz = int(weight.count_nonzero())
+    return nnz * (weight.element_size() + 4) + (weight.shape[0] + 1) * 4
+
+
+def _bitmask_bytes(weight: torch.Tensor) -> int:
+    """A one-bit presence mask per weight, then the non-zero values."""
+    return int(weight.count_nonzero()) * weight.element_size() + math.ceil(weight.numel() / 8)
+
+
+SPARSE_FORMAT = ("each conv/linear weight as the smallest of dense, CSR over output channels "
+                 "(int32 column indices and row pointers) or a bitmask (1 bit per weight plus "
+                 "the non-zero values); every other tensor and the container as serialized")
+
+
+@dataclass(frozen=True)
+class SparseSize:
+    """``dense_bytes`` measured (torch.save); ``compressed_bytes`` estimated in ``format``
+    unless no tensor gains from a sparse format, when it equals the measured size."""
+
+    dense_bytes: int
+    compressed_bytes: int
+    kind: str
+    format: str
+    formats: dict[str, int]  # layers per chosen format
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sparse_size(model: nn.Module) -> SparseSize:
+    """The model's size dense (measured) and with its weights stored sparse (estimated)."""
+    dense = common.serialized_bytes(model)
+    saved, chosen = 0, {"dense": 0, "csr": 0, "bitmask": 0}
+    for _, module in _weighted_layers(model):
+        weight = module.weight.detach()
+        options = {"dense": weight.numel() * weight.element_size(), "csr": _csr_bytes(weight),
+                   "bitmask": _bitmask_bytes(weight)}
+        best = min(options, key=options.__getitem__)
+        chosen[best] += 1
+        saved += options["dense"] - options[best]
+    kind = "estimated" if saved else "measured"
+    return SparseSize(dense, dense - saved, kind, SPARSE_FORMAT, chosen)
+
+
+def _module_of(name: str, modules: dict[str, nn.Module]) -> nn.Module | None:
+    return modules.get(name.split("#", 1)[0])
+
+
+def effective_macs(model: nn.Module, input_size: Sequence[int], batch_size: int = 1) -> tuple[int, int]:
+    """(MACs, effective MACs) from dnnmeter.analysis: dense hardware does every MAC; a
+    zero-skipping accelerator does each conv/linear layer's MACs times its weight density."""
+    from dnnmeter.analysis import analyze
+
+    analysis = analyze(model, input_size=tuple(input_size), batch_size=batch_size)
+    modules = dict(model.named_modules())
+    effective = 0.0
+    for layer in analysis.layers:
+        module = _module_of(layer.name, modules)
+        if isinstance(module, _WEIGHTED) and module.weight.numel():
+            effective += layer.macs * int(module.weight.count_nonzero()) / module.weight.numel()
+        else:
+            effective += layer.macs
+    return analysis.macs, round(effective)
+
+
+def hardware_totals(model: nn.Module, input_size: Sequence[int], array: tuple[int, int] = (32, 32),
+                    dataflow: str = "os", batch_size: int = 1) -> dict[str, Any]:
+    """The hardware model on the model's (pruned) shapes: access counts and a systolic run."""
+    from dnnmeter.hardware.accesses import count_accesses
+    from dnnmeter.hardware.layers import extract_layers
+    from dnnmeter.hardware.systolic import simulate
+
+    layers = extract_layers(model, tuple(input_size), batch_size)
+    accesses = count_accesses(layers)
+    run = simulate(layers, array=array, dataflow=dataflow)
+    return {
+        "unit": "words; cycles", "array": list(array), "dataflow": dataflow, "batch_size": batch_size,
+        "macs": accesses.macs, "naive_accesses": accesses.naive_accesses, "lower_bound": accesses.lower_bound,
+        "cycles": run.cycles, "dram_accesses": run.dram_accesses, "utilization": run.utilization,
+        "label": "estimated",
+    }
+
+
+# --- the sweep --------------------------------------------------------------------------------
+
+
+@dataclass
+class PrunePoint:
+    """One sparsity of a pruning sweep.
+
+    ``params`` counts the parameters the pruned model has (fewer after structured
+    pruning); ``nonzero_params`` those that are not zero. ``size_bytes`` is the serialized
+    dense size (measured); ``compressed_size_bytes`` stores weights sparse where that is
+    smaller (``compressed_size_kind`` says if estimated; ``compressed_format`` how).
+    ``macs`` are what dense hardware does (dnnmeter.analysis); ``effective_macs`` what a
+    zero-skipping accelerator could do. ``hardware`` holds the totals of the hardware
+    model re-run on the pruned shapes (unstructured zeros change no shape, so not those).
+    ``accuracy_delta`` is ``top1`` minus the unpruned model's (fractions).
+    """
+
+    sparsity: float
+    method: str
+    scope: str
+    params: int
+    nonzero_params: int
+    size_bytes: int
+    compressed_size_bytes: int
+    compressed_size_kind: str
+    compressed_format: str
+    macs: int
+    effective_macs: int
+    latency_s: float | None
+    latency_reason: str | None
+    latency_threads: int | None
+    top1: float | None
+    accuracy_delta: float | None
+    hardware: dict[str, Any]
+    pruned_layers: int = 0
+    skipped_layers: dict[str, str] = field(default_factory=dict)
+    fine_tune_epochs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fine_tune(model: nn.Module, data: Dataset, epochs: int, lr: float, batch_size: int = 32) -> None:  # type: ignore[type-arg]
+    """A plain SGD loop (the model is our own copy; left in eval mode)."""
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
+    loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
+    model.train()
+    for _ in range(epochs):
+        for images, targets in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(model(images), targets).backward()
+            optimizer.step()
+    model.eval()
+
+
+def _pruned(model: nn.Module, sparsity: float, method: str, scope: str, epochs: int,
+            train_data: Dataset | None, lr: float) -> PruneResult:  # type: ignore[type-arg]
+    if method == "structured" or not epochs:
+        result = prune_model(model, sparsity, method, scope)
+        if epochs:
+            _fine_tune(result.module, train_data, epochs, lr)  # type: ignore[arg-type]
+        return result
+    # Unstructured with fine-tuning: keep torch's masks while training so pruned weights stay zero.
+    copied = copy.deepcopy(model)
+    pruned = _unstructured(copied, sparsity, scope)
+    _fine_tune(copied, train_data, epochs, lr)  # type: ignore[arg-type]
+    _make_permanent(copied)
+    return PruneResult(copied, method, sparsity, scope, pruned)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    dataset: Any
+    input_size: tuple[int, ...]
+    latency_input: torch.Tensor
+    eval_limit: int | None
+    latency: bool
+    threads: int | None
+    budget_s: float
+    array: tuple[int, int]
+    dataflow: str
+
+
+def _measure(result: PruneResult, setup: _Setup, base_top1: float | None, epochs: int) -> PrunePoint:
+    module = result.module.eval()
+    size = sparse_size(module)
+    macs, effective = effective_macs(module, setup.input_size)
+    latency = (common.measure_latency(module, setup.latency_input, setup.threads, setup.budget_s)
+               if setup.latency else common.Latency(None, "not requested (latency=False)"))
+    top1 = common.top1(module, setup.dataset, setup.eval_limit)
+    base = top1 if base_top1 is None else base_top1
+    return PrunePoint(
+        sparsity=result.sparsity, method=result.method, scope=result.scope,
+        params=sum(p.numel() for p in module.parameters()), nonzero_params=nonzero_params(module),
+        size_bytes=size.dense_bytes, compressed_size_bytes=size.compressed_bytes,
+        compressed_size_kind=size.kind, compressed_format=size.format, macs=macs, effective_macs=effective,
+        latency_s=latency.latency_s, latency_reason=latency.reason, latency_threads=latency.threads,
+        top1=top1, accuracy_delta=None if top1 is None or base is None else top1 - base,
+        hardware=hardware_totals(module, setup.input_size, setup.array, setup.dataflow),
+        pruned_layers=len(result.pruned), skipped_layers=dict(result.skipped), fine_tune_epochs=epochs,
+    )  # fmt: skip
+
+
+def pruning_sweep(
+    model: nn.Module,
+    data: str | Dataset = "digits",  # type: ignore[type-arg]
+    sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+    method: str = "unstructured",
+    scope: str = "global",
+    fine_tune_epochs: int = 0,
+    train_data: Dataset | None = None,  # type: ignore[type-arg]
+    lr: float = 0.01,
+    eval_limit: int | None = None,
+    latency: bool = True,
+    input_size: int | None = None,
+    latency_batch_size: int = 1,
+    threads: int | None = 1,
+    time_budget_s: float = 1.0,
+    array: tuple[int, int] = (32, 32),
+    dataflow: str = "os",
+) -> list[PrunePoint]:
+    """Accuracy, parameters, size, MACs, latency and hardware cost of ``model`` pruned to
+    each of ``sparsities`` (fractions; 0 is the unpruned reference and is always measured).
+
+    ``data`` is a Dataset of preprocessed ``(image, label)``, ``"digits"`` or a folder
+    (opened at ``input_size``, default 64); accuracy is dnnmeter.evaluate on ``eval_limit``
+    images. With ``fine_tune_epochs`` > 0 each pruned copy is trained that many epochs on
+    ``train_data`` (SGD, ``lr``) before it is measured. Latency is measured in this process
+    with ``threads`` threads (restored after), at ``latency_batch_size``.
+    """
+    _check(0.0, method, scope)
+    levels = sorted({0.0, *(common.check_fraction(s, "sparsity") for s in sparsities)})
+    if fine_tune_epochs and train_data is None:
+        raise InvalidInputError("fine_tune_epochs > 0 needs train_data (a Dataset of (image, label))")
+    dataset = common.open_dataset(data, input_size)
+    first = common.batches(dataset, 1, max(1, latency_batch_size))
+    if not first:
+        raise InvalidInputError("pruning_sweep: the data set is empty")
+    setup = _Setup(dataset, common.input_size_of(first[0]), first[0][:latency_batch_size], eval_limit,
+                   latency, threads, time_budget_s, tuple(array), dataflow)  # type: ignore[arg-type]
+    points: list[PrunePoint] = []
+    for sparsity in levels:
+        epochs = fine_tune_epochs if sparsity > 0 else 0
+        result = _pruned(model, sparsity, method, scope, epochs, train_data, lr)
+        points.append(_measure(result, setup, points[0].top1 if points else None, epochs))
+    return points
