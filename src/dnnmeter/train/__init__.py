@@ -1,0 +1,49 @@
+"""Training: the loop, augmentations, checkpoints, curves, and distributed training.
+
+>>> from dnnmeter.train import train, plot_curves, load_checkpoint
+>>> r = train("tiny_alexnet", "digits", epochs=10, augment=["rotate", "noise"], out="train-out")
+>>> r.val_accuracy, r.worst_classes, r.checkpoint
+>>> r2 = train("tiny_alexnet", "digits", nproc=2, strategy="average", average_every=8)
+>>> plot_curves([r, r2], "curves.png")
+>>> net = load_checkpoint("tiny_alexnet", r.checkpoint)
+
+docs/train.md has the defaults, the measured times and the distributed strategies.
+"""
+
+from __future__ import annotations
+
+from dnnmeter.train.api import train
+from dnnmeter.train.augment import AUGMENTATIONS, parse_augment
+from dnnmeter.train.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
+from dnnmeter.train.curves import plot_curves
+from dnnmeter.train.distributed import DistributedTrainingError, launched_by_torchrun
+from dnnmeter.train.result import TrainResult
+from dnnmeter.train.settings import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LR,
+    DIGITS_EPOCHS,
+    DIGITS_INPUT_SIZE,
+    FOLDER_EPOCHS,
+    STRATEGIES,
+    TrainSettings,
+)
+
+__all__ = [
+    "AUGMENTATIONS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_LR",
+    "DIGITS_EPOCHS",
+    "DIGITS_INPUT_SIZE",
+    "FOLDER_EPOCHS",
+    "STRATEGIES",
+    "DistributedTrainingError",
+    "TrainResult",
+    "TrainSettings",
+    "launched_by_torchrun",
+    "load_checkpoint",
+    "parse_augment",
+    "plot_curves",
+    "read_sidecar",
+    "save_checkpoint",
+    "train",
+]
