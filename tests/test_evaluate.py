@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from dnnmeter.data import IMAGENET_MEAN, IMAGENET_STD
+from dnnmeter.data import IMAGENET_MEAN, IMAGENET_STD, open_data
 from dnnmeter.errors import InvalidInputError, ModelBuildError
 from dnnmeter.evaluate import Tally, _preprocessing, evaluate, subset_indices
 from dnnmeter.zoo import resolve
@@ -267,3 +267,17 @@ def test_outputs_are_counted_even_when_all_images_fail(tmp_path: Path) -> None:
         result = evaluate(Brightness(), str(tmp_path), input_size=16)
     assert result.n == 0 and result.top1 is None and result.images_per_s is None
     assert len(result.skipped) == 1 and np.isclose(result.seconds, result.seconds)
+
+
+def test_a_dnnmeter_checkpoint_brings_its_classes_size_and_normalisation(tmp_path: Path) -> None:
+    from dnnmeter.train.checkpoint import save_checkpoint
+    from dnnmeter.zoo import create_model
+
+    meta = {"model": "tiny_alexnet", "classes": [str(d) for d in range(10)], "input_size": [3, 32, 32],
+            "normalization": {"mean": [0.3] * 3, "std": [0.3] * 3}}
+    path = save_checkpoint(create_model("tiny_alexnet", device="cpu", num_classes=10), tmp_path / "model.safetensors", meta)
+    result = evaluate("tiny_alexnet", "digits", weights=str(path), limit=20)
+    assert result.settings["outputs"] == 10 and result.settings["input_size"] == 32
+    assert "the checkpoint's training mean/std" in result.settings["preprocessing"]
+    x, _ = open_data("digits", None, 32, ([0.3] * 3, [0.3] * 3))[0]
+    assert float(x.min()) == pytest.approx(-1.0)  # (0 - 0.3) / 0.3: the checkpoint's statistics, not ImageNet's

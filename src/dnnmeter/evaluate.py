@@ -231,10 +231,30 @@ def _default_weights_transform(entry: ModelEntry | None, weights: str | None, in
     return transform
 
 
+def checkpoint_meta(weights: str | None) -> dict[str, Any]:
+    """What ``dnnmeter train`` wrote beside its checkpoint (``model.json``: classes, input size,
+    the normalisation it was trained with), or {} for any other weights."""
+    if weights is None or weights == "default":
+        return {}
+    from dnnmeter.train.checkpoint import read_sidecar
+
+    try:
+        meta = read_sidecar(weights)
+    except (OSError, ValueError):
+        return {}
+    wanted = ("classes", "input_size", "normalization")
+    return meta if isinstance(meta, dict) and all(meta.get(k) for k in wanted) else {}
+
+
 def _preprocessing(
     entry: ModelEntry | None, weights: str | None, input_size: int | None
 ) -> tuple[Callable[[Any], torch.Tensor], int, str]:
     """The transform, the input size and a one-line description of the preprocessing."""
+    meta = checkpoint_meta(weights)
+    if meta:  # a dnnmeter checkpoint: its own input size and normalisation
+        size = input_size or int(meta["input_size"][-1])
+        mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
+        return eval_transform(size, mean, std), size, describe(resize_size(size), size, "the checkpoint's training")
     tv = _default_weights_transform(entry, weights, input_size)
     if tv is not None:
         crop, resize = tv.crop_size[0], tv.resize_size[0]
@@ -248,17 +268,20 @@ def _preprocessing_text(data: Any, dataset: Any, files: str, size: int) -> str:
     if isinstance(data, Dataset):
         return "the Dataset's own"
     if getattr(dataset, "layout", None) == DIGITS:
-        return f"8x8 digits resized bilinearly to {size}, 3 channels, ImageNet mean/std"
+        stats = "ImageNet" if getattr(dataset, "normalize", True) is True else "the checkpoint's training"
+        return f"8x8 digits resized bilinearly to {size}, 3 channels, {stats} mean/std"
     return files
 
 
-def _open(data: str | Dataset, transform: Callable[[Any], torch.Tensor], size: int) -> Any:  # type: ignore[type-arg]
+def _open(data: str | Dataset, transform: Callable[[Any], torch.Tensor], size: int,  # type: ignore[type-arg]
+          meta: Mapping[str, Any]) -> Any:
     """Our data set for a path or 'digits'; a Dataset is used as is (already preprocessed)."""
     if isinstance(data, Dataset):
         return data
     if not isinstance(data, (str, os.PathLike)):
         raise InvalidInputError(f"data {data!r}: give a folder, 'digits' or a torch Dataset")
-    return open_data(data, transform, size)
+    norm = meta.get("normalization")
+    return open_data(data, transform, size, None if not norm else (norm["mean"], norm["std"]))
 
 
 # --- Weights --------------------------------------------------------------------------------
@@ -339,7 +362,8 @@ def _build(entry: ModelEntry, weights: str | None, device: str) -> nn.Module:
     """Build by name; 'default' comes from the hub cache only (create_model never downloads)."""
     if weights == "default":
         return create_model(entry.name, device=device, weights="default")
-    module = create_model(entry.name, device=device)
+    classes = checkpoint_meta(weights).get("classes")  # a dnnmeter checkpoint knows its class count
+    module = create_model(entry.name, device=device, **({"num_classes": len(classes)} if classes else {}))
     if weights is not None:
         load_weights_file(module, weights, device, entry.name)
     return module
@@ -584,7 +608,7 @@ def evaluate(
     _check_args(batch_size, workers, limit, input_size, device)
     entry = resolve(model) if isinstance(model, str) else None
     transform, size, preprocessing = _preprocessing(entry, weights, input_size)
-    dataset = _open(data, transform, size)
+    dataset = _open(data, transform, size, checkpoint_meta(weights))
     indices = subset_indices(len(dataset), limit)
     name = model if isinstance(model, str) else type(model).__name__
     with process_group(device) as group:

@@ -6,7 +6,7 @@ lists) are unambiguous, while any folder of folders looks like an ImageFolder.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +58,14 @@ def detect(path: str | Path) -> str:
 
 
 def open_data(
-    path: str | Path, transform: Transform | None, input_size: int
+    path: str | Path, transform: Transform | None, input_size: int,
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> LabelledImages | DigitsDataset:
-    """The data set at ``path`` (or the digits at ``input_size``), its files read through ``transform``."""
+    """The data set at ``path`` (or the digits at ``input_size``), its files read through
+    ``transform``; the digits normalised with ``normalization`` (mean, std) when given."""
     name = detect(path)
     if name == DIGITS:
-        return digits(input_size)
+        return digits(input_size, normalize=normalization or True)
     layout = next(layout for layout in LAYOUTS if layout.name == name)
     dataset = layout.load(Path(path), transform)
     if len(dataset) == 0:

@@ -43,7 +43,7 @@ class DigitsDataset(Dataset):  # type: ignore[type-arg]
 
     def __init__(
         self, images: np.ndarray, targets: np.ndarray, input_size: int,
-        indices: Sequence[int] | None = None, normalize: bool = True,
+        indices: Sequence[int] | None = None, normalize: bool | tuple[Sequence[float], Sequence[float]] = True,
     ) -> None:  # fmt: skip
         if input_size < 1:
             raise InvalidInputError(f"digits: input size {input_size} must be positive")
@@ -64,7 +64,9 @@ class DigitsDataset(Dataset):  # type: ignore[type-arg]
         x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
         x = x[0].expand(3, -1, -1)
         if self.normalize:
-            x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+            # True: ImageNet's statistics; (mean, std): those a checkpoint was trained with.
+            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if self.normalize is True else self.normalize
+            x = (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
         return x.contiguous(), int(self.all_targets[j])
 
     @property
@@ -75,7 +77,7 @@ class DigitsDataset(Dataset):  # type: ignore[type-arg]
         return f"{SOURCE}()[{self.indices[i]}]"
 
 
-def digits(input_size: int = 224, normalize: bool = True) -> DigitsDataset:
+def digits(input_size: int = 224, normalize: bool | tuple[Sequence[float], Sequence[float]] = True) -> DigitsDataset:
     """All 1,797 digits at ``input_size``."""
     images, targets = load_arrays()
     return DigitsDataset(images, targets, input_size, normalize=normalize)

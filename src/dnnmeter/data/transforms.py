@@ -9,7 +9,7 @@ and their order are those of ``torchvision.transforms._presets.ImageClassificati
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -24,15 +24,17 @@ def resize_size(input_size: int) -> int:
     return input_size * 256 // 224
 
 
-def eval_transform(input_size: int) -> Callable[[Any], torch.Tensor]:
-    """PIL image -> normalised (3, input_size, input_size) float tensor."""
+def eval_transform(input_size: int, mean: Sequence[float] = IMAGENET_MEAN,
+                   std: Sequence[float] = IMAGENET_STD) -> Callable[[Any], torch.Tensor]:
+    """PIL image -> normalised (3, input_size, input_size) float tensor (ImageNet mean/std
+    unless a trained checkpoint says otherwise)."""
     transform: Callable[[Any], torch.Tensor] = T.Compose(
         [
             T.Resize(resize_size(input_size), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
             T.CenterCrop(input_size),
             T.PILToTensor(),
             T.ConvertImageDtype(torch.float),
-            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            T.Normalize(list(mean), list(std)),
         ]
     )
     return transform
