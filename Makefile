@@ -17,8 +17,12 @@ $(STAMP): constraints.txt pyproject.toml
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[timm,onnx,test]'
 	touch $(STAMP)
 
+# The models study (analysis, hardware model, benchmarks of the seed models), then the
+# modifications study (the tiny AlexNet family trained on the built-in digits, quantized and
+# pruned) into the same store and report.
 study: $(STAMP)
 	$(VENV)/bin/dnnmeter study --out $(OUT)
+	$(VENV)/bin/dnnmeter study modifications --out $(OUT)
 
 # pytest exits 5 when it collected no tests: that is a broken suite, not a pass.
 test: $(STAMP)

@@ -329,7 +329,8 @@ def _cmd_study_modifications(args: argparse.Namespace) -> int:
         print(json.dumps(outputs.variants, indent=2))
     else:
         _console().print(text.modifications_table(outputs.variants))
-    _print_outputs(rendered, f"{outputs.trained} variants trained, {outputs.skipped_as_done} already in the store")
+    _print_outputs(rendered, f"{outputs.trained} variants trained, {outputs.sweeps} quantization/pruning sweeps, "
+                   f"{outputs.skipped_as_done} variants already in the store")
     for note in outputs.notes:
         print(f"  note: {note}")
     return 0

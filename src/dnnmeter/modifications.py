@@ -6,7 +6,9 @@ made depthwise-separable (conv2-5), then residual, trained under the same settin
 built-in digits it takes a few minutes on 2 CPU cores. ``--models M --op A --op B`` trains
 ``M``, ``M + A`` and ``M + A + B`` instead (ops applied cumulatively, as the seed did). The
 first variant is also trained in two processes whose models are averaged every epoch
-(local SGD, the study's proposed future work), to compare with one process.
+(local SGD, the study's proposed future work), to compare with one process; and, trained,
+quantized (fixed point at 16 to 4 bits, int8) and pruned (unstructured and structured,
+0 to 90%): accuracy against bits and against sparsity, on the data it was trained for.
 
 Every finished variant is a row of the study's store (kind ``training``), so an interrupted
 study resumes at the first unfinished variant; the report redraws everything from the store.
@@ -57,6 +59,7 @@ class ModificationsSettings:
     out: str = "study-out"
     averaged_nproc: int = 2  # 0 or 1: no averaged-training comparison
     threads: int | None = None
+    compression: bool = True  # quantization and pruning sweeps of the first variant, trained
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +87,7 @@ class ModificationsSettings:
 class ModificationsOutputs:
     variants: list[dict[str, Any]]
     trained: int = 0
+    sweeps: int = 0  # quantization and pruning sweeps run
     skipped_as_done: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -143,6 +147,53 @@ def _train_variant(variant: Variant, settings: ModificationsSettings, progress: 
     return data
 
 
+# --- quantization and pruning of the first variant, trained ---------------------------------
+
+COMPRESSION = ("quantization", "pruning unstructured", "pruning structured")
+
+
+def _compression_keys(settings: ModificationsSettings, variant: Variant) -> dict[str, str]:
+    trained = _key(settings, variant)
+    return {what: measurement_key("compression", variant.model, what=what, trained=trained) for what in COMPRESSION}
+
+
+def _validation_set(settings: ModificationsSettings, trained: dict[str, Any]) -> Any:
+    """The validation split the variant was scored on, normalised as it was trained."""
+    from dnnmeter.train.augment import val_transform
+    from dnnmeter.train.data import Mapped, open_splits
+
+    s = trained["settings"]
+    splits = open_splits(settings.data, s["input_size"], s["seed"], s["val_fraction"])
+    norm = s["normalization"]
+    return Mapped(splits.val, val_transform(norm["mean"], norm["std"]))
+
+
+def _compress(store: Store, settings: ModificationsSettings, variant: Variant, trained: dict[str, Any],
+              progress: Progress) -> int:
+    """Quantization and pruning sweeps of the trained ``variant``: accuracy against bits and
+    against sparsity, on the data it was trained for. Returns how many sweeps ran."""
+    from dnnmeter.evaluate import load_weights_file
+    from dnnmeter.modify.prune import pruning_sweep
+    from dnnmeter.modify.quantize import quantization_sweep
+
+    keys = {what: key for what, key in _compression_keys(settings, variant).items() if not store.has(key)}
+    if not keys or not trained.get("checkpoint"):
+        return 0
+    module, _ = _module(variant, settings)
+    load_weights_file(module, trained["checkpoint"], "cpu", variant.name)
+    val = _validation_set(settings, trained)
+    threads = settings.threads or 1
+    for i, (what, key) in enumerate(keys.items()):
+        progress(f"{variant.name}: {what} sweep", i, len(keys))
+        if what == "quantization":
+            points = quantization_sweep(module, data=val, threads=threads)
+        else:
+            points = pruning_sweep(module, data=val, method=what.split()[1], threads=threads)
+        store.add(key, "compression", variant.name, {"what": what, "variant": variant.name,
+                                                     "points": [p.to_dict() for p in points]})
+    return len(keys)
+
+
 def run_modifications(settings: ModificationsSettings, progress: Progress | None = None) -> ModificationsOutputs:
     """Train (or resume) every variant of ``settings`` into DIR/results.sqlite."""
     from dnnmeter.errors import DnnmeterError
@@ -170,6 +221,11 @@ def run_modifications(settings: ModificationsSettings, progress: Progress | None
             store.add(key, "training", variant.name, data, environment=data.pop("environment", None))
             outputs.trained += 1
             progress(f"{variant.name}: trained", i + 1, len(variants))
+        if settings.compression:
+            first = variants[0]
+            trained = next(iter(store.rows("training", keys={_key(settings, first)})), None)
+            if trained is not None:
+                outputs.sweeps += _compress(store, settings, first, trained.data, progress)
         outputs.variants = collect_modifications(store)["variants"] or []
     return outputs
 
@@ -183,6 +239,15 @@ def collect_modifications(store: Store) -> dict[str, Any]:
     stored = json.loads(raw)
     known = {k: v for k, v in stored.items() if k in ModificationsSettings.__dataclass_fields__}
     settings = ModificationsSettings(**{**known, **{k: tuple(known.get(k) or ()) for k in ("models", "ops", "augment")}})
-    keys = {_key(settings, v): v for v in settings.variants()}
+    variants = settings.variants()
+    keys = {_key(settings, v): v for v in variants}
     found = {row.key: row.data for row in store.rows("training", keys=set(keys))}
-    return {"settings": settings.to_dict(), "variants": [found[k] for k in keys if k in found]}
+    wanted = {key: what for what, key in _compression_keys(settings, variants[0]).items()}
+    sweeps = {wanted[row.key]: row.data for row in store.rows("compression", keys=set(wanted))}
+    compression = {
+        "variant": variants[0].name,
+        "quantization": (sweeps.get("quantization") or {}).get("points", []),
+        "pruning": [p for what in COMPRESSION[1:] for p in (sweeps.get(what) or {}).get("points", [])],
+    }
+    return {"settings": settings.to_dict(), "variants": [found[k] for k in keys if k in found],
+            "compression": compression}
