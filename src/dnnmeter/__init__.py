@@ -4,6 +4,9 @@
 >>> a = dnnmeter.analyze("resnet50")          # counted on the meta device, nothing allocated
 >>> a.params, a.macs, a.flops
 >>> model = dnnmeter.create_model("vgg16", device="cpu")
+>>> dnnmeter.hardware("alexnet").totals["cycles"]          # accesses, reuse, systolic array
+>>> dnnmeter.compare("vgg16", ["depthwise-separable"]).ratio("macs")
+>>> dnnmeter.train("tiny_alexnet", "digits", epochs=8).val_accuracy
 
 Importing dnnmeter changes nothing in torch: no flags, no threads, no hooks.
 """
@@ -22,7 +25,14 @@ from dnnmeter.errors import (
     UnknownModelError,
 )
 from dnnmeter.evaluate import EvalResult, evaluate  # the function shadows the module's name here
+
+# dnnmeter.hardware is a package that can be called: dnnmeter.hardware("alexnet") is
+# dnnmeter.hardware.hardware("alexnet"), and dnnmeter.hardware.count_accesses still works.
+from dnnmeter import hardware
+from dnnmeter.hardware import HardwareResult
 from dnnmeter.measure import BenchResult, benchmark
+from dnnmeter.modify import ModifyResult, compare, modify
+from dnnmeter.train import TrainResult, train
 from dnnmeter.zoo import SEED_MODELS, ModelEntry, Published, create_model, list_models, resolve
 
 __all__ = [
@@ -31,6 +41,7 @@ __all__ = [
     "BenchResult",
     "DnnmeterError",
     "EvalResult",
+    "HardwareResult",
     "InvalidInputError",
     "KindTotals",
     "LayerCost",
@@ -38,13 +49,19 @@ __all__ = [
     "ModelBuildError",
     "ModelEntry",
     "ModelForwardError",
+    "ModifyResult",
     "Published",
+    "TrainResult",
     "UnknownModelError",
     "__version__",
     "analyze",
     "benchmark",
+    "compare",
     "create_model",
     "evaluate",
+    "hardware",
     "list_models",
+    "modify",
     "resolve",
+    "train",
 ]

@@ -60,7 +60,8 @@ class Group:
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """True in a process torchrun started as one of several (it sets WORLD_SIZE and RANK)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
 def _device_for_rank(device: str) -> str:

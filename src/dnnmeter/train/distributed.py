@@ -37,6 +37,7 @@ from torch import nn
 from dnnmeter.data.files import one_line
 from dnnmeter.errors import DnnmeterError
 from dnnmeter.train.loop import Sync
+from dnnmeter.distributed import launched_by_torchrun
 from dnnmeter.train.result import TrainResult
 from dnnmeter.train.session import Progress, build_module, run
 from dnnmeter.train.settings import TrainSettings
@@ -47,10 +48,6 @@ STATE = "state.safetensors"
 
 class DistributedTrainingError(DnnmeterError):
     """A process of a distributed run failed; the message names the rank and the cause."""
-
-
-def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
 def available_cores() -> int:
