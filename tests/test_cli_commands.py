@@ -79,3 +79,22 @@ def test_train_json_and_its_files(capsys: pytest.CaptureFixture[str], tmp_path: 
     status, out, _ = run(capsys, "eval", "tiny_alexnet_dw", "--data", "digits", "--weights",
                          str(tmp_path / "model.safetensors"), "--limit", "50", "--format", "json")
     assert status == 0 and json.loads(out)[0]["settings"]["outputs"] == 10
+
+
+def test_quantize_json(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "quantize", "tiny_alexnet_dw", "--bits", "32,8", "--limit", "32",
+                           "--input-size", "32", "--format", "json")
+    assert status == 0 and "initial weights" in err
+    points = json.loads(out)
+    assert [(p["kind"], p["bits"]) for p in points] == [("float", 32), ("fake", 8), ("int8", 8)]
+    assert points[1]["latency_s"] is None and points[1]["latency_reason"]  # fake quantization runs in float
+    assert points[2]["int8_path"] in ("pt2e", "fx", "eager") and points[2]["size_bytes"] < points[0]["size_bytes"]
+
+
+def test_prune_json_structured_removes_macs(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "prune", "tiny_alexnet", "--method", "structured", "--sparsities", "0,0.5",
+                         "--limit", "32", "--input-size", "32", "--format", "json")
+    assert status == 0
+    before, after = json.loads(out)
+    assert (before["sparsity"], after["sparsity"]) == (0.0, 0.5)
+    assert after["macs"] < before["macs"] and after["hardware"]["cycles"] < before["hardware"]["cycles"]

@@ -255,6 +255,69 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- quantize and prune ----------------------------------------------------------------------
+
+
+def _compression_inputs(args: argparse.Namespace) -> tuple[str, Any, Any]:
+    """The model (with its weights) and the data, prepared as `dnnmeter eval` would."""
+    from dnnmeter.evaluate import build_with_weights, prepared_data
+
+    (name,) = _resolve_all([args.model])
+    if args.weights is None:
+        print(f"dnnmeter: note: {name} has its initial weights (no --weights): its accuracy means little",
+              file=sys.stderr)
+    return name, build_with_weights(name, args.weights), prepared_data(name, args.data, args.weights, args.input_size)
+
+
+def _render_points(points: list[Any], fmt: str, table: Any, notes: Any) -> None:
+    if fmt == "json":
+        print(json.dumps([p.to_dict() for p in points], indent=2))
+        return
+    console = _console()
+    console.print(table(points))
+    for note in notes(points):
+        console.print(f"note: {note}", style="yellow")
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from dnnmeter.modify.quantize import quantization_sweep
+    from dnnmeter.report.compression_text import quant_notes, quant_table
+
+    name, module, data = _compression_inputs(args)
+    with _progress(True) as progress:
+        progress.add_task(f"quantizing {name} and scoring each model", total=None)
+        points = quantization_sweep(module, data=data, bits=args.bits, int8=args.int8, eval_limit=args.limit,
+                                    activations=not args.weights_only, threads=args.threads)
+    _render_points(points, args.format, quant_table, quant_notes)
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    from dnnmeter.modify.prune import pruning_sweep
+    from dnnmeter.report.compression_text import prune_notes, prune_table
+
+    name, module, data = _compression_inputs(args)
+    methods = ("unstructured", "structured") if args.method == "both" else (args.method,)
+    points: list[Any] = []
+    with _progress(True) as progress:
+        progress.add_task(f"pruning {name} and scoring each model", total=None)
+        for method in methods:
+            points += pruning_sweep(module, data=data, sparsities=args.sparsities, method=method, scope=args.scope,
+                                    eval_limit=args.limit, threads=args.threads)
+    _render_points(points, args.format, prune_table, prune_notes)
+    return 0
+
+
+def _fractions(value: str) -> tuple[float, ...]:
+    try:
+        found = tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        found = ()
+    if not found or not all(0.0 <= f < 1.0 for f in found):
+        raise argparse.ArgumentTypeError(f"expected a comma list of fractions in [0, 1), got {value!r}")
+    return found
+
+
 # --- hardware -------------------------------------------------------------------------------
 
 
@@ -503,6 +566,41 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
     tr.add_argument("--format", choices=("table", "json"), default="table")
     tr.set_defaults(func=_cmd_train)
+
+    def compression_parser(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=description + " MODEL is scored as `dnnmeter eval` "
+                           "scores it: a dnnmeter checkpoint (--weights model.safetensors) brings its classes, "
+                           "input size and normalisation.")
+        p.add_argument("model", metavar="MODEL")
+        p.add_argument("--data", default="digits", metavar="digits|PATH", help="evaluation data (default digits)")
+        p.add_argument("--weights", metavar="FILE|default", help="trained weights (a state dict or safetensors)")
+        p.add_argument("--input-size", type=_positive_int, help="square input size (default: the model's own)")
+        p.add_argument("--limit", type=_positive_int, help="evaluate each model on this many images")
+        p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads for the latency (default 1)")
+        p.add_argument("--format", choices=("table", "json"), default="table")
+        return p
+
+    quant = compression_parser(
+        "quantize", "int8 and fixed-point quantization: size, latency, SQNR and accuracy",
+        "Quantize MODEL to int8 with torch.ao (pt2e, FX, eager: the first that works, the others' failures "
+        "recorded) and fake-quantize it to fixed point at each of --bits; per model the size, the latency "
+        "(float and int8), the output SQNR against float and the accuracy.")
+    quant.add_argument("--bits", type=_batch_sizes, default=(32, 16, 8, 6, 4), help="comma list (default 32,16,8,6,4)")
+    quant.add_argument("--no-int8", dest="int8", action="store_false", help="skip torch's int8 kernels")
+    quant.add_argument("--weights-only", action="store_true", help="fixed point for the weights only")
+    quant.set_defaults(func=_cmd_quantize)
+
+    prune = compression_parser(
+        "prune", "magnitude and channel pruning sweeps: accuracy, size, MACs, latency, hardware cost",
+        "Prune MODEL to each sparsity: unstructured (smallest weights zeroed, torch.nn.utils.prune; the size "
+        "if stored sparse is estimated) or structured (whole conv channels removed: fewer MACs); per sparsity "
+        "the accuracy, non-zero parameters, sizes, MACs, latency and the hardware model on the pruned shapes.")
+    prune.add_argument("--method", choices=("unstructured", "structured", "both"), default="both")
+    prune.add_argument("--sparsities", type=_fractions, default=tuple(i / 10 for i in range(10)),
+                       help="comma list of fractions (default 0,0.1,...,0.9)")
+    prune.add_argument("--scope", choices=("global", "layer"), default="global",
+                       help="unstructured: one threshold for all layers, or the same fraction in each")
+    prune.set_defaults(func=_cmd_prune)
 
     hw = sub.add_parser(
         "hardware", help="memory accesses and data reuse, energy estimates, systolic arrays, roofline",

@@ -56,7 +56,8 @@ from dnnmeter.errors import (
 )
 from dnnmeter.zoo import ModelEntry, create_model, resolve
 
-__all__ = ["TOP_K", "EvalResult", "Tally", "default_workers", "evaluate", "load_weights_file", "subset_indices"]
+__all__ = ["TOP_K", "EvalResult", "Tally", "build_with_weights", "default_workers", "evaluate", "load_weights_file",
+           "prepared_data", "subset_indices"]
 
 log = logging.getLogger(__name__)
 
@@ -581,6 +582,19 @@ def _result(tally: Tally, dataset: Any, head: dict[str, Any], settings: dict[str
         settings={**settings, "outputs": tally.outputs, "classes": len(per_class)},
         environment=capture_environment(settings["device"]),
     )
+
+
+def prepared_data(model: str, data: str, weights: str | None = None, input_size: int | None = None) -> Any:
+    """The data set :func:`evaluate` would read for ``model`` with ``weights``, preprocessed
+    alike: for other tools (quantization and pruning sweeps) that score a model as eval does."""
+    entry = resolve(model)
+    transform, size, _ = _preprocessing(entry, weights, input_size)
+    return _open(data, transform, size, checkpoint_meta(weights))
+
+
+def build_with_weights(model: str, weights: str | None = None, device: str = "cpu") -> nn.Module:
+    """``model`` built by name with ``weights`` (None, ``"default"`` or a file), in eval mode."""
+    return _build(resolve(model), weights, device).eval()
 
 
 def evaluate(
