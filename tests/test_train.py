@@ -306,3 +306,26 @@ def test_text_tables_show_the_figures_and_the_speed_up() -> None:
     assert "m (1 process, 1 thread)" in text and "m average x2, every 4 steps, 1 thread each" in text
     assert "2.50x" in text and "99.16%" in text and "98.89%" in text
     assert "75.00%" in text and "25.00%" in text
+
+
+def test_tiny_imagenet_layout_trains_on_train_and_scores_on_val(tmp_path: Path) -> None:
+    """The seed's data set, in its real layout: train/<wnid>/images and val/ with its annotations."""
+    from dnnmeter.train.settings import FOLDER_EPOCHS, default_epochs
+
+    wnids = {"n02000002": 30, "n01000001": 200}  # listed out of order: classes follow sorted wnids
+    (tmp_path / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    lines = []
+    for wnid, level in wnids.items():
+        (tmp_path / "train" / wnid / "images").mkdir(parents=True)
+        for i in range(3):
+            pixels = np.full((8, 8, 3), level + i, dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "train" / wnid / "images" / f"{wnid}_{i}.JPEG")
+        (tmp_path / "val" / "images").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), level, dtype=np.uint8)).save(tmp_path / "val" / "images" / f"val_{wnid}.JPEG")
+        lines.append(f"val_{wnid}.JPEG\t{wnid}\t0\t0\t8\t8")
+    (tmp_path / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    r = train(Tiny(classes=2), str(tmp_path), epochs=1, input_size=8, batch_size=2, threads=1)
+    assert r.layout == "tiny-imagenet" and r.settings["split"] == "Tiny ImageNet train/ and val/"
+    assert (r.settings["train_images"], r.settings["val_images"]) == (6, 2)
+    assert [c["class_name"] for c in r.per_class] == sorted(wnids)
+    assert default_epochs(str(tmp_path)) == FOLDER_EPOCHS == 100  # the seed's run, unless told otherwise
