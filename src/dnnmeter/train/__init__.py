@@ -12,11 +12,12 @@ docs/train.md has the defaults, the measured times and the distributed strategie
 
 from __future__ import annotations
 
+from dnnmeter.distributed import launched_by_torchrun
 from dnnmeter.train.api import train
 from dnnmeter.train.augment import AUGMENTATIONS, parse_augment
 from dnnmeter.train.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
 from dnnmeter.train.curves import plot_curves
-from dnnmeter.train.distributed import DistributedTrainingError, launched_by_torchrun
+from dnnmeter.train.distributed import DistributedTrainingError
 from dnnmeter.train.result import TrainResult
 from dnnmeter.train.settings import (
     DEFAULT_BATCH_SIZE,

@@ -106,9 +106,10 @@ def train(
 
 
 def _dispatch(model: str | nn.Module, s: TrainSettings, progress: Progress | None) -> TrainResult:
+    from dnnmeter.distributed import launched_by_torchrun
     from dnnmeter.train import distributed
 
-    if distributed.launched_by_torchrun():
+    if launched_by_torchrun():
         with _local_state(None):
             return distributed.run_in_group(model, s, progress)
     if s.nproc > 1:

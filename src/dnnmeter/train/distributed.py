@@ -37,7 +37,6 @@ from torch import nn
 from dnnmeter.data.files import one_line
 from dnnmeter.errors import DnnmeterError
 from dnnmeter.train.loop import Sync
-from dnnmeter.distributed import launched_by_torchrun
 from dnnmeter.train.result import TrainResult
 from dnnmeter.train.session import Progress, build_module, run
 from dnnmeter.train.settings import TrainSettings
