@@ -98,3 +98,15 @@ def test_prune_json_structured_removes_macs(capsys: pytest.CaptureFixture[str]) 
     before, after = json.loads(out)
     assert (before["sparsity"], after["sparsity"]) == (0.0, 0.5)
     assert after["macs"] < before["macs"] and after["hardware"]["cycles"] < before["hardware"]["cycles"]
+
+
+def test_study_modifications_json_is_pure_and_resumes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["study", "modifications", "--models", "tiny_alexnet_dw", "--epochs", "1", "--nproc", "0",
+            "--no-compression", "--threads", "1", "--out", str(tmp_path), "--format", "json"]
+    status, out, err = run(capsys, *argv)
+    assert status == 0 and "1 variants trained" in err
+    (variant,) = json.loads(out)  # the summary went to stderr
+    assert variant["variant"] == "tiny_alexnet_dw" and variant["ops"] == []
+    status, out, err = run(capsys, *argv)
+    assert status == 0 and "0 variants trained" in err and json.loads(out) == [variant]
+    assert (tmp_path / "report.html").is_file()

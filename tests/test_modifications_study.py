@@ -76,3 +76,19 @@ def test_the_report_has_the_sections_and_figures(study: tuple[Path, Modification
                    'id="accuracy_vs_bits"', 'id="accuracy_vs_sparsity"'):
         assert anchor in html, anchor
     assert "Not drawn" not in html
+
+
+def test_a_variant_starts_from_the_seed_and_leaves_the_callers_random_state() -> None:
+    import torch
+
+    from dnnmeter.modifications import _module
+
+    settings = ModificationsSettings(seed=3)
+    before = torch.random.get_rng_state()
+    first, size = _module(Variant("depthwise", "tiny_alexnet", ("depthwise-separable",)), settings)
+    again, _ = _module(Variant("depthwise", "tiny_alexnet", ("depthwise-separable",)), settings)
+    assert torch.equal(torch.random.get_rng_state(), before) and size == 32
+    a, b = first.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other, _ = _module(Variant("depthwise", "tiny_alexnet", ("depthwise-separable",)), ModificationsSettings(seed=4))
+    assert not torch.equal(other.state_dict()["conv1.conv.weight"], a["conv1.conv.weight"])

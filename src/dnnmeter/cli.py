@@ -376,7 +376,7 @@ def _cmd_study_modifications(args: argparse.Namespace) -> int:
         data=args.data or "digits", models=tuple(_resolve_all(list(models))) if models else (),
         ops=tuple(args.op or ()), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         augment=tuple(a for a in (args.augment or "").split(",") if a), seed=args.seed, out=args.out,
-        averaged_nproc=args.nproc, threads=args.threads,
+        averaged_nproc=args.nproc, threads=args.threads, compression=args.compression,
     )  # fmt: skip
     with _study_progress() as progress:
         task = progress.add_task("modifications", total=None)
@@ -392,10 +392,10 @@ def _cmd_study_modifications(args: argparse.Namespace) -> int:
         print(json.dumps(outputs.variants, indent=2))
     else:
         _console().print(text.modifications_table(outputs.variants))
+    rendered.notes.extend(outputs.notes)
     _print_outputs(rendered, f"{outputs.trained} variants trained, {outputs.sweeps} quantization/pruning sweeps, "
-                   f"{outputs.skipped_as_done} variants already in the store")
-    for note in outputs.notes:
-        print(f"  note: {note}")
+                   f"{outputs.skipped_as_done} variants already in the store",
+                   file=sys.stderr if args.format == "json" else sys.stdout)  # stdout stays pure JSON
     return 0
 
 
@@ -434,13 +434,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_outputs(outputs: Any, summary: str) -> None:
-    print(f"dnnmeter: {summary}")
+def _print_outputs(outputs: Any, summary: str, file: Any = None) -> None:
+    file = file or sys.stdout
+    print(f"dnnmeter: {summary}", file=file)
     for path in (outputs.results_json, outputs.results_csv, outputs.report_html):
         if path is not None:
-            print(f"  {path}")
+            print(f"  {path}", file=file)
     for note in outputs.notes:
-        print(f"  note: {note}")
+        print(f"  note: {note}", file=file)
 
 
 # --- the parser -----------------------------------------------------------------------------
@@ -659,6 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--seed", type=int, default=0, help="modifications: seed of the split, the init and the order")
     study.add_argument("--nproc", type=int, default=2, help="modifications: also train the first variant in this "
                        "many processes with model averaging, to compare (0: do not; default 2)")
+    study.add_argument("--no-compression", dest="compression", action="store_false",
+                       help="modifications: skip the quantization and pruning sweeps of the first variant")
     study.add_argument("--format", choices=("table", "json"), default="table", help="modifications: output format")
     study.set_defaults(func=_cmd_study)
 

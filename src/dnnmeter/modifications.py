@@ -107,16 +107,22 @@ def _train_kwargs(settings: ModificationsSettings) -> dict[str, Any]:
 
 def _module(variant: Variant, settings: ModificationsSettings) -> Any:
     """The variant's untrained network, with one output per class of the data."""
+    import torch
+
     from dnnmeter.modify import modify
-    from dnnmeter.train.api import _input_size
+    from dnnmeter.train.api import input_size_for
     from dnnmeter.train.data import open_splits
     from dnnmeter.train.session import build_module
 
-    size = _input_size(variant.model, settings.data, None)
+    size = input_size_for(variant.model, settings.data)
     classes = len(open_splits(settings.data, size, settings.seed, 0.2).classes)
-    module = build_module(variant.model, classes, "cpu")
-    if variant.ops:
-        module = modify(module, list(variant.ops), input_size=(3, size, size))
+    # The initial weights come from the seed (a module passed to train() keeps its own), and
+    # the caller's random state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        module = build_module(variant.model, classes, "cpu")
+        if variant.ops:
+            module = modify(module, list(variant.ops), input_size=(3, size, size))
     return module, size
 
 

@@ -24,7 +24,8 @@ from dnnmeter.train.settings import (
 DEFAULT_INPUT_SIZE = 224  # a module passed without input_size, on a folder
 
 
-def _input_size(model: str | nn.Module, data: str, input_size: int | None) -> int:
+def input_size_for(model: str | nn.Module, data: str, input_size: int | None = None) -> int:
+    """The square input size train() uses: the given one, 32 on digits, else the model's own."""
     if input_size is not None:
         return input_size
     if str(data) == "digits":
@@ -99,7 +100,7 @@ def train(
         resolve(model)  # an unknown name fails here, in one line, before any work
     settings = check_settings(
         str(data), epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, out=out, seed=seed,
-        device=device, val_fraction=val_fraction, input_size=_input_size(model, str(data), input_size),
+        device=device, val_fraction=val_fraction, input_size=input_size_for(model, str(data), input_size),
         nproc=nproc, strategy=strategy, average_every=average_every, threads=threads, workers=workers,
     )  # fmt: skip
     return _dispatch(model, settings, progress)
