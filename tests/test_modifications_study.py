@@ -33,7 +33,7 @@ def test_variants_apply_ops_cumulatively_and_add_the_averaged_run() -> None:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModificationsSettings]:
     out = tmp_path_factory.mktemp("modifications")
-    settings = ModificationsSettings(epochs=1, averaged_nproc=0, out=str(out), threads=1)
+    settings = ModificationsSettings(epochs=1, averaged_nproc=0, out=str(out), threads=1, prune_fine_tune_epochs=0)
     first = run_modifications(settings)
     assert (first.trained, first.sweeps, first.skipped_as_done) == (3, 3, 0)
     return out, settings

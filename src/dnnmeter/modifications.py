@@ -60,6 +60,7 @@ class ModificationsSettings:
     averaged_nproc: int = 2  # 0 or 1: no averaged-training comparison
     threads: int | None = None
     compression: bool = True  # quantization and pruning sweeps of the first variant, trained
+    prune_fine_tune_epochs: int = 1  # each pruned copy retrained this long (masks kept) before it is scored
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,18 +161,21 @@ COMPRESSION = ("quantization", "pruning unstructured", "pruning structured")
 
 def _compression_keys(settings: ModificationsSettings, variant: Variant) -> dict[str, str]:
     trained = _key(settings, variant)
-    return {what: measurement_key("compression", variant.model, what=what, trained=trained) for what in COMPRESSION}
+    return {what: measurement_key("compression", variant.model, what=what, trained=trained,
+                                  fine_tune_epochs=settings.prune_fine_tune_epochs if what != "quantization" else 0)
+            for what in COMPRESSION}
 
 
-def _validation_set(settings: ModificationsSettings, trained: dict[str, Any]) -> Any:
-    """The validation split the variant was scored on, normalised as it was trained."""
+def _splits(settings: ModificationsSettings, trained: dict[str, Any]) -> tuple[Any, Any]:
+    """The (train, val) splits the variant was trained and scored on, normalised as it was
+    trained (no augmentation)."""
     from dnnmeter.train.augment import val_transform
     from dnnmeter.train.data import Mapped, open_splits
 
     s = trained["settings"]
     splits = open_splits(settings.data, s["input_size"], s["seed"], s["val_fraction"])
-    norm = s["normalization"]
-    return Mapped(splits.val, val_transform(norm["mean"], norm["std"]))
+    plain = val_transform(s["normalization"]["mean"], s["normalization"]["std"])
+    return Mapped(splits.train, plain), Mapped(splits.val, plain)
 
 
 def _compress(store: Store, settings: ModificationsSettings, variant: Variant, trained: dict[str, Any],
@@ -187,14 +191,15 @@ def _compress(store: Store, settings: ModificationsSettings, variant: Variant, t
         return 0
     module, _ = _module(variant, settings)
     load_weights_file(module, trained["checkpoint"], "cpu", variant.name)
-    val = _validation_set(settings, trained)
+    train_split, val = _splits(settings, trained)
     threads = settings.threads or 1
     for i, (what, key) in enumerate(keys.items()):
         progress(f"{variant.name}: {what} sweep", i, len(keys))
         if what == "quantization":
             points = quantization_sweep(module, data=val, threads=threads)
         else:
-            points = pruning_sweep(module, data=val, method=what.split()[1], threads=threads)
+            points = pruning_sweep(module, data=val, method=what.split()[1], threads=threads,
+                                   fine_tune_epochs=settings.prune_fine_tune_epochs, train_data=train_split)
         store.add(key, "compression", variant.name, {"what": what, "variant": variant.name,
                                                      "points": [p.to_dict() for p in points]})
     return len(keys)

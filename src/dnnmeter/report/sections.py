@@ -162,6 +162,14 @@ def _prune_table(points: Sequence[Mapping[str, Any]]) -> str:
     return table(header, rows)
 
 
+def _fine_tune_text(points: Sequence[Mapping[str, Any]]) -> str:
+    epochs = {p.get("fine_tune_epochs") or 0 for p in points if p.get("sparsity")}
+    if not epochs or epochs == {0}:
+        return "No fine-tuning after pruning."
+    return (f"Each pruned copy was fine-tuned for {', '.join(str(e) for e in sorted(epochs))} epoch(s) on the "
+            "training split before it was scored (pruned weights kept at zero).")
+
+
 def compression_part(study: Study, figures_dir: Path, base: Path) -> str:
     from dnnmeter.report.compression_figures import accuracy_vs_bits, accuracy_vs_sparsity
 
@@ -175,7 +183,7 @@ def compression_part(study: Study, figures_dir: Path, base: Path) -> str:
              "measured; int8 runs torch's int8 kernels. Unstructured pruning zeroes weights (dense hardware "
              "does the same MACs; <em>effective</em> MACs are what a zero-skipping accelerator could skip); "
              "structured pruning removes channels, and the hardware model is re-run on the smaller shapes. "
-             "No fine-tuning after pruning.</p>"]
+             f"{_fine_tune_text(prune)}</p>"]
     if quant:
         parts += [_quant_table(quant), figure_html(_figure(
             accuracy_vs_bits, quant, figures_dir / "accuracy_vs_bits", "Accuracy against bits",
