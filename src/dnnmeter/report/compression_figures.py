@@ -64,6 +64,8 @@ def accuracy_vs_bits(points: Sequence[Any], stem: Path | str, title: str = "Accu
         twin.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("bits (weights and activations; 32 = float)")
     ax.set_ylabel("top-1 accuracy (%)")
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 100.5))  # flat lines get an automatic margin past 100%
     ax.set_xticks(sorted({p["bits"] for p in rows}))
     ax.grid(alpha=0.3)
     ax.legend(loc="center right", fontsize=8)
