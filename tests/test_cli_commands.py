@@ -47,6 +47,7 @@ def test_hardware_reads_a_scalesim_topology(capsys: pytest.CaptureFixture[str], 
     (["hardware", "alexnet", "--energy-table", "/no/such.toml"], "no/such.toml"),
     (["modify", "tiny_alexnet", "--op", "factorize", "--layers", "nothing.here"], "nothing.here"),
     (["train", "tiny_alexnet", "--data", "/no/such/folder"], "/no/such/folder"),
+    (["study", "--epochs", "3", "--out", "/tmp/never-written"], "belong to `dnnmeter study modifications`"),
 ])  # fmt: skip
 def test_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     status, _, err = run(capsys, *argv)

@@ -404,6 +404,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
     if args.what == "modifications":
         return _cmd_study_modifications(args)
+    only_modifications = {"--op": args.op, "--epochs": args.epochs, "--batch-size": args.batch_size,
+                          "--lr": args.lr, "--augment": args.augment}
+    misplaced = [flag for flag, value in only_modifications.items() if value is not None]
+    if misplaced:
+        raise DnnmeterError(f"{', '.join(misplaced)} belong to `dnnmeter study modifications`, not the models study")
     settings = StudySettings(
         models=tuple(m for part in args.models or ["seed"] for m in part.split(",") if m), device=args.device,
         batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
