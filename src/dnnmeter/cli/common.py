@@ -1,0 +1,91 @@
+"""What every command shares: the console, progress bars, argument types, name checks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dnnmeter.errors import DnnmeterError
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+def resolve_all(names: Sequence[str]) -> list[str]:
+    """Expand ``seed`` and check every name before any counting starts."""
+    from dnnmeter.zoo import expand_names, resolve, timm_source
+
+    expanded = expand_names(names)
+    if "seed" in names and not timm_source.is_available():
+        skipped = [n for n in expanded if n.startswith("timm:")]
+        print(f"dnnmeter: timm is not installed; skipping {', '.join(skipped)}", file=sys.stderr)
+        expanded = [n for n in expanded if n not in skipped]
+    for name in expanded:
+        resolve(name)
+    return expanded
+
+
+def progress(enabled: bool) -> Any:
+    from rich.progress import Progress
+
+    return Progress(console=console(stderr=True), transient=True, disable=not (enabled and sys.stderr.isatty()))
+
+
+def batch_sizes(value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, got {value!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, got {value!r}")
+    return sizes
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def fractions(value: str) -> tuple[float, ...]:
+    try:
+        found = tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        found = ()
+    if not found or not all(0.0 <= f < 1.0 for f in found):
+        raise argparse.ArgumentTypeError(f"expected a comma list of fractions in [0, 1), got {value!r}")
+    return found
+
+
+def write_text(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text + "\n")
+    except OSError as exc:
+        raise DnnmeterError(f"cannot write {path}: {exc.strerror}; choose another --out") from None
+
+
+def print_outputs(outputs: Any, summary: str, file: Any = None) -> None:
+    file = file or sys.stdout
+    print(f"dnnmeter: {summary}", file=file)
+    for path in (outputs.results_json, outputs.results_csv, outputs.report_html):
+        if path is not None:
+            print(f"  {path}", file=file)
+    for note in outputs.notes:
+        print(f"  note: {note}", file=file)
+
+
+def study_progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=console(stderr=True), transient=True, disable=not sys.stderr.isatty())

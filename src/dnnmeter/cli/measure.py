@@ -1,0 +1,176 @@
+"""The commands that list, count, time and score models: models, analyze, bench, eval."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from dnnmeter.cli import common
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from dnnmeter.report import text
+    from dnnmeter.zoo import list_models
+
+    entries = list_models(args.pattern, source=args.source)
+    if args.format == "json":
+        print(text.to_json(entries))
+    else:
+        common.console().print(text.models_table(entries))
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from dnnmeter.analysis import analyze, parse_input_size
+    from dnnmeter.report import text
+
+    names = common.resolve_all(args.models)
+    size = parse_input_size(args.input_size)
+    analyses = []
+    with common.progress(len(names) > 1) as progress:
+        task = progress.add_task("counting", total=len(names))
+        for name in names:
+            progress.update(task, description=f"counting {name}")
+            analyses.append(analyze(name, input_size=size, batch_size=args.batch_size))
+            progress.advance(task)
+    if args.format == "json":
+        print(text.to_json(analyses))
+    elif args.format == "csv":
+        sys.stdout.write(text.analyses_csv(analyses, per_layer=args.per_layer))
+    else:
+        _print_analyses(analyses, args.per_layer)
+    return 0
+
+
+def _print_analyses(analyses: list[Any], per_layer: bool) -> None:
+    from dnnmeter.report import text
+
+    console = common.console()
+    for a in analyses if per_layer else []:
+        console.print(text.layers_table(a))
+        console.print(text.kinds_table(a))
+    console.print(text.summary_table(analyses))
+    console.print(text.conv_fc_table(analyses))
+    for a in analyses:
+        note = text.unsupported_text(a)
+        if note:
+            console.print(note, style="yellow")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from dnnmeter.analysis import parse_input_size
+    from dnnmeter.measure import benchmark
+
+    names = common.resolve_all(args.models)
+    landed: list[Any] = []
+    with common.progress(True) as progress:
+        task = progress.add_task("measuring", total=len(names) * len(set(args.batch_sizes)))
+
+        def keep(result: Any) -> None:
+            landed.append(result)
+            progress.update(task, advance=1, description=f"{result.model} batch {result.batch_size}: {result.status}")
+
+        try:
+            benchmark(names, device=args.device, batch_sizes=args.batch_sizes, threads=args.threads,
+                      dtype=args.dtype, input_size=parse_input_size(args.input_size),
+                      time_budget_s=args.time_budget, on_result=keep)
+        except KeyboardInterrupt:
+            _render_bench(landed, args.format)  # what was measured is not lost
+            print(f"dnnmeter: interrupted after {len(landed)} points", file=sys.stderr)
+            return 130
+    _render_bench(landed, args.format)
+    return 0
+
+
+def _render_bench(results: list[Any], fmt: str) -> None:
+    from dnnmeter.report import text
+
+    if fmt == "json":
+        print(text.to_json(results))
+    elif fmt == "csv":
+        sys.stdout.write(text.bench_csv(results))
+    else:
+        console = common.console()
+        for table in text.bench_tables(results):
+            console.print(table)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from dnnmeter.evaluate import evaluate
+    from dnnmeter.report import text
+
+    (name,) = common.resolve_all([args.model])
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 shows and prints
+    with common.progress(main_rank) as progress:
+        task = progress.add_task(f"evaluating {name}", total=None)
+        result = evaluate(name, args.data, weights=args.weights, input_size=args.input_size,
+                          batch_size=args.batch_size, workers=args.workers, limit=args.limit,
+                          strict=args.strict, device=args.device,
+                          progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if not main_rank:
+        return 0
+    if args.format == "json":
+        print(text.to_json([result]))
+    else:
+        console = common.console()
+        for table in text.eval_tables(result):
+            console.print(table)
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add this area's commands to the ``dnnmeter`` parser."""
+    models = sub.add_parser("models", help="list the models dnnmeter can build")
+    models.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: all)")
+    models.add_argument("--source", choices=("torchvision", "seed", "timm"), help="only this source")
+    models.add_argument("--format", choices=("table", "json"), default="table")
+    models.set_defaults(func=_cmd_models)
+
+    analyze = sub.add_parser(
+        "analyze", help="count parameters, MACs, FLOPs and activations without running the model",
+        description="Count parameters, MACs, FLOPs and activations on the meta device. "
+        "MODEL is a zoo name (see `dnnmeter models`), `seed` for the seed studies' list, "
+        "timm:NAME, an ONNX file, or package.module:callable.",
+    )
+    analyze.add_argument("models", nargs="+", metavar="MODEL")
+    analyze.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
+    analyze.add_argument("--batch-size", type=common.positive_int, default=1)
+    analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
+    analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    analyze.set_defaults(func=_cmd_analyze)
+
+    bench = sub.add_parser(
+        "bench", help="measure latency, throughput, memory, power and energy across batch sizes",
+        description="Measure each model in a subprocess of its own, at each batch size.",
+    )
+    bench.add_argument("models", nargs="+", metavar="MODEL")
+    bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    bench.add_argument("--batch-sizes", type=common.batch_sizes, default=(1,), help="comma list, e.g. 1,2,4,8,16,32,64")
+    bench.add_argument("--threads", type=common.positive_int, help="CPU threads (default: half the available cores)")
+    bench.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    bench.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
+    bench.add_argument("--time-budget", type=float, default=2.0, help="seconds of sampling per point (default 2)")
+    bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    bench.set_defaults(func=_cmd_bench)
+
+    evaluate = sub.add_parser(
+        "eval", help="top-1, top-5 and per-class accuracy on ImageNet, Tiny ImageNet, a folder or digits",
+        description="Evaluate MODEL with a single centre crop. DATA is a folder (ImageNet validation as class "
+        "folders or flat with its ground truth, Tiny ImageNet, any ImageFolder) or `digits`, scikit-learn's "
+        "real handwritten digits (built in, no download). Under torchrun each process evaluates a shard "
+        "and rank 0 prints the merged result.",
+    )
+    evaluate.add_argument("model", metavar="MODEL")
+    evaluate.add_argument("--data", required=True, metavar="PATH|digits")
+    evaluate.add_argument("--weights", metavar="FILE|default", help="a state dict / safetensors file, or `default` "
+                          "(torchvision's default weights from the local torch hub cache; never downloaded)")
+    evaluate.add_argument("--input-size", type=common.positive_int, help="square input size (default: the model's own)")
+    evaluate.add_argument("--batch-size", type=common.positive_int, default=32)
+    evaluate.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
+    evaluate.add_argument("--limit", type=common.positive_int, help="evaluate this many images, spread over the data set")
+    evaluate.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--format", choices=("table", "json"), default="table")
+    evaluate.set_defaults(func=_cmd_eval)

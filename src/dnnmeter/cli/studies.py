@@ -1,0 +1,128 @@
+"""The studies and their report: study, study modifications, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dnnmeter.cli import common
+from dnnmeter.errors import DnnmeterError
+
+
+def _cmd_study_modifications(args: argparse.Namespace) -> int:
+    from dnnmeter.modifications import ModificationsSettings, run_modifications
+    from dnnmeter.report import text
+    from dnnmeter.study import report
+
+    models = tuple(m for part in args.models or [] for m in part.split(",") if m)
+    settings = ModificationsSettings(
+        data=args.data or "digits", models=tuple(common.resolve_all(list(models))) if models else (),
+        ops=tuple(args.op or ()), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        augment=tuple(a for a in (args.augment or "").split(",") if a), seed=args.seed, out=args.out,
+        averaged_nproc=args.nproc, threads=args.threads, compression=args.compression,
+    )  # fmt: skip
+    with common.study_progress() as progress:
+        task = progress.add_task("modifications", total=None)
+        try:
+            outputs = run_modifications(settings, lambda what, done, total: progress.update(
+                task, description=what, completed=done, total=total))
+        except KeyboardInterrupt:
+            print(f"dnnmeter: interrupted; every trained variant is in {args.out}/results.sqlite; "
+                  "run the same command again to resume", file=sys.stderr)
+            return 130
+    rendered = report(args.out)
+    if args.format == "json":
+        print(json.dumps(outputs.variants, indent=2))
+    else:
+        common.console().print(text.modifications_table(outputs.variants))
+    rendered.notes.extend(outputs.notes)
+    common.print_outputs(rendered, f"{outputs.trained} variants trained, {outputs.sweeps} quantization/pruning sweeps, "
+                   f"{outputs.skipped_as_done} variants already in the store",
+                   file=sys.stderr if args.format == "json" else sys.stdout)  # stdout stays pure JSON
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from dnnmeter.study import StudySettings, run_study
+
+    if args.what == "modifications":
+        return _cmd_study_modifications(args)
+    only_modifications = {"--op": args.op, "--epochs": args.epochs, "--batch-size": args.batch_size,
+                          "--lr": args.lr, "--augment": args.augment}
+    misplaced = [flag for flag, value in only_modifications.items() if value is not None]
+    if misplaced:
+        raise DnnmeterError(f"{', '.join(misplaced)} belong to `dnnmeter study modifications`, not the models study")
+    settings = StudySettings(
+        models=tuple(m for part in args.models or ["seed"] for m in part.split(",") if m), device=args.device,
+        batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
+        max_latency_ms=args.max_latency_ms, max_memory_mb=args.max_memory_mb, max_energy_j=args.max_energy_j,
+        data=args.data, weights=args.weights, eval_limit=args.eval_limit,
+    )
+    with common.study_progress() as progress:
+        task = progress.add_task("study", total=None)
+
+        def show(what: str, done: int, total: int) -> None:
+            progress.update(task, description=what, completed=done, total=total)
+
+        try:
+            outputs = run_study(settings, show)
+        except KeyboardInterrupt:
+            print(f"dnnmeter: interrupted; every finished measurement is in {args.out}/results.sqlite; "
+                  "run the same command again to resume", file=sys.stderr)
+            return 130
+    common.print_outputs(outputs, f"{outputs.measured} measured, {outputs.skipped_as_done} already in the store")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dnnmeter.study import report
+
+    outputs = report(args.out_dir)
+    common.print_outputs(outputs, "re-rendered from the store; nothing measured")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Add this area's commands to the ``dnnmeter`` parser."""
+    from dnnmeter.modify import OPS
+    from dnnmeter.study import DEFAULT_BATCH_SIZES, DEFAULT_TIME_BUDGET_S
+
+    study = sub.add_parser(
+        "study", help="the whole study: analyse, benchmark, store, and write the report",
+        description="Analyse and benchmark each model, store every measurement as it lands "
+        "(rerun to resume), and write results.{sqlite,csv,json}, figures/ and report.html.",
+    )
+    study.add_argument("what", nargs="?", choices=("models", "modifications"), default="models",
+                       help="models (default): the models study; modifications: train variants and compare")
+    study.add_argument("--models", nargs="+", help="models: seed (default) or names, comma or space separated; "
+                       "modifications: the models to modify (default: the tiny AlexNet family)")
+    study.add_argument("--device", default="cpu")
+    study.add_argument("--batch-sizes", type=common.batch_sizes, default=DEFAULT_BATCH_SIZES,
+                       help="comma list (default %(default)s; the paper's sweep is 1,2,4,8,16,32,64)")
+    study.add_argument("--threads", type=common.positive_int)
+    study.add_argument("--out", default="study-out", help="output folder (default: study-out)")
+    study.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET_S, help="seconds of sampling per point")
+    study.add_argument("--max-latency-ms", type=float, help="budget: the most accurate model under this latency")
+    study.add_argument("--max-memory-mb", type=float, help="budget: the most accurate model under this memory")
+    study.add_argument("--max-energy-j", type=float, help="budget: the most accurate model under this energy per image")
+    study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
+    study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")
+    study.add_argument("--eval-limit", type=common.positive_int, help="evaluate on this many images")
+    study.add_argument("--op", action="append", choices=OPS, help="modifications: applied cumulatively to each model")
+    study.add_argument("--epochs", type=common.positive_int, help="modifications: epochs (default 10 on digits, 100 on a folder)")
+    study.add_argument("--batch-size", type=common.positive_int, help="modifications: training batch size")
+    study.add_argument("--lr", type=float, help="modifications: learning rate")
+    study.add_argument("--augment", metavar="mask,rotate,flip,noise", help="modifications: augmentations")
+    study.add_argument("--seed", type=int, default=0, help="modifications: seed of the split, the init and the order")
+    study.add_argument("--nproc", type=int, default=2, help="modifications: also train the first variant in this "
+                       "many processes with model averaging, to compare (0: do not; default 2)")
+    study.add_argument("--no-compression", dest="compression", action="store_false",
+                       help="modifications: skip the quantization and pruning sweeps of the first variant")
+    study.add_argument("--format", choices=("table", "json"), default="table", help="modifications: output format")
+    study.set_defaults(func=_cmd_study)
+
+    report = sub.add_parser("report", help="re-render a study's outputs from its store, measuring nothing")
+    report.add_argument("out_dir", metavar="DIR")
+    report.set_defaults(func=_cmd_report)
