@@ -106,8 +106,8 @@ def _train_kwargs(settings: ModificationsSettings) -> dict[str, Any]:
     return {k: v for k, v in chosen.items() if v is not None}
 
 
-def _module(variant: Variant, settings: ModificationsSettings) -> Any:
-    """The variant's untrained network, with one output per class of the data."""
+def _module(variant: Variant, settings: ModificationsSettings) -> tuple[Any, int]:
+    """The variant's untrained network, with one output per class of the data, and its input size."""
     import torch
 
     from dnnmeter.modify import modify
