@@ -54,6 +54,7 @@ from dnnmeter.errors import (
     ModelBuildError,
     ModelForwardError,
 )
+from dnnmeter.measure.threads import available_cores
 from dnnmeter.zoo import ModelEntry, create_model, resolve
 
 __all__ = ["TOP_K", "EvalResult", "Tally", "build_with_weights", "default_workers", "evaluate", "load_weights_file",
@@ -187,7 +188,7 @@ def default_workers(device: str = "cpu") -> int:
     default of 2 threads). On CUDA the CPU is otherwise idle: one worker per core but the
     main process's, at most 8. BENCHMARKS.md (eval_throughput) has the measured effect.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     if device.startswith("cuda"):
         return min(8, max(1, cores - 1))
     return max(0, min(4, cores - torch.get_num_threads()))

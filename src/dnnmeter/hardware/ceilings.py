@@ -30,6 +30,7 @@ import torch
 
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.measure.environment import cpu_model
+from dnnmeter.measure.threads import torch_threads
 
 __all__ = ["Ceilings", "clear_ceilings_cache", "last_level_cache_bytes", "measure_ceilings"]
 
@@ -201,17 +202,12 @@ def measure_ceilings(device: str = "cpu", threads: int | None = None, dtype: tor
 
 
 def _measure(device: torch.device, dtype: torch.dtype, threads: int | None, budget_s: float) -> Ceilings:
-    old_threads = torch.get_num_threads()
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
+    with torch_threads(threads):
         timer = _timer(device)
         with torch.inference_mode():
             n, mm_s = _peak_flops(device, dtype, budget_s / 2, timer)
             nbytes, copy_s = _bandwidth(device, dtype, budget_s / 2, timer)
         used = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(old_threads)
     is_cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if is_cuda else _cpu_name()
     dtype_name = str(dtype).removeprefix("torch.")

@@ -37,6 +37,7 @@ from dnnmeter.hardware.api import model_input_size
 from dnnmeter.hardware.ceilings import Ceilings, measure_ceilings
 from dnnmeter.hardware.layers import LayerShape, extract_layers
 from dnnmeter.hardware.profile_match import match_layer_times
+from dnnmeter.measure.threads import torch_threads
 from dnnmeter.measure.timing import TimingSettings, time_calls
 from dnnmeter.zoo import create_model
 
@@ -233,17 +234,12 @@ def roofline(
     layers = list(model) if is_layers else extract_layers(model, input_size, batch_size)  # type: ignore[arg-type]
     ceilings = ceilings or measure_ceilings("cpu", threads=threads)
     size = None if is_layers else model_input_size(model, input_size)
-    old_threads = torch.get_num_threads()
     notes: list[str] = []
     measured = _Measured(latency_reason="not measured (measure=False)", layer_reason="not measured (measure=False)")
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
+    with torch_threads(threads):
         if measure:
             measured = _measure_model(model, layers, size, batch_size, warm_runs, profiled_runs, time_budget_s)
         used_threads = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(old_threads)
     if ceilings.threads is not None and ceilings.threads != used_threads and measure:
         notes.append(f"the ceilings were measured with {ceilings.threads} thread(s), the model with {used_threads}")
     if dtype_bytes != 4 and measure:

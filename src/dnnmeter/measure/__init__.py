@@ -7,11 +7,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.measure.result import BenchResult
+from dnnmeter.measure.threads import available_cores
 from dnnmeter.measure.timing import TimingSettings
 from dnnmeter.measure.worker import BenchSpec
 
@@ -29,7 +29,7 @@ def default_threads() -> tuple[int, str]:
     6x slower with torch's default thread count than with one thread on a loaded 2-core
     machine).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     threads = max(1, cores // 2)
     return threads, f"default: half of the {cores} available cores; set --threads to change"
 

@@ -22,6 +22,7 @@ import torch
 
 from dnnmeter.measure.meters.base import MeterError
 from dnnmeter.measure.meters.nvml import _as_str, _import_nvml, nvml_device_for
+from dnnmeter.measure.threads import cores_available
 
 # Flags that decide which kernels oneDNN / torch can use, in the order they are reported.
 # x86: AVX2/AVX-512 widths, VNNI (int8 dot products), BF16 and AMX (matrix tiles); ARM: NEON
@@ -63,7 +64,7 @@ def capture_environment(
         "cpu_model": cpu_model(cpuinfo),
         "cpu_flags": cpu_flags(cpuinfo),
         "cpu_cores_logical": os.cpu_count(),
-        "cpu_cores_available": _cores_available(),
+        "cpu_cores_available": cores_available(),
         "memory_total_bytes": memory_total_bytes(meminfo_path),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
@@ -112,13 +113,6 @@ def cpu_flags(cpuinfo: str) -> list[str]:
     """The relevant subset of the CPU's flags (x86 "flags", ARM "Features"), in a fixed order."""
     present = set((_cpuinfo_field(cpuinfo, "flags", "Features") or "").split())
     return [flag for flag in RELEVANT_CPU_FLAGS if flag in present]
-
-
-def _cores_available() -> int | None:
-    """Cores this process may run on (taskset, cgroups cpusets); None where the OS cannot say."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return None
 
 
 def memory_total_bytes(meminfo_path: str | os.PathLike[str] = "/proc/meminfo") -> int | None:

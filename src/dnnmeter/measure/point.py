@@ -10,6 +10,7 @@ import torch
 
 from dnnmeter.measure import memory
 from dnnmeter.measure.result import BenchResult
+from dnnmeter.measure.threads import torch_threads
 from dnnmeter.measure.timing import cuda_event_block, time_calls
 from dnnmeter.measure.worker import BenchSpec, Emit, dtype_of, is_out_of_memory
 
@@ -17,16 +18,13 @@ from dnnmeter.measure.worker import BenchSpec, Emit, dtype_of, is_out_of_memory
 @contextlib.contextmanager
 def _torch_settings(spec: BenchSpec) -> Iterator[None]:
     """Set threads and cudnn.benchmark for the measurement; put them back afterwards."""
-    threads = torch.get_num_threads()
     cudnn = torch.backends.cudnn.benchmark
-    try:
-        if spec.threads:
-            torch.set_num_threads(spec.threads)
-        torch.backends.cudnn.benchmark = spec.cudnn_benchmark
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.backends.cudnn.benchmark = cudnn
+    with torch_threads(spec.threads or None):
+        try:
+            torch.backends.cudnn.benchmark = spec.cudnn_benchmark
+            yield
+        finally:
+            torch.backends.cudnn.benchmark = cudnn
 
 
 def _base(spec: BenchSpec, batch: int, size: tuple[int, ...], environment: dict[str, Any]) -> BenchResult:

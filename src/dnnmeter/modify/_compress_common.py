@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from dnnmeter.errors import InvalidInputError
+from dnnmeter.measure.threads import torch_threads
 
 DEFAULT_INPUT_SIZE = 64  # the tiny family's own size (docs/conventions.md)
 
@@ -78,18 +79,6 @@ def serialized_bytes(module: nn.Module) -> int:
     return len(buffer.getvalue())
 
 
-@contextlib.contextmanager
-def threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` for the block, restored after."""
-    before = torch.get_num_threads()
-    try:
-        if n is not None:
-            torch.set_num_threads(n)
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclass(frozen=True)
 class Latency:
     """A median latency in seconds, or None with the reason it was not measured."""
@@ -105,7 +94,7 @@ def measure_latency(module: nn.Module, example: torch.Tensor, n_threads: int | N
     from dnnmeter.measure.timing import TimingSettings, time_calls
 
     settings = TimingSettings(time_budget_s=budget_s, warmup_s=min(0.2, budget_s / 4), min_samples=5)
-    with threads(n_threads), torch.inference_mode():
+    with torch_threads(n_threads), torch.inference_mode():
         timing = time_calls(lambda: module(example), settings)
         used = torch.get_num_threads()
     return Latency(timing.median_s, None, used)

@@ -20,6 +20,7 @@ from torch import nn
 from dnnmeter.analysis import Analysis, analyze
 from dnnmeter.analysis.meta_pass import eval_mode
 from dnnmeter.errors import InvalidInputError
+from dnnmeter.measure.threads import torch_threads
 from dnnmeter.measure.timing import TimingSettings, time_calls
 from dnnmeter.modify.result import Cost, ModifyResult
 from dnnmeter.modify.rewrite import rewrite
@@ -87,13 +88,9 @@ def _time_both(original: nn.Module, modified: nn.Module, shape: tuple[int, ...],
         from dnnmeter.measure import default_threads
 
         threads = default_threads()[0]
-    saved = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
+    with torch_threads(threads):
         for model, cost in ((original, before), (modified, after)):
             _time_one(model, shape, cost, timing)
-    finally:
-        torch.set_num_threads(saved)
     return threads
 
 

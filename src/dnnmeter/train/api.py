@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from dnnmeter.errors import InvalidInputError
+from dnnmeter.measure.threads import torch_threads
 from dnnmeter.train.loop import Sync
 from dnnmeter.train.result import TrainResult
 from dnnmeter.train.session import Progress, run
@@ -40,19 +41,15 @@ def input_size_for(model: str | nn.Module, data: str, input_size: int | None = N
 @contextlib.contextmanager
 def _local_state(threads: int | None) -> Iterator[None]:
     """Seeding, threads and deterministic kernels for this run; the caller's come back after."""
-    threads_before = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch_threads(threads):
         try:
-            if threads is not None:
-                torch.set_num_threads(threads)
             # warn_only: a kernel without a deterministic version warns instead of failing.
             torch.use_deterministic_algorithms(True, warn_only=True)
             yield
         finally:
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-            torch.set_num_threads(threads_before)
 
 
 def train(

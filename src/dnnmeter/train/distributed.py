@@ -18,13 +18,11 @@ validates and writes the files.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
 import socket
 import tempfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from torch import nn
 
 from dnnmeter.data.files import one_line
 from dnnmeter.errors import DnnmeterError
+from dnnmeter.measure.threads import available_cores, torch_threads
 from dnnmeter.train.loop import Sync
 from dnnmeter.train.result import TrainResult
 from dnnmeter.train.session import Progress, build_module, run
@@ -47,10 +46,6 @@ STATE = "state.safetensors"
 
 class DistributedTrainingError(DnnmeterError):
     """A process of a distributed run failed; the message names the rank and the cause."""
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class GroupSync(Sync):
@@ -142,16 +137,6 @@ def replica_difference(module: nn.Module) -> float:
     return float(worst)
 
 
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run_in_group(model: str | nn.Module, s: TrainSettings, progress: Progress | None) -> TrainResult:
     """This process's part of a torchrun job (or of a group the caller already started)."""
     started = not dist.is_initialized()
@@ -162,7 +147,7 @@ def run_in_group(model: str | nn.Module, s: TrainSettings, progress: Progress | 
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
     threads = s.threads or max(1, available_cores() // per_node)
     try:
-        with _threads(threads):
+        with torch_threads(threads):
             sync = GroupSync(s.strategy, s.average_every, "torchrun", threads)
             return run(model, replace(s, device=device, nproc=dist.get_world_size()), sync, progress)
     finally:
