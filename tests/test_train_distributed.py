@@ -20,18 +20,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from test_train import Tiny
+
 from dnnmeter.train import DistributedTrainingError, TrainResult, train
 from dnnmeter.train.distributed import GroupSync, _failure
-
-
-class Tiny(nn.Module):
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 class NoScores(Tiny):
