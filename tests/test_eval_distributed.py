@@ -50,7 +50,9 @@ def _run(tmp_path: Path, args: list[str], nproc: int) -> subprocess.CompletedPro
     (tmp_path / "distmodels.py").write_text(MODELS)
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parent)]),
+        # Keep the caller's PYTHONPATH: the dnnmeter under test may come from it (a source tree).
+        "PYTHONPATH": os.pathsep.join(p for p in [str(tmp_path), str(Path(__file__).parent),
+                                                  os.environ.get("PYTHONPATH", "")] if p),
         "OMP_NUM_THREADS": "1",
     }
     env = {k: v for k, v in env.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
@@ -116,12 +118,13 @@ def test_another_ranks_failure_is_raised_here_in_one_line(tmp_path: Path) -> Non
     """Without torchrun to stop it, rank 0 must not wait for rank 1's tally: it raises rank 1's error."""
     from test_evaluate import Brightness
 
-    from dnnmeter.evaluate import DistributedError, _evaluate_shard, _open, _preprocessing, _Run
+    from dnnmeter.evaluate.inputs import open_for_eval, preprocessing_for
+    from dnnmeter.evaluate.loop import DistributedError, Run, evaluate_shard
 
     folder_with_a_corrupt_file(tmp_path)
-    transform, size, _ = _preprocessing(None, None, 16)
-    dataset = _open(str(tmp_path), transform, size, {})
-    run = _Run("brightness", 4, 0, "cpu", False, None)
+    transform, size, _ = preprocessing_for(None, None, 16)
+    dataset = open_for_eval(str(tmp_path), transform, size, {})
+    run = Run("brightness", 4, 0, "cpu", False, None)
     group = _TwoRanks((None, "rank 1: /data/x.JPEG: unreadable image"))
     with pytest.raises(DistributedError, match="rank 1: /data/x.JPEG: unreadable image"):
-        _evaluate_shard(Brightness(), None, None, dataset, group, list(range(len(dataset))), run)
+        evaluate_shard(Brightness(), None, None, dataset, group, list(range(len(dataset))), run)

@@ -19,7 +19,8 @@ from torch.utils.data import Dataset
 
 from dnnmeter.data import IMAGENET_MEAN, IMAGENET_STD, open_data
 from dnnmeter.errors import InvalidInputError, ModelBuildError
-from dnnmeter.evaluate import Tally, _preprocessing, evaluate, subset_indices
+from dnnmeter.evaluate import Tally, evaluate, subset_indices
+from dnnmeter.evaluate.inputs import preprocessing_for
 from dnnmeter.zoo import resolve
 
 N_CLASSES = 8
@@ -242,12 +243,12 @@ def test_default_weights_never_download(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_default_weights_use_their_own_transforms() -> None:
-    transform, size, text = _preprocessing(resolve("inception_v3"), "default", None)
+    transform, size, text = preprocessing_for(resolve("inception_v3"), "default", None)
     assert (size, transform.resize_size, transform.crop_size) == (299, [342], [299])
     assert "torchvision weights transforms" in text
-    _, size, text = _preprocessing(resolve("inception_v3"), None, None)
+    _, size, text = preprocessing_for(resolve("inception_v3"), None, None)
     assert size == 299 and text.startswith("resize 341, centre crop 299")
-    _, size, text = _preprocessing(resolve("tiny_alexnet"), None, None)
+    _, size, text = preprocessing_for(resolve("tiny_alexnet"), None, None)
     assert size == 64 and text.startswith("resize 73, centre crop 64")
 
 

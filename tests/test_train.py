@@ -21,8 +21,9 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from dnnmeter.data import digits_split
-from dnnmeter.errors import InvalidInputError, UnknownModelError
-from dnnmeter.evaluate import evaluate, load_weights_file
+from dnnmeter.errors import InvalidInputError, ModelBuildError, UnknownModelError
+from dnnmeter.evaluate import evaluate
+from dnnmeter.zoo.weights import load_weights_file
 from dnnmeter.train import (
     TrainResult,
     load_checkpoint,
@@ -232,7 +233,7 @@ def test_files_are_written_and_read_back(tmp_path: Path) -> None:
     with torch.no_grad():
         torch.testing.assert_close(net(x), r.module.eval()(x))
     other = Tiny()
-    with pytest.raises(Exception, match="does not fit"):
+    with pytest.raises(ModelBuildError, match=r"is a checkpoint of tiny_alexnet_dw .*not of model; evaluate it as"):
         load_weights_file(other, r.checkpoint)
     # evaluate(weights=FILE) reads it (with ImageNet's preprocessing, so no accuracy check).
     ten = create_model("tiny_alexnet_dw", device="cpu", num_classes=10)

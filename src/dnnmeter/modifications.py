@@ -142,7 +142,8 @@ def _train_variant(variant: Variant, settings: ModificationsSettings, progress: 
 
     result = train(module, settings.data, augment=settings.augment, seed=settings.seed, input_size=size,
                    out=str(Path(settings.out) / "training" / variant.slug()), nproc=variant.nproc,
-                   strategy=variant.strategy, threads=settings.threads, progress=show, **_train_kwargs(settings))
+                   strategy=variant.strategy, threads=settings.threads, progress=show, **_train_kwargs(settings),
+                   overwrite=True)  # the study's own folder: a variant interrupted before it was stored reruns
     data = result.to_dict()
     epoch_s = [row["epoch_s"] for row in result.history]
     data.update({
@@ -182,7 +183,7 @@ def _compress(store: Store, settings: ModificationsSettings, variant: Variant, t
               progress: Progress) -> int:
     """Quantization and pruning sweeps of the trained ``variant``: accuracy against bits and
     against sparsity, on the data it was trained for. Returns how many sweeps ran."""
-    from dnnmeter.evaluate import load_weights_file
+    from dnnmeter.zoo.weights import load_weights_file
     from dnnmeter.modify.prune import pruning_sweep
     from dnnmeter.modify.quantize import quantization_sweep
 

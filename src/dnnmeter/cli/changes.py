@@ -10,6 +10,8 @@ from typing import Any
 
 from dnnmeter.cli import common
 
+NUM_CLASSES_HELP = "build MODEL with N outputs (weights fine-tuned on N classes; default: the checkpoint's or 1000)"
+
 
 def _cmd_modify(args: argparse.Namespace) -> int:
     from dnnmeter.analysis import parse_input_size
@@ -51,7 +53,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                            augment=args.augment or (), out=args.out, seed=args.seed, device=args.device,
                            input_size=args.input_size, nproc=args.nproc, strategy=args.strategy,
                            average_every=args.average_every, threads=args.threads, workers=args.workers,
-                           progress=show)
+                           progress=show, overwrite=args.overwrite)
         except KeyboardInterrupt:
             where = f"; the epochs finished are in {args.out}/history.json" if args.out else ""
             print(f"dnnmeter: interrupted{where}", file=sys.stderr)
@@ -78,7 +80,8 @@ def _compression_inputs(args: argparse.Namespace) -> tuple[str, Any, Any]:
     if args.weights is None:
         print(f"dnnmeter: note: {name} has its initial weights (no --weights): its accuracy means little",
               file=sys.stderr)
-    return name, build_with_weights(name, args.weights), prepared_data(name, args.data, args.weights, args.input_size)
+    module = build_with_weights(name, args.weights, num_classes=args.num_classes)
+    return name, module, prepared_data(name, args.data, args.weights, args.input_size)
 
 
 def _render_points(points: list[Any], fmt: str, table: Any, notes: Any) -> None:
@@ -163,6 +166,7 @@ def add_commands(sub: Any) -> None:
     tr.add_argument("--augment", metavar=",".join(AUGMENTATIONS), help="comma list of augmentations")
     tr.add_argument("--input-size", type=common.positive_int, help="square input (default: 32 on digits, the model's own)")
     tr.add_argument("--out", metavar="DIR", help="write model.safetensors, history.json, curves.png, result.json")
+    tr.add_argument("--overwrite", action="store_true", help="replace an earlier run's files in --out (refused without)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="cpu")
     tr.add_argument("--nproc", type=common.positive_int, default=1, help="processes on this machine (default 1)")
@@ -182,6 +186,7 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--data", default="digits", metavar="digits|PATH", help="evaluation data (default digits)")
         p.add_argument("--weights", metavar="FILE|default", help="trained weights (a state dict or safetensors)")
         p.add_argument("--input-size", type=common.positive_int, help="square input size (default: the model's own)")
+        p.add_argument("--num-classes", type=common.positive_int, metavar="N", help=NUM_CLASSES_HELP)
         p.add_argument("--limit", type=common.positive_int, help="evaluate each model on this many images")
         p.add_argument("--threads", type=common.positive_int, default=1, help="CPU threads for the latency (default 1)")
         p.add_argument("--format", choices=("table", "json"), default="table")

@@ -107,7 +107,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         task = progress.add_task(f"evaluating {name}", total=None)
         result = evaluate(name, args.data, weights=args.weights, input_size=args.input_size,
                           batch_size=args.batch_size, workers=args.workers, limit=args.limit,
-                          strict=args.strict, device=args.device,
+                          strict=args.strict, device=args.device, num_classes=args.num_classes,
                           progress=lambda done, total: progress.update(task, completed=done, total=total))
     if not main_rank:
         return 0
@@ -167,6 +167,8 @@ def add_commands(sub: Any) -> None:
     evaluate.add_argument("--weights", metavar="FILE|default", help="a state dict / safetensors file, or `default` "
                           "(torchvision's default weights from the local torch hub cache; never downloaded)")
     evaluate.add_argument("--input-size", type=common.positive_int, help="square input size (default: the model's own)")
+    evaluate.add_argument("--num-classes", type=common.positive_int, metavar="N",
+                          help="build MODEL with N outputs (weights fine-tuned on N classes; default: the checkpoint's or 1000)")
     evaluate.add_argument("--batch-size", type=common.positive_int, default=32)
     evaluate.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
     evaluate.add_argument("--limit", type=common.positive_int, help="evaluate this many images, spread over the data set")

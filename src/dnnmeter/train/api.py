@@ -71,6 +71,7 @@ def train(
     threads: int | None = None,
     workers: int = 0,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``data`` and return the history, final scores and trained module.
 
@@ -80,7 +81,8 @@ def train(
     ``val/`` class folders). ``epochs`` defaults to 8 on the digits, 100 on a folder.
     ``batch_size`` is the global batch. ``augment``: any of mask, rotate, flip, noise.
     ``out``: folder for model.safetensors (+ model.json), history.json (rewritten after each
-    epoch), curves.png and result.json; None writes nothing. ``nproc > 1`` trains in that many
+    epoch), curves.png and result.json; None writes nothing. A folder holding an earlier run's
+    files is refused unless ``overwrite``. ``nproc > 1`` trains in that many
     processes with ``strategy`` "ddp" or "average" (local SGD, parameters averaged every
     ``average_every`` steps, by default once an epoch); under torchrun the job's processes
     are used instead. ``progress(epoch, epochs, batch, batches)`` is called after each batch.
@@ -99,6 +101,7 @@ def train(
         str(data), epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, out=out, seed=seed,
         device=device, val_fraction=val_fraction, input_size=input_size_for(model, str(data), input_size),
         nproc=nproc, strategy=strategy, average_every=average_every, threads=threads, workers=workers,
+        overwrite=overwrite,
     )  # fmt: skip
     return _dispatch(model, settings, progress)
 

@@ -15,7 +15,7 @@ for a folder (a full pass over Tiny ImageNet's 100,000 files would cost an epoch
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class Splits:
     descriptions: list[str | None]
     layout: str
     split: str  # how train and val were obtained, for the settings
+    # The split exactly, for the checkpoint's sidecar: eval scores only what training held out.
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 class Mapped(Dataset):  # type: ignore[type-arg]
@@ -67,6 +69,8 @@ def _file_transform(size: int) -> v2.Transform:
 
 def _folder_splits(root: Path, size: int) -> Splits:
     transform = _file_transform(size)
+    record = {"data": str(root.resolve()), "train": str((root / "train").resolve()),
+              "val": str((root / "val").resolve())}
     if tiny_imagenet.matches(root):
         train = tiny_imagenet.load(root, transform, split="train")
         val = tiny_imagenet.load(root, transform, split="val")
@@ -87,7 +91,7 @@ def _folder_splits(root: Path, size: int) -> Splits:
     for name, part in (("train", train), ("val", val)):
         if len(part) == 0:
             raise InvalidInputError(f"{root}: the {name} split holds no images")
-    return Splits(train, val, train.classes, train.descriptions, train.layout, split)
+    return Splits(train, val, train.classes, train.descriptions, train.layout, split, record)
 
 
 def open_splits(data: str, input_size: int, seed: int, val_fraction: float) -> Splits:
@@ -95,7 +99,8 @@ def open_splits(data: str, input_size: int, seed: int, val_fraction: float) -> S
     if str(data) == DIGITS:
         train, val = digits_split(seed, val_fraction, input_size, normalize=False)
         split = f"stratified, {val_fraction:g} to val, seed {seed}"
-        return Splits(train, val, train.classes, train.descriptions, DIGITS, split)
+        record = {"data": DIGITS, "seed": seed, "val_fraction": val_fraction, "val_indices": list(val.indices)}
+        return Splits(train, val, train.classes, train.descriptions, DIGITS, split, record)
     root = Path(data)
     detect(root)  # one-line error for a missing or unrecognised folder
     return _folder_splits(root, input_size)

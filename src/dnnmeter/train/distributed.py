@@ -168,7 +168,8 @@ def _child(
     rank: int, model: str | nn.Module, s: TrainSettings, port: int, threads: int, tmp: str, queue: Any
 ) -> None:
     """One spawned process: join the group, train, and (rank 0) hand the result back in ``tmp``."""
-    from dnnmeter.train.checkpoint import save_checkpoint, write_json
+    from dnnmeter.atomic import write_json
+    from dnnmeter.zoo.weights import save_checkpoint
 
     torch.set_num_threads(threads)
     device = f"cuda:{rank}" if s.device == "cuda" else s.device
@@ -238,7 +239,7 @@ def spawn(model: str | nn.Module, s: TrainSettings, progress: Progress | None) -
         _drain(queue, progress)
         result = TrainResult.from_dict(json.loads(Path(tmp, RESULT).read_text()))
         module = build_module(model, int(result.settings["classes"]), "cpu")
-        from dnnmeter.evaluate import load_weights_file
+        from dnnmeter.zoo.weights import load_weights_file
 
         load_weights_file(module, str(Path(tmp) / STATE), "cpu", result.model)
     result.module = module.eval()

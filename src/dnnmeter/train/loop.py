@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from dnnmeter.data.files import one_line
 from dnnmeter.errors import ModelForwardError
-from dnnmeter.evaluate import Tally
+from dnnmeter.evaluate.result import Tally
 
 BatchProgress = Callable[[int, int], None]  # (batch, batches)
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-# _per_class: the rows eval reports, so a trained model's table reads like dnnmeter eval's.
-from dnnmeter.evaluate import Tally, _per_class, best_and_worst
+from dnnmeter.atomic import write_json
+# per_class_rows: the rows eval reports, so a trained model's table reads like dnnmeter eval's.
+from dnnmeter.evaluate.result import Tally, best_and_worst, per_class_rows
 from dnnmeter.train import augment as aug
-from dnnmeter.train.checkpoint import CHECKPOINT, save_checkpoint, write_json
 from dnnmeter.train.curves import plot_curves
 from dnnmeter.train.data import (
     Mapped,
@@ -33,6 +33,7 @@ from dnnmeter.train.data import (
 from dnnmeter.train.loop import EpochFigures, Sync, train_epoch, validate
 from dnnmeter.train.result import TrainResult
 from dnnmeter.train.settings import TrainSettings
+from dnnmeter.zoo.weights import CHECKPOINT, save_checkpoint
 
 Progress = Callable[[int, int, int, int], None]  # (epoch, epochs, batch, batches)
 HISTORY = "history.json"
@@ -153,14 +154,14 @@ class _Run:
             "model": self.name, "classes": self.splits.classes, "layout": self.splits.layout,
             "input_size": [3, self.s.input_size, self.s.input_size],
             "normalization": describe_stats(self.mean, self.std, self.stats_images),
-            "settings": self.settings(), "history": self.history,
+            "split": self.splits.record, "settings": self.settings(), "history": self.history,
         }  # fmt: skip
 
     def result(self, seconds: float) -> TrainResult:
         from dnnmeter.measure.environment import capture_environment
 
         assert self.tally is not None
-        per_class = _per_class(self.tally, self.splits.classes, self.splits.descriptions)
+        per_class = per_class_rows(self.tally, self.splits.classes, self.splits.descriptions)
         best, worst = best_and_worst(per_class)
         checkpoint, curves = self.files()
         last = self.history[-1]

@@ -72,6 +72,21 @@ def _make_folder(out: Any) -> None:
         ) from exc
 
 
+OUTPUTS = ("model.safetensors", "model.json", "history.json", "result.json")  # what a run writes in out
+
+
+def _check_overwrite(out: Any, overwrite: bool) -> None:
+    """Refuse to replace an earlier run's files unless asked: a checkpoint may be hours of training."""
+    if overwrite:
+        return
+    for name in OUTPUTS:
+        if (Path(out) / name).exists():
+            raise InvalidInputError(
+                f"{Path(out) / name} exists (an earlier run's); choose another --out, or pass --overwrite "
+                "(overwrite=True) to replace it"
+            )
+
+
 def default_epochs(data: str) -> int:
     return DIGITS_EPOCHS if str(data) == "digits" else FOLDER_EPOCHS
 
@@ -79,7 +94,7 @@ def default_epochs(data: str) -> int:
 def check_settings(
     data: str, *, epochs: int | None, batch_size: int, lr: float, augment: str | Sequence[str] | None,
     out: Any, seed: int, device: str, val_fraction: float, input_size: int, nproc: int,
-    strategy: str, average_every: int | None, threads: int | None, workers: int,
+    strategy: str, average_every: int | None, threads: int | None, workers: int, overwrite: bool = False,
 ) -> TrainSettings:  # fmt: skip
     """Checked settings, with data-dependent defaults filled in."""
     epochs = default_epochs(data) if epochs is None else _positive_int("epochs", epochs, "10")
@@ -105,6 +120,7 @@ def check_settings(
             f"batch size {batch_size} is smaller than nproc {nproc}: each process needs a sample"
         )
     if out is not None:
+        _check_overwrite(out, overwrite)
         _make_folder(out)
     if device.startswith("cuda"):
         import torch

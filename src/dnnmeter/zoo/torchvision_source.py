@@ -6,6 +6,10 @@ auxiliary heads). To get those architectures without downloading anything, the b
 called with the default weights while ``get_state_dict`` returns an empty marker that
 ``load_state_dict`` then ignores. The weights' metadata (parameters, GFLOPS, accuracy) is
 part of torchvision's code, so it is read offline.
+
+The builders refuse a ``num_classes`` other than the weights' 1,000 categories; to build the
+same architecture with another head (one output per class of the user's data), the
+weights' category list is stood in for by one of that length while the builder runs.
 """
 
 from __future__ import annotations
@@ -17,11 +21,27 @@ from typing import Any
 
 from torch import nn
 
+from dnnmeter.errors import ModelBuildError
 from dnnmeter.zoo.registry import ModelEntry, Published, Registry
 
 
 class _NoWeights(dict):  # type: ignore[type-arg]
     """Stands in for a state dict; builders may rename its (absent) keys in place."""
+
+
+@contextlib.contextmanager
+def _categories(weights: Any, num_classes: int | None) -> Iterator[None]:
+    """``weights.meta["categories"]`` of length ``num_classes`` for the block, restored after."""
+    meta = weights.meta
+    before = meta.get("categories")
+    if num_classes is None or before is None or num_classes == len(before):
+        yield
+        return
+    meta["categories"] = [str(i) for i in range(num_classes)]
+    try:
+        yield
+    finally:
+        meta["categories"] = before
 
 
 @contextlib.contextmanager
@@ -55,11 +75,21 @@ def build(name: str, weights: str | None = None, **kwargs: Any) -> nn.Module:
 
     default = models.get_model_weights(name).DEFAULT
     if weights is None:
-        with _architecture_only():
+        with _architecture_only(), _categories(default, kwargs.get("num_classes")):
             return models.get_model(name, weights=default, **kwargs)
     from dnnmeter.zoo.weights import load_torchvision_weights
 
+    _check_default_classes(name, default, kwargs.get("num_classes"))
     return load_torchvision_weights(name, default, **kwargs)
+
+
+def _check_default_classes(name: str, default: Any, num_classes: int | None) -> None:
+    categories = default.meta.get("categories")
+    if num_classes is not None and categories is not None and num_classes != len(categories):
+        raise ModelBuildError(
+            f"{name}: its default weights have {len(categories)} classes, not {num_classes}; "
+            "train it on your data (dnnmeter train) and pass that checkpoint with --weights"
+        )
 
 
 def _published(weights: Any, input_size: tuple[int, int, int]) -> Published:

@@ -1,0 +1,31 @@
+"""Accuracy: top-1, top-5 and per-class, on one centre crop per image.
+
+Both seed studies rank networks by top-1 and top-5 on a single centre crop, and the
+Tiny-ImageNet study looks at the five best and five worst classes; :func:`evaluate` measures
+all three on this machine and labels them ``measured`` (published figures are labelled
+``published`` elsewhere). A checkpoint written by ``dnnmeter train`` is scored on the images
+its training held out.
+
+>>> from dnnmeter.evaluate import evaluate
+>>> r = evaluate("resnet18", "digits", input_size=64, limit=200)   # initial weights (warns)
+>>> r.top1, r.top5, [c["class_name"] for c in r.worst_classes]
+>>> r = evaluate("resnet50", "/data/imagenet/val", weights="default")   # from the hub cache
+>>> r = evaluate("tiny_alexnet", "digits", weights="out/model.safetensors")  # its held-out digits
+>>> r.held_out, r.held_out_note
+
+The package: ``result`` (EvalResult, Tally, per-class rows), ``inputs`` (arguments,
+preprocessing, data), ``held_out`` (which images a checkpoint was not trained on), ``model``
+(building with weights), ``loop`` (the batches, shards under torchrun, the result).
+"""
+
+from __future__ import annotations
+
+from dnnmeter.evaluate.inputs import default_workers, subset_indices
+from dnnmeter.evaluate.loop import DistributedError, evaluate, prepared_data
+from dnnmeter.evaluate.model import build_with_weights
+from dnnmeter.evaluate.result import TOP_K, EvalResult, Tally, best_and_worst, per_class_rows
+from dnnmeter.zoo.weights import checkpoint_meta, load_weights_file
+
+__all__ = ["TOP_K", "DistributedError", "EvalResult", "Tally", "best_and_worst", "build_with_weights",
+           "checkpoint_meta", "default_workers", "evaluate", "load_weights_file", "per_class_rows",
+           "prepared_data", "subset_indices"]
