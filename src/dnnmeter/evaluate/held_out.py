@@ -22,14 +22,16 @@ from dnnmeter.zoo.weights import sidecar_path
 
 @dataclass(frozen=True)
 class HeldOut:
-    """``held_out``: True (only unseen images), False (the training images), None (unknown)."""
+    """``held_out``: True (only unseen images), False (the training images), None (unknown);
+    ``warn``: the note is one the user must see (the score may include training images)."""
 
     held_out: bool | None
     note: str
+    warn: bool = False
 
-
-def _warn(note: str) -> None:
-    warnings.warn(note, stacklevel=4)
+    def warn_if_needed(self, stacklevel: int = 2) -> None:
+        if self.warn:
+            warnings.warn(self.note, stacklevel=stacklevel + 1)
 
 
 def _digits_val(meta: dict[str, Any]) -> tuple[list[int], str] | None:
@@ -73,15 +75,13 @@ def _folder(data: str, dataset: Any, meta: dict[str, Any]) -> HeldOut:
         if trained_on is not None and not _same(trained_on, data):
             return HeldOut(None, f"trained on {trained_on}: other data than this, whose overlap dnnmeter cannot know")
         note = f"{data}: no record of which images trained these weights; the score may include training images"
-        _warn(note)
-        return HeldOut(None, note)
+        return HeldOut(None, note, warn=True)
     if _same(data, split.get("val")) or (_same(data, split.get("data")) and dataset.layout == "tiny-imagenet"):
         return HeldOut(True, f"the training run's validation images ({split.get('val')})")
     if _same(data, split.get("train")) or _same(data, split.get("data")):
         note = (f"{data} holds the images these weights were trained on: the score is not on held-out data; "
                 f"evaluate on {split.get('val')}")
-        _warn(note)
-        return HeldOut(False, note)
+        return HeldOut(False, note, warn=True)
     return HeldOut(None, f"trained on {split.get('data')}: other data than this, whose overlap dnnmeter cannot know")
 
 
@@ -102,7 +102,6 @@ def held_out_part(dataset: Any, data: Any, weights: str | None, meta: dict[str, 
     if found is None:
         note = (f"{weights}: no record of the digits these weights were trained on ({sidecar_path(weights).name} "
                 "with a split); the score includes any training images")
-        _warn(note)
-        return dataset, HeldOut(None, note)
+        return dataset, HeldOut(None, note, warn=True)
     indices, how = found
     return _digits_subset(dataset, indices), HeldOut(True, f"the {len(indices)} digits held out in training ({how})")

@@ -193,7 +193,8 @@ def prepared_data(model: str, data: str, weights: str | None = None, input_size:
     """The data set :func:`evaluate` would read for ``model`` with ``weights``, preprocessed
     alike and held out alike: for other tools (quantization and pruning sweeps) that score a
     model as eval does. A warning says when the images may include training images."""
-    dataset, _, _, _ = opened_data(resolve(model), data, weights, input_size)
+    dataset, _, _, held = opened_data(resolve(model), data, weights, input_size)
+    held.warn_if_needed()
     return dataset
 
 
@@ -247,4 +248,5 @@ def evaluate(
         "pin_memory": device.startswith("cuda"), "images_requested": len(indices),
         "distributed": group.describe(), "num_classes": num_classes,
     }  # fmt: skip
+    held.warn_if_needed()  # after the weights loaded: a file that does not load says only that
     return _result(tally, dataset, head, settings, held)
