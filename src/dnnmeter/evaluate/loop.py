@@ -234,7 +234,7 @@ def evaluate(
     check_args(batch_size, workers, limit, input_size, device)
     entry = resolve(model) if isinstance(model, str) else None
     if entry is not None and weights is None:
-        warn_initial_weights(entry.name)
+        warn_initial_weights(entry)
     dataset, size, preprocessing, held = opened_data(entry, data, weights, input_size)
     indices = subset_indices(len(dataset), limit)
     head = _head(model, data, dataset)

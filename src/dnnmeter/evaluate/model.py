@@ -96,9 +96,11 @@ def build_with_weights(model: str, weights: str | None = None, device: str = "cp
     return _build(resolve(model), weights, device, num_classes).eval()
 
 
-def warn_initial_weights(name: str) -> None:
+def warn_initial_weights(entry: ModelEntry) -> None:
+    """An untrained network scores about chance; a table would show it as a plain figure."""
+    default = " or --weights default (torchvision's)" if entry.source == "torchvision" else ""
     warnings.warn(
-        f"{name} has its initial (random) weights: its accuracy means nothing; pass --weights FILE "
-        "(a trained checkpoint) or --weights default",
+        f"{entry.name} has its initial (random) weights: its accuracy means nothing; pass --weights FILE "
+        f"(a trained checkpoint){default}",
         stacklevel=3,
     )
