@@ -113,6 +113,17 @@ def test_eval_of_a_digits_checkpoint_scores_only_the_held_out_digits(tmp_path: P
     assert len(prepared_data("tiny_alexnet", "digits", checkpoint)) == 359  # quantize and prune
 
 
+def test_prune_of_a_digits_checkpoint_says_held_out_in_its_json(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    train("tiny_alexnet", "digits", epochs=1, input_size=16, val_fraction=0.2, threads=1, out=str(tmp_path))
+    argv = ["prune", "tiny_alexnet", "--weights", str(tmp_path / "model.safetensors"), "--method", "unstructured",
+            "--sparsities", "0", "--format", "json"]
+    assert main(argv) == 0
+    points = json.loads(capsys.readouterr().out)
+    assert points[0]["held_out"] is True and "359 digits held out" in points[0]["held_out_note"]
+
+
 def test_an_older_sidecar_without_the_split_rederives_it_from_the_seed(tmp_path: Path) -> None:
     quick(tmp_path, val_fraction=0.2, seed=3)
     side = json.loads((tmp_path / "model.json").read_text())

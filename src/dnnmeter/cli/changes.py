@@ -72,21 +72,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compression_inputs(args: argparse.Namespace) -> tuple[str, Any, Any]:
-    """The model (with its weights) and the data, prepared as `dnnmeter eval` would."""
-    from dnnmeter.evaluate import build_with_weights, prepared_data
+def _compression_inputs(args: argparse.Namespace) -> tuple[str, Any, Any, Any]:
+    """The model (with its weights), the data prepared as `dnnmeter eval` would, and whether
+    it is held out."""
+    from dnnmeter.evaluate import build_with_weights, held_out_data
 
     (name,) = common.resolve_all([args.model])
     if args.weights is None:
         print(f"dnnmeter: note: {name} has its initial weights (no --weights): its accuracy means little",
               file=sys.stderr)
     module = build_with_weights(name, args.weights, num_classes=args.num_classes)
-    return name, module, prepared_data(name, args.data, args.weights, args.input_size)
+    return name, module, *held_out_data(name, args.data, args.weights, args.input_size)
 
 
-def _render_points(points: list[Any], fmt: str, table: Any, notes: Any) -> None:
+def _render_points(points: list[Any], fmt: str, table: Any, notes: Any, held: Any) -> None:
     if fmt == "json":
-        print(json.dumps([p.to_dict() for p in points], indent=2))
+        extra = {"held_out": held.held_out, "held_out_note": held.note}
+        print(json.dumps([{**p.to_dict(), **extra} for p in points], indent=2))
         return
     console = common.console()
     console.print(table(points))
@@ -98,12 +100,12 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from dnnmeter.modify.quantize import quantization_sweep
     from dnnmeter.report.compression_text import quant_notes, quant_table
 
-    name, module, data = _compression_inputs(args)
+    name, module, data, held = _compression_inputs(args)
     with common.progress(True) as progress:
         progress.add_task(f"quantizing {name} and scoring each model", total=None)
         points = quantization_sweep(module, data=data, bits=args.bits, int8=args.int8, eval_limit=args.limit,
                                     activations=not args.weights_only, threads=args.threads)
-    _render_points(points, args.format, quant_table, quant_notes)
+    _render_points(points, args.format, quant_table, quant_notes, held)
     return 0
 
 
@@ -111,7 +113,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from dnnmeter.modify.prune import pruning_sweep
     from dnnmeter.report.compression_text import prune_notes, prune_table
 
-    name, module, data = _compression_inputs(args)
+    name, module, data, held = _compression_inputs(args)
     methods = ("unstructured", "structured") if args.method == "both" else (args.method,)
     points: list[Any] = []
     with common.progress(True) as progress:
@@ -119,7 +121,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         for method in methods:
             points += pruning_sweep(module, data=data, sparsities=args.sparsities, method=method, scope=args.scope,
                                     eval_limit=args.limit, threads=args.threads)
-    _render_points(points, args.format, prune_table, prune_notes)
+    _render_points(points, args.format, prune_table, prune_notes, held)
     return 0
 
 

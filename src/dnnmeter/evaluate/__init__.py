@@ -21,11 +21,12 @@ preprocessing, data), ``held_out`` (which images a checkpoint was not trained on
 from __future__ import annotations
 
 from dnnmeter.evaluate.inputs import default_workers, subset_indices
-from dnnmeter.evaluate.loop import DistributedError, evaluate, prepared_data
+from dnnmeter.evaluate.held_out import HeldOut
+from dnnmeter.evaluate.loop import DistributedError, evaluate, held_out_data, prepared_data
 from dnnmeter.evaluate.model import build_with_weights
 from dnnmeter.evaluate.result import TOP_K, EvalResult, Tally, best_and_worst, per_class_rows
 from dnnmeter.zoo.weights import checkpoint_meta, load_weights_file
 
-__all__ = ["TOP_K", "DistributedError", "EvalResult", "Tally", "best_and_worst", "build_with_weights",
-           "checkpoint_meta", "default_workers", "evaluate", "load_weights_file", "per_class_rows",
+__all__ = ["TOP_K", "DistributedError", "EvalResult", "HeldOut", "Tally", "best_and_worst", "build_with_weights",
+           "checkpoint_meta", "default_workers", "evaluate", "held_out_data", "load_weights_file", "per_class_rows",
            "prepared_data", "subset_indices"]

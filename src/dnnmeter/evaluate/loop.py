@@ -189,13 +189,20 @@ def _result(tally: Tally, dataset: Any, head: dict[str, Any], settings: dict[str
     )
 
 
-def prepared_data(model: str, data: str, weights: str | None = None, input_size: int | None = None) -> Any:
+def held_out_data(model: str, data: str, weights: str | None = None,
+                  input_size: int | None = None) -> tuple[Any, HeldOut]:
     """The data set :func:`evaluate` would read for ``model`` with ``weights``, preprocessed
-    alike and held out alike: for other tools (quantization and pruning sweeps) that score a
-    model as eval does. A warning says when the images may include training images."""
+    alike and held out alike, and what is known about it: for other tools (quantization and
+    pruning sweeps) that score a model as eval does. A warning says when the images may
+    include training images."""
     dataset, _, _, held = opened_data(resolve(model), data, weights, input_size)
     held.warn_if_needed()
-    return dataset
+    return dataset, held
+
+
+def prepared_data(model: str, data: str, weights: str | None = None, input_size: int | None = None) -> Any:
+    """:func:`held_out_data`'s data set alone."""
+    return held_out_data(model, data, weights, input_size)[0]
 
 
 def _head(model: str | nn.Module, data: Any, dataset: Any) -> dict[str, Any]:
