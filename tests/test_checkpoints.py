@@ -134,6 +134,13 @@ def test_an_older_sidecar_without_the_split_rederives_it_from_the_seed(tmp_path:
     assert result.n == len(val) and result.held_out is True and "re-derived" in result.held_out_note
 
 
+def test_a_malformed_split_is_one_line(tmp_path: Path) -> None:
+    path = save_checkpoint(create_model("tiny_alexnet", device="cpu", num_classes=10), tmp_path / "model.safetensors",
+                           {**DIGITS_META, "split": {"data": "digits", "val_indices": [1, 5000]}})
+    with pytest.raises(ModelBuildError, match=r"model.json: its split's val_indices name digit 5000, past the 1797"):
+        evaluate("tiny_alexnet", "digits", weights=str(path))
+
+
 def test_weights_without_a_record_of_their_split_warn_and_say_so(tmp_path: Path) -> None:
     path = tmp_path / "tiny.pt"
     torch.save(Tiny().state_dict(), path)

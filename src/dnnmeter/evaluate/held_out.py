@@ -34,16 +34,18 @@ class HeldOut:
             warnings.warn(self.note, stacklevel=stacklevel + 1)
 
 
-def _digits_val(meta: dict[str, Any]) -> tuple[list[int], str] | None:
+def _bad_split(weights: str, what: str) -> ModelBuildError:
+    return ModelBuildError(f"{sidecar_path(weights)}: its split's val_indices {what}; restore the file from the "
+                           "training run, or move it away to score every image")
+
+
+def _digits_val(meta: dict[str, Any], weights: str) -> tuple[list[int], str] | None:
     """The validation indices of a checkpoint trained on the digits, and how they are known."""
     split = meta.get("split")
     if isinstance(split, dict) and split.get("data") == DIGITS:
         indices = split.get("val_indices")
         if not isinstance(indices, list) or not all(isinstance(i, int) and 0 <= i for i in indices):
-            raise ModelBuildError(
-                f"{sidecar_path(meta['_path'])}: its split's val_indices are not a list of image indices; "
-                "restore the file from the training run"
-            )
+            raise _bad_split(weights, "are not a list of image indices")
         return indices, f"seed {split.get('seed')}, {split.get('val_fraction')} to val"
     settings = meta.get("settings") or {}
     if settings.get("data") == DIGITS and "seed" in settings and "val_fraction" in settings:
@@ -56,11 +58,11 @@ def _digits_val(meta: dict[str, Any]) -> tuple[list[int], str] | None:
     return None
 
 
-def _digits_subset(dataset: Any, indices: list[int]) -> Any:
+def _digits_subset(dataset: Any, indices: list[int], weights: str) -> Any:
     from dnnmeter.data.digits import DigitsDataset
 
     if indices and max(indices) >= len(dataset.all_targets):
-        raise ModelBuildError(f"the checkpoint's split names digit {max(indices)}, past the data set's end")
+        raise _bad_split(weights, f"name digit {max(indices)}, past the {len(dataset.all_targets)} digits")
     return DigitsDataset(dataset.images, dataset.all_targets, dataset.input_size, indices, dataset.normalize)
 
 
@@ -98,10 +100,10 @@ def held_out_part(dataset: Any, data: Any, weights: str | None, meta: dict[str, 
         return dataset, HeldOut(None, "a Dataset passed in: dnnmeter cannot tell whether it holds training images")
     if str(data) != DIGITS:
         return dataset, _folder(str(data), dataset, meta)
-    found = _digits_val({**meta, "_path": weights})
+    found = _digits_val(meta, weights)
     if found is None:
         note = (f"{weights}: no record of the digits these weights were trained on ({sidecar_path(weights).name} "
                 "with a split); the score includes any training images")
         return dataset, HeldOut(None, note, warn=True)
     indices, how = found
-    return _digits_subset(dataset, indices), HeldOut(True, f"the {len(indices)} digits held out in training ({how})")
+    return _digits_subset(dataset, indices, weights), HeldOut(True, f"the {len(indices)} digits held out in training ({how})")
