@@ -2,7 +2,8 @@
 
 The first data input is given the shape ``(batch_size, *input_size)``, ONNX shape inference
 gives every value its shape, and each node is costed by a pure function of those shapes,
-registered in :data:`COST_FORMULAS` under its op type. Conventions are those of
+registered in :data:`COST_FORMULAS` under its op type (the table is
+:mod:`dnnmeter.analysis.onnx_formulas`, re-exported here). Conventions are those of
 :mod:`dnnmeter.analysis.result`: MACs for Conv/ConvTranspose/Gemm/MatMul/Einsum (bias terms
 not counted), element-wise FLOPs apart.
 
@@ -22,11 +23,22 @@ consumes it, seen through ``Identity`` nodes. Integer shape constants are not pa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dnnmeter.analysis.onnx_formulas import (
+    COST_FORMULAS,
+    IGNORED_OPS,
+    KIND_OF,
+    VIEW_OPS,
+    NotCountable,
+    OpShapes,
+    Shape,
+    einsum_macs,
+    register_cost,
+)
 from dnnmeter.analysis.result import Analysis, LayerCost
 from dnnmeter.errors import InvalidInputError, ModelBuildError
 from dnnmeter.zoo.onnx_source import (
@@ -37,200 +49,8 @@ from dnnmeter.zoo.onnx_source import (
     onnx_module,
 )
 
-Shape = tuple[int | None, ...]
-
-
-@dataclass(frozen=True)
-class OpShapes:
-    """What a cost formula sees: input and output shapes (None: unknown) and attributes."""
-
-    inputs: tuple[Shape | None, ...]
-    outputs: tuple[Shape | None, ...]
-    attrs: Mapping[str, Any]
-
-    def pick(self, *indices: int) -> OpShapes:
-        """The same op seen with only the inputs at ``indices`` (for QLinear* layouts)."""
-        picked = tuple(self.inputs[i] if i < len(self.inputs) else None for i in indices)
-        return OpShapes(picked, self.outputs, self.attrs)
-
-
-class NotCountable(Exception):
-    """A formula cannot cost this node; the message says why (e.g. ``unknown shape``)."""
-
-
-Cost = tuple[int, int]  # (macs, elementwise_flops)
-Formula = Callable[[OpShapes], Cost]
-
-COST_FORMULAS: dict[str, Formula] = {}
-KIND_OF: dict[str, str] = {}
-
-
-def register_cost(*op_types: str, kind: str) -> Callable[[Formula], Formula]:
-    """Register ``formula`` for ``op_types`` (ONNX default domain); duplicates are an error."""
-
-    def add(formula: Formula) -> Formula:
-        for op in op_types:
-            if op in COST_FORMULAS:
-                raise ValueError(f"ONNX op {op!r} has a cost formula registered twice")
-            if op in IGNORED_OPS:
-                raise ValueError(f"ONNX op {op!r} is in IGNORED_OPS and cannot have a formula")
-            COST_FORMULAS[op] = formula
-            KIND_OF[op] = kind
-        return formula
-
-    return add
-
-
-# Ops that move, index or describe data: no arithmetic, so no cost.
-IGNORED_OPS: frozenset[str] = frozenset(
-    """Reshape Flatten Transpose Concat Shape Size Gather GatherElements GatherND Constant
-    ConstantOfShape Identity Squeeze Unsqueeze Slice Dropout Cast CastLike Pad Split Expand
-    Tile Range NonZero DepthToSpace SpaceToDepth ScatterND ScatterElements Trilu OneHot
-    EyeLike Compress ReverseSequence""".split()
-)
-# Ignored ops whose output is a view or metadata: no row (unless they own parameters) and
-# no activations.
-VIEW_OPS: frozenset[str] = frozenset(
-    "Reshape Flatten Squeeze Unsqueeze Identity Dropout Shape Size Constant".split()
-)
-
-
-def _need(shape: Shape | None) -> tuple[int, ...]:
-    if shape is None or any(d is None for d in shape):
-        raise NotCountable("unknown shape")
-    return tuple(int(d) for d in shape)  # type: ignore[arg-type]
-
-
-def _input(s: OpShapes, i: int) -> tuple[int, ...]:
-    return _need(s.inputs[i] if i < len(s.inputs) else None)
-
-
-def _output(s: OpShapes) -> tuple[int, ...]:
-    return _need(s.outputs[0] if s.outputs else None)
-
-
-# --- MACs -----------------------------------------------------------------------------
-
-
-@register_cost("Conv", "ConvInteger", kind="conv")
-def conv_macs(s: OpShapes) -> Cost:
-    """N * M * prod(output spatial) * (C / group) * prod(kernel); weight is (M, C/group, k...)."""
-    w = _input(s, 1)
-    return math.prod(_output(s)) * math.prod(w[1:]), 0
-
-
-@register_cost("ConvTranspose", kind="conv")
-def conv_transpose_macs(s: OpShapes) -> Cost:
-    """N * C * prod(input spatial) * (M / group) * prod(kernel); weight is (C, M/group, k...)."""
-    return math.prod(_input(s, 0)) * math.prod(_input(s, 1)[1:]), 0
-
-
-@register_cost("Gemm", kind="linear")
-def gemm_macs(s: OpShapes) -> Cost:
-    """M * K * N; the bias C is not counted."""
-    a = _input(s, 0)
-    k = a[0] if s.attrs.get("transA", 0) else a[-1]
-    return math.prod(_output(s)) * k, 0
-
-
-@register_cost("MatMul", "MatMulInteger", kind="matmul")
-def matmul_macs(s: OpShapes) -> Cost:
-    """prod(broadcast batch) * M * K * N, with numpy's rules for 1-D operands."""
-    a, b = _input(s, 0), _input(s, 1)
-    a = (1, *a) if len(a) == 1 else a
-    b = (*b, 1) if len(b) == 1 else b
-    batch = _broadcast(a[:-2], b[:-2])
-    return math.prod(batch) * a[-2] * a[-1] * b[-1], 0
-
-
-@register_cost("QLinearConv", kind="conv")
-def qlinear_conv_macs(s: OpShapes) -> Cost:
-    return conv_macs(s.pick(0, 3))
-
-
-@register_cost("QLinearMatMul", kind="matmul")
-def qlinear_matmul_macs(s: OpShapes) -> Cost:
-    return matmul_macs(s.pick(0, 3))
-
-
-@register_cost("Einsum", kind="matmul")
-def einsum_macs(s: OpShapes) -> Cost:
-    """Two operands: the product of every index's size (the naive loop nest)."""
-    equation = s.attrs.get("equation", "").replace(" ", "")
-    terms = equation.split("->")[0].split(",")
-    if len(terms) != 2:
-        raise NotCountable(f"{len(terms)} operands")
-    sizes: dict[str, int] = {}
-    ellipses: list[tuple[int, ...]] = []
-    for term, shape in zip(terms, (_input(s, 0), _input(s, 1))):
-        head, ellipsis, tail = term.partition("...")
-        n_ell = len(shape) - len(head) - len(tail) if ellipsis else 0
-        ellipses.append(shape[len(head) : len(head) + n_ell])
-        dims = shape[: len(head)] + shape[len(head) + n_ell :]
-        for letter, dim in zip(head + tail, dims):
-            sizes[letter] = max(sizes.get(letter, 1), dim)
-    return math.prod(sizes.values()) * math.prod(_broadcast(*ellipses)), 0
-
-
-def _broadcast(*shapes: Sequence[int]) -> tuple[int, ...]:
-    rank = max((len(x) for x in shapes), default=0)
-    padded = [(1,) * (rank - len(x)) + tuple(x) for x in shapes]
-    return tuple(max(dims) for dims in zip(*padded))
-
-
-# --- element-wise work ----------------------------------------------------------------
-
-
-def _per_output_element(flops: int) -> Formula:
-    def formula(s: OpShapes) -> Cost:
-        return 0, flops * math.prod(_output(s))
-
-    formula.__doc__ = f"{flops} FLOP(s) per output element."
-    return formula
-
-
-def _register_elementwise(ops: str, flops: int, kind: str) -> None:
-    register_cost(*ops.split(), kind=kind)(_per_output_element(flops))
-
-
-_register_elementwise(
-    """Relu LeakyRelu PRelu Sigmoid HardSigmoid HardSwish Tanh Clip Erf Elu Selu Celu Gelu
-    Softplus Softsign Mish ThresholdedRelu""",
-    1,
-    "activation",
-)
-_register_elementwise(
-    """Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Reciprocal Max Min Sum Mean Where Equal
-    Greater Less GreaterOrEqual LessOrEqual Not And Or Xor Sign Floor Ceil Round Sin Cos
-    Mod IsNaN IsInf""",
-    1,
-    "other",
-)
-_register_elementwise("QuantizeLinear DequantizeLinear", 2, "other")
-_register_elementwise("BatchNormalization", 2, "norm")
-_register_elementwise("RMSNormalization", 4, "norm")
-_register_elementwise("LayerNormalization InstanceNormalization GroupNormalization", 5, "norm")
-_register_elementwise("Softmax LogSoftmax", 3, "activation")
-
-
-@register_cost("MaxPool", "AveragePool", "LpPool", kind="pool")
-def window_pool_flops(s: OpShapes) -> Cost:
-    """Output elements * prod(kernel)."""
-    return 0, math.prod(_output(s)) * math.prod(s.attrs.get("kernel_shape", ()))
-
-
-def _input_elements(s: OpShapes) -> Cost:
-    """One FLOP per input element."""
-    return 0, math.prod(_input(s, 0))
-
-
-register_cost("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", kind="pool")(_input_elements)
-register_cost(
-    *"""ReduceMean ReduceMax ReduceMin ReduceSum ReduceProd ReduceL1 ReduceL2 ReduceSumSquare
-    ReduceLogSum ReduceLogSumExp ArgMax ArgMin""".split(),
-    kind="other",
-)(_input_elements)
-
+__all__ = ["COST_FORMULAS", "IGNORED_OPS", "NotCountable", "OpShapes", "analyze_onnx",
+           "einsum_macs", "register_cost"]
 
 # --- the graph walk -------------------------------------------------------------------
 
