@@ -41,6 +41,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         sys.stdout.write(text.analyses_csv(analyses, per_layer=args.per_layer))
     else:
         _print_analyses(analyses, args.per_layer)
+    for a in analyses:  # on stderr in every format: a csv or json total may be incomplete too
+        note = text.unsupported_text(a)
+        if note:
+            common.console(stderr=True).print(note, style="yellow", markup=False)
     return 0
 
 
@@ -53,10 +57,6 @@ def _print_analyses(analyses: list[Any], per_layer: bool) -> None:
         console.print(text.kinds_table(a))
     console.print(text.summary_table(analyses))
     console.print(text.conv_fc_table(analyses))
-    for a in analyses:
-        note = text.unsupported_text(a)
-        if note:
-            console.print(note, style="yellow")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
