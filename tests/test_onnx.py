@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchvision
 
+from dnnmeter.analysis import analyze
 from dnnmeter.analysis.onnx_count import (
     COST_FORMULAS,
     OpShapes,
@@ -282,3 +283,37 @@ def test_onnx_missing_names_the_extra(
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     with pytest.raises(MissingDependencyError, match=r"pip install 'dnnmeter\[onnx\]'"):
         entry(str(resnet18_onnx))
+
+
+# --- recurrent layers: every gate, step and direction -------------------------------------
+
+
+@pytest.mark.parametrize("cell", [torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN])
+def test_recurrent_layers_count_what_the_torch_side_counts(cell: type, tmp_path: Path) -> None:
+    """Two bidirectional layers, 5 steps: the ONNX nodes cost what dnnmeter counts for the
+    nn.Module (per cell: gates * H * (I + H) MACs; 13H, 10H, 2H element-wise FLOPs)."""
+    model = cell(16, 32, num_layers=2, batch_first=True, bidirectional=True).eval()
+    path = tmp_path / "rnn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(3, 5, 16),), str(path), dynamo=False)
+    a = analyze_onnx(str(path), batch_size=3)
+    torch_side = analyze(model, input_size=(5, 16), batch_size=3)
+    assert a.unsupported_ops == {} == torch_side.unsupported_ops
+    assert (a.macs, a.elementwise_flops) == (torch_side.macs, torch_side.elementwise_flops)
+    gates = {torch.nn.LSTM: 4, torch.nn.GRU: 3, torch.nn.RNN: 1}[cell]
+    cells = 3 * 5 * 2  # batch * steps * directions
+    assert a.macs == cells * gates * 32 * ((16 + 32) + (64 + 32))  # layer 1 and layer 2
+
+
+def test_lstm_closed_form_with_peepholes_and_batch_major_layout(tmp_path: Path) -> None:
+    hidden, inputs, steps, batch = 8, 6, 7, 2
+    node = helper.make_node("LSTM", ["x", "w", "r", "", "", "", "", "p"], ["y"],
+                            hidden_size=hidden, layout=1)
+    weights = (_tensor("w", 1, 4 * hidden, inputs), _tensor("r", 1, 4 * hidden, hidden),
+               _tensor("p", 1, 3 * hidden))
+    path = _save(tmp_path, [node], [("x", [batch, steps, inputs])], "y", weights)
+    a = analyze_onnx(path, input_size=(steps, inputs), batch_size=batch)
+    assert a.macs == steps * batch * 4 * hidden * (inputs + hidden)
+    assert a.elementwise_flops == steps * batch * (13 + 6) * hidden
+    assert a.params == 4 * hidden * (inputs + hidden) + 3 * hidden

@@ -208,3 +208,35 @@ register_cost(
     ReduceLogSum ReduceLogSumExp ArgMax ArgMin""".split(),
     kind="other",
 )(_input_elements)
+
+
+# --- recurrent layers -----------------------------------------------------------------
+# Per time step, batch element and direction, with G gates of hidden size H and input size
+# I: G*H*(I + H) MACs for the input and recurrent products (biases not counted, as for Gemm),
+# and the element-wise work of the cell, counted as dnnmeter counts torch's own cell
+# (tests/test_onnx.py checks the two agree):
+#   RNN  (G=1):  2H  -- sum of the two products, activation
+#   GRU  (G=3): 10H  -- r, z: add + sigmoid (4H); n: r*(.), add, tanh (3H); h: sub, mul, add (3H)
+#   LSTM (G=4): 13H  -- sum of products (4H), 3 sigmoids + tanh (4H), c = f*c + i*g (3H),
+#                       h = o*tanh(c) (2H); peepholes (input P) add a mul and an add per gate (6H)
+
+
+def _recurrent(gates: int, flops_per_hidden: int) -> Formula:
+    def formula(s: OpShapes) -> Cost:
+        # X: (T, N, I), or (N, T, I) with layout=1; W: (directions, gates * H, I).
+        x, (directions, gates_hidden, inputs) = _input(s, 0), _input(s, 1)
+        steps, batch = (x[1], x[0]) if s.attrs.get("layout", 0) else (x[0], x[1])
+        hidden = gates_hidden // gates
+        flops = flops_per_hidden * hidden
+        if gates == 4 and len(s.inputs) > 7 and s.inputs[7] is not None:
+            flops += 6 * hidden  # peepholes
+        cells = steps * batch * directions
+        return cells * gates_hidden * (inputs + hidden), cells * flops
+
+    formula.__doc__ = f"{gates} gate(s): T*N*D*{gates}H*(I+H) MACs, {flops_per_hidden}H FLOPs per cell."
+    return formula
+
+
+register_cost("RNN", kind="linear")(_recurrent(1, 2))
+register_cost("GRU", kind="linear")(_recurrent(3, 10))
+register_cost("LSTM", kind="linear")(_recurrent(4, 13))
