@@ -1,7 +1,8 @@
 """Static cost of an ONNX file, counted from its graph (no runtime; external weights unread).
 
 The first data input is given the shape ``(batch_size, *input_size)``, ONNX shape inference
-gives every value its shape, and each node is costed by a pure function of those shapes,
+(with the graph's shape arithmetic folded: :mod:`dnnmeter.analysis.onnx_shapes`) gives every
+value its shape, and each node is costed by a pure function of those shapes,
 registered in :data:`COST_FORMULAS` under its op type (the table is
 :mod:`dnnmeter.analysis.onnx_formulas`, re-exported here). Conventions are those of
 :mod:`dnnmeter.analysis.result`: MACs for Conv/ConvTranspose/Gemm/MatMul/Einsum (bias terms
@@ -14,6 +15,10 @@ be inferred (key ``"Op (unknown shape)"``) -- and its cost is not in the totals.
 Parameters are the elements of the floating-point initializers (and 8-bit-or-less integer
 ones: quantized weights) that nodes consume; each is attributed to the first node that
 consumes it, seen through ``Identity`` nodes. Integer shape constants are not parameters.
+
+A file exported at a fixed input shape whose graph hard-codes shapes (a constant Reshape
+target) is counted at that shape only; another batch or input size is refused
+(InvalidInputError) rather than counted half at one shape and half at the other.
 
 >>> a = analyze_onnx("resnet18.onnx", batch_size=8)   # doctest: +SKIP
 >>> a.macs, a.unsupported_ops                         # doctest: +SKIP
@@ -39,8 +44,9 @@ from dnnmeter.analysis.onnx_formulas import (
     einsum_macs,
     register_cost,
 )
+from dnnmeter.analysis.onnx_shapes import infer_shapes, refuse_baked_resize, refuse_inconsistent_reshapes
 from dnnmeter.analysis.result import Analysis, LayerCost
-from dnnmeter.errors import InvalidInputError, ModelBuildError
+from dnnmeter.errors import InvalidInputError
 from dnnmeter.zoo.onnx_source import (
     DEFAULT_INPUT_SIZE,
     declared_dims,
@@ -61,7 +67,6 @@ _WEIGHT_BITS = {
     "FLOAT8E8M0": 8, "FLOAT6E2M3": 6, "FLOAT6E3M2": 6, "FLOAT4E2M1": 4,
     "INT8": 8, "UINT8": 8, "INT4": 4, "UINT4": 4, "INT2": 2, "UINT2": 2,
 }  # fmt: skip
-_KEEP_VALUES_UP_TO = 1024  # elements; smaller float initializers keep their values
 
 
 @dataclass(frozen=True)
@@ -80,13 +85,20 @@ def analyze_onnx(
     graph declares; when None, the declared one is used, with (3, 224, 224) for dynamic dims
     of a 4-D input. Only the first data input is shaped: values that depend on other
     dynamically shaped inputs end up in ``unsupported_ops`` as ``"Op (unknown shape)"``.
+
+    Raises InvalidInputError when the batch or input size changes a dim the file fixed and
+    the graph hard-codes shapes, or when the inferred shapes contradict themselves (a
+    Reshape that changes the number of elements): the message says how to re-export.
     """
     model = load_model(path)
     graph_input = first_input(model)
     dims = _input_dims(path, graph_input, input_size, batch_size)
     weights = _weights(model.graph)
+    refuse_baked_resize(path, model, graph_input, dims)
+    shapes = infer_shapes(path, model, graph_input.name, dims)
+    refuse_inconsistent_reshapes(path, model.graph, shapes, dims)
     graph = _Graph(
-        shapes=_infer_shapes(path, model, graph_input.name, dims),
+        shapes=shapes,
         weights=weights,
         aliases=_aliases(model.graph, weights),
         constants=frozenset(t.name for t in model.graph.initializer),
@@ -131,45 +143,6 @@ def _input_dims(
             f"{path}: input {value.name!r} has dynamic dims {declared}; give an input size"
         )
     return [batch_size, *(int(d) for d in declared[1:])]  # type: ignore[arg-type]
-
-
-def _infer_shapes(path: str, model: Any, input_name: str, dims: list[int]) -> dict[str, Shape]:
-    """Every value's shape once ``input_name`` has ``dims`` (stale shapes in the file dropped)."""
-    onnx = onnx_module()
-    graph = model.graph
-    for value in graph.input:
-        if value.name == input_name:
-            shape = value.type.tensor_type.shape
-            del shape.dim[:]
-            for d in dims:
-                shape.dim.add().dim_value = d
-    del graph.value_info[:]
-    _drop_weight_values(graph)
-    for value in graph.output:
-        if value.type.HasField("tensor_type"):
-            value.type.tensor_type.ClearField("shape")
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
-        raise ModelBuildError(f"{path}: ONNX shape inference failed ({exc})") from exc
-    g = inferred.graph
-    shapes: dict[str, Shape] = {t.name: tuple(t.dims) for t in g.initializer}
-    for value in [*g.input, *g.value_info, *g.output]:
-        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
-            shapes[value.name] = tuple(declared_dims(value))
-    return shapes
-
-
-def _drop_weight_values(graph: Any) -> None:
-    """Drop large float initializers' values: shape inference needs only their dims, and
-    copying the weights into it is most of its time. Small ones stay (Resize scales decide
-    shapes). Only ever called on a model this module loaded itself."""
-    onnx = onnx_module()
-    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
-    for tensor in graph.initializer:
-        if tensor.data_type in floats and math.prod(tensor.dims) > _KEEP_VALUES_UP_TO:
-            for data in ("raw_data", "float_data", "double_data", "int32_data"):
-                tensor.ClearField(data)
 
 
 def _weights(graph: Any) -> dict[str, _Weight]:
