@@ -32,6 +32,7 @@ _KEEP_VALUES_UP_TO = _FOLD_UP_TO = 1024
 _MAX_ROUNDS = 16  # each round folds at least one node; graphs seen need 2 or 3
 # Ops whose input at this index sets the output's shape: a constant there is a shape baked in.
 _SHAPE_INPUTS = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0, "Resize": 3, "Upsample": 1}
+_DEFAULT_DOMAINS = ("", "ai.onnx")
 _NEVER_FOLD = frozenset("RandomNormal RandomNormalLike RandomUniform RandomUniformLike Multinomial Bernoulli".split())
 
 
@@ -113,9 +114,6 @@ def _fold(model: Any, shapes: Mapping[str, Shape]) -> int:
         del graph.node[:]
         graph.node.extend(nodes)
     return folded
-
-
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def _copy(node: Any) -> Any:
