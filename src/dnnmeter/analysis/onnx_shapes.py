@@ -183,13 +183,17 @@ def refuse_baked_resize(path: str, model: Any, value: Any, dims: list[int]) -> N
     baked = next(_baked_shape_nodes(model.graph), None)
     if baked is None:
         return  # no constant shapes: every shape follows the input's (a CNN with Flatten)
-    exported = ",".join(str(d) for d in declared[1:])
+    batch = f"--batch-size {declared[0]} and " if declared[0] is not None else ""
     raise InvalidInputError(
-        f"{path} was exported with the fixed input shape {tuple(declared)} and its {baked} node "
-        f"hard-codes a shape, so it cannot be counted at {tuple(dims)}: analyse it at "
-        f"--batch-size {declared[0]} --input-size {exported}, or re-export it with dynamic axes "
+        f"{path} was exported with the fixed input shape {_text(declared)} and its {baked} node "
+        f"hard-codes a shape, so it cannot be counted at {tuple(dims)}: analyse it at that shape "
+        f"({batch}no --input-size), or re-export it with dynamic axes "
         f"(torch.onnx.export(..., dynamic_axes=...), or dynamic_shapes=... with dynamo=True)"
     )
+
+
+def _text(dims: list[int | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
 
 
 def _baked_shape_nodes(graph: Any) -> Iterator[str]:
