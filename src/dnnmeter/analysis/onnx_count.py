@@ -35,6 +35,7 @@ from typing import Any
 
 from dnnmeter.analysis.onnx_formulas import (
     COST_FORMULAS,
+    DEFAULT_DOMAINS,
     IGNORED_OPS,
     KIND_OF,
     VIEW_OPS,
@@ -60,7 +61,6 @@ __all__ = ["COST_FORMULAS", "IGNORED_OPS", "NotCountable", "OpShapes", "analyze_
 
 # --- the graph walk -------------------------------------------------------------------
 
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 _WEIGHT_BITS = {
     "FLOAT": 32, "FLOAT16": 16, "DOUBLE": 64, "BFLOAT16": 16,
     "FLOAT8E4M3FN": 8, "FLOAT8E4M3FNUZ": 8, "FLOAT8E5M2": 8, "FLOAT8E5M2FNUZ": 8,
@@ -175,7 +175,7 @@ def _aliases(graph: Any, weights: Mapping[str, _Weight]) -> dict[str, str]:
     """Outputs of Identity nodes that are initializers under another name -> that initializer."""
     aliases: dict[str, str] = {}
     for node in graph.node:
-        if node.op_type == "Identity" and node.domain in _DEFAULT_DOMAINS and node.input:
+        if node.op_type == "Identity" and node.domain in DEFAULT_DOMAINS and node.input:
             source = aliases.get(node.input[0], node.input[0])
             if source in weights:
                 aliases[node.output[0]] = source
@@ -207,7 +207,7 @@ def _count(graph: Any, g: _Graph) -> tuple[list[LayerCost], dict[str, int], set[
         resolved = dict.fromkeys(g.aliases.get(n, n) for n in _consumed(node))
         own = [n for n in resolved if n in g.weights and n not in owned]
         owned.update(own)
-        op = node.op_type if node.domain in _DEFAULT_DOMAINS else f"{node.domain}:{node.op_type}"
+        op = node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}:{node.op_type}"
         if op in VIEW_OPS and not own:
             continue
         layer = _layer(node, i, op, g)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 Shape = tuple[int | None, ...]
+DEFAULT_DOMAINS = ("", "ai.onnx")  # the ONNX default domain, under both of its names
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,10 @@ register_cost(
 def _recurrent(gates: int, flops_per_hidden: int) -> Formula:
     def formula(s: OpShapes) -> Cost:
         # X: (T, N, I), or (N, T, I) with layout=1; W: (directions, gates * H, I).
-        x, (directions, gates_hidden, inputs) = _input(s, 0), _input(s, 1)
+        x, w = _input(s, 0), _input(s, 1)
+        if len(x) != 3 or len(w) != 3:
+            raise NotCountable(f"input of rank {len(x)}, weight of rank {len(w)}")
+        directions, gates_hidden, inputs = w
         steps, batch = (x[1], x[0]) if s.attrs.get("layout", 0) else (x[0], x[1])
         hidden = gates_hidden // gates
         flops = flops_per_hidden * hidden

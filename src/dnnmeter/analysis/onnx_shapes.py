@@ -21,10 +21,9 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from dnnmeter.analysis.onnx_formulas import DEFAULT_DOMAINS, Shape
 from dnnmeter.errors import InvalidInputError, ModelBuildError
 from dnnmeter.zoo.onnx_source import declared_dims, onnx_module
-
-Shape = tuple[int | None, ...]
 
 # Elements: smaller float initializers keep their values (Resize scales decide shapes), and
 # no larger value is folded (larger ones are data, not shape arithmetic).
@@ -32,7 +31,6 @@ _KEEP_VALUES_UP_TO = _FOLD_UP_TO = 1024
 _MAX_ROUNDS = 16  # each round folds at least one node; graphs seen need 2 or 3
 # Ops whose input at this index sets the output's shape: a constant there is a shape baked in.
 _SHAPE_INPUTS = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0, "Resize": 3, "Upsample": 1}
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 _NEVER_FOLD = frozenset("RandomNormal RandomNormalLike RandomUniform RandomUniformLike Multinomial Bernoulli".split())
 
 
@@ -97,7 +95,7 @@ def _fold(model: Any, shapes: Mapping[str, Shape]) -> int:
     onnx = onnx_module()
     graph = model.graph
     values = _initializer_values(graph)
-    opsets = {o.domain: o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS}
+    opsets = {o.domain: o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS}
     nodes: list[Any] = []
     folded = 0
     for node in graph.node:
@@ -134,7 +132,7 @@ def _initializer_values(graph: Any) -> dict[str, Any]:
 def _evaluate(node: Any, values: Mapping[str, Any], shapes: Mapping[str, Shape],
               opsets: Mapping[str, int]) -> dict[str, Any] | None:
     """The node's output values when they follow from known values and shapes, else None."""
-    if node.domain not in _DEFAULT_DOMAINS or node.op_type in _NEVER_FOLD:
+    if node.domain not in DEFAULT_DOMAINS or node.op_type in _NEVER_FOLD:
         return None
     if any(a.HasField("g") or a.graphs for a in node.attribute):
         return None
