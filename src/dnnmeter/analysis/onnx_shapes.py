@@ -22,6 +22,8 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from dnnmeter.analysis.onnx_formulas import DEFAULT_DOMAINS, Shape
 from dnnmeter.errors import InvalidInputError, ModelBuildError
 from dnnmeter.zoo.onnx_source import declared_dims, onnx_module
@@ -184,8 +186,8 @@ def _evaluate(node: Any, values: Mapping[str, Any], shape_of: Callable[[str], Sh
         results = _reference(node, opsets).run(None, feeds)
     except Exception:  # noqa: BLE001 -- the reference kernels raise anything; not folded then
         return None
-    if any(getattr(r, "size", _FOLD_UP_TO + 1) > _FOLD_UP_TO for r in results):
-        return None
+    if not all(isinstance(r, np.ndarray) and r.dtype.kind in "biuf" and r.size <= _FOLD_UP_TO for r in results):
+        return None  # not small numbers: data, not shape arithmetic
     return {name: result for name, result in zip(node.output, results) if name}
 
 
@@ -196,8 +198,6 @@ def _reference(node: Any, opsets: Mapping[str, int]) -> Any:
 
 
 def _shape_value(node: Any, shape: Shape | None) -> dict[str, Any] | None:
-    import numpy as np
-
     if shape is None or any(d is None for d in shape):
         return None
     if node.op_type == "Size":
