@@ -440,3 +440,9 @@ def test_the_cli_refuses_in_one_line_with_status_2(
     out, err = capsys.readouterr()
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and "hard-codes a shape" in err and "Traceback" not in err
+
+
+def test_the_default_batch_is_the_one_the_file_fixes(exported: dict[tuple[str, bool, bool], str]) -> None:
+    a = analyze_onnx(exported["attention", False, False])  # exported at batch 2
+    assert a.batch_size == 2 and a.macs == analyze(_Attention(), input_size=(8, 16), batch_size=2).macs
+    assert analyze_onnx(exported["attention", False, True]).batch_size == 1  # a dynamic batch

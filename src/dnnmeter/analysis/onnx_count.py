@@ -77,13 +77,14 @@ class _Weight:
 
 
 def analyze_onnx(
-    path: str, input_size: tuple[int, ...] | None = None, batch_size: int = 1
+    path: str, input_size: tuple[int, ...] | None = None, batch_size: int | None = None
 ) -> Analysis:
     """Count the parameters, MACs, element-wise FLOPs and activations of ONNX file ``path``.
 
     ``input_size`` (without the batch dim; ``(C, H, W)`` for images) overrides the shape the
     graph declares; when None, the declared one is used, with (3, 224, 224) for dynamic dims
-    of a 4-D input. Only the first data input is shaped: values that depend on other
+    of a 4-D input. ``batch_size`` defaults to the batch the file fixes, else 1. Only the
+    first data input is shaped: values that depend on other
     dynamically shaped inputs end up in ``unsupported_ops`` as ``"Op (unknown shape)"``.
 
     Raises InvalidInputError when the batch or input size changes a dim the file fixed and
@@ -123,11 +124,13 @@ def analyze_onnx(
 
 
 def _input_dims(
-    path: str, value: Any, input_size: tuple[int, ...] | None, batch_size: int
+    path: str, value: Any, input_size: tuple[int, ...] | None, batch_size: int | None
 ) -> list[int]:
+    declared = declared_dims(value)
+    if batch_size is None:  # the file's own batch, when it fixes one
+        batch_size = declared[0] if declared and declared[0] is not None else 1
     if batch_size < 1:
         raise InvalidInputError(f"batch size must be at least 1, got {batch_size}")
-    declared = declared_dims(value)
     if input_size is not None:
         if declared and len(declared) != len(input_size) + 1:
             raise InvalidInputError(

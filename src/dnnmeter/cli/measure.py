@@ -136,7 +136,8 @@ def add_commands(sub: Any) -> None:
     )
     analyze.add_argument("models", nargs="+", metavar="MODEL")
     analyze.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
-    analyze.add_argument("--batch-size", type=common.positive_int, default=1)
+    analyze.add_argument("--batch-size", type=common.positive_int,
+                         help="default: 1, or the batch an ONNX file was exported with")
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
     analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
     analyze.set_defaults(func=_cmd_analyze)
