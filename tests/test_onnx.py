@@ -446,3 +446,23 @@ def test_the_default_batch_is_the_one_the_file_fixes(exported: dict[tuple[str, b
     a = analyze_onnx(exported["attention", False, False])  # exported at batch 2
     assert a.batch_size == 2 and a.macs == analyze(_Attention(), input_size=(8, 16), batch_size=2).macs
     assert analyze_onnx(exported["attention", False, True]).batch_size == 1  # a dynamic batch
+
+
+def test_shape_arithmetic_onnx_does_not_propagate_is_folded(tmp_path: Path) -> None:
+    """Reshape to (N, 6 mod 4, -1), the 2 computed by a Mod that ONNX's data propagation does
+    not follow: without folding, the MatMul after it has an unknown dim."""
+    ints = {name: numpy_helper.from_array(np.array(v, dtype=np.int64), name)
+            for name, v in {"zero": [0], "six": [6], "four": [4], "rest": [-1]}.items()}
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Mod", ["six", "four"], ["two"]),
+        helper.make_node("Concat", ["n", "two", "rest"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["split"]),
+        helper.make_node("MatMul", ["split", "w"], ["y"]),
+    ]
+    path = _save(tmp_path, nodes, [("x", ["N", 6])], "y", (*ints.values(), _tensor("w", 3, 5)))
+    a = analyze_onnx(path, input_size=(6,), batch_size=4)
+    assert a.unsupported_ops == {}
+    assert a.macs == 4 * 2 * 3 * 5
+    assert [r.type for r in a.layers if r.macs] == ["MatMul"]
