@@ -78,3 +78,23 @@ def test_to_dict_has_the_documented_keys_and_integers() -> None:
     assert set(d["by_kind"]) == {"conv", "depthwise_conv", "linear", "matmul", "norm", "activation", "pool", "other"}
     layer = d["layers"][0]
     assert set(layer) >= {"name", "kind", "input_shapes", "output_shapes", "params", "macs", "flops", "activations"}
+
+
+def test_layers_that_pass_their_input_through_make_no_new_activations() -> None:
+    """Identity, eval Dropout and Flatten of a flat tensor return (a view of) their input;
+    an in-place ReLU computes new values in its input's storage and counts."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.Identity(), nn.Dropout(0.5), nn.ReLU(inplace=True),
+                          nn.Flatten(), nn.Linear(8, 3))
+    a = analyze(model, input_size=(4,), batch_size=2)
+    assert [(layer.type, layer.activations) for layer in a.layers] == [
+        ("Linear", 2 * 8), ("Identity", 0), ("Dropout", 0), ("ReLU", 2 * 8), ("Flatten", 0), ("Linear", 2 * 3)]
+    assert a.activations == 2 * 8 + 2 * 8 + 2 * 3
+
+
+def test_activations_do_not_depend_on_how_the_network_is_written() -> None:
+    """timm's convnext_tiny (Identity shortcuts, DropPath and Dropout modules, permutes in
+    forward) and torchvision's (Permute modules, StochasticDepth) are the same network."""
+    pytest.importorskip("timm")
+    timm_side, torchvision_side = analyze("timm:convnext_tiny"), analyze("convnext_tiny")
+    assert (timm_side.params, timm_side.macs) == (torchvision_side.params, torchvision_side.macs)
+    assert timm_side.activations == torchvision_side.activations == 29_280_232

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchvision
 
+from dnnmeter.analysis import analyze
 from dnnmeter.analysis.onnx_count import (
     COST_FORMULAS,
     OpShapes,
@@ -282,3 +283,186 @@ def test_onnx_missing_names_the_extra(
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     with pytest.raises(MissingDependencyError, match=r"pip install 'dnnmeter\[onnx\]'"):
         entry(str(resnet18_onnx))
+
+
+# --- recurrent layers: every gate, step and direction -------------------------------------
+
+
+@pytest.mark.parametrize("cell", [torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN])
+def test_recurrent_layers_count_what_the_torch_side_counts(cell: type, tmp_path: Path) -> None:
+    """Two bidirectional layers, 5 steps: the ONNX nodes cost what dnnmeter counts for the
+    nn.Module (per cell: gates * H * (I + H) MACs; 13H, 10H, 2H element-wise FLOPs)."""
+    model = cell(16, 32, num_layers=2, batch_first=True, bidirectional=True).eval()
+    path = tmp_path / "rnn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(3, 5, 16),), str(path), dynamo=False)
+    a = analyze_onnx(str(path), batch_size=3)
+    torch_side = analyze(model, input_size=(5, 16), batch_size=3)
+    assert a.unsupported_ops == {} == torch_side.unsupported_ops
+    assert (a.macs, a.elementwise_flops) == (torch_side.macs, torch_side.elementwise_flops)
+    gates = {torch.nn.LSTM: 4, torch.nn.GRU: 3, torch.nn.RNN: 1}[cell]
+    cells = 3 * 5 * 2  # batch * steps * directions
+    assert a.macs == cells * gates * 32 * ((16 + 32) + (64 + 32))  # layer 1 and layer 2
+
+
+def test_lstm_closed_form_with_peepholes_and_batch_major_layout(tmp_path: Path) -> None:
+    hidden, inputs, steps, batch = 8, 6, 7, 2
+    node = helper.make_node("LSTM", ["x", "w", "r", "", "", "", "", "p"], ["y"],
+                            hidden_size=hidden, layout=1)
+    weights = (_tensor("w", 1, 4 * hidden, inputs), _tensor("r", 1, 4 * hidden, hidden),
+               _tensor("p", 1, 3 * hidden))
+    path = _save(tmp_path, [node], [("x", [batch, steps, inputs])], "y", weights)
+    a = analyze_onnx(path, input_size=(steps, inputs), batch_size=batch)
+    assert a.macs == steps * batch * 4 * hidden * (inputs + hidden)
+    assert a.elementwise_flops == steps * batch * (13 + 6) * hidden
+    assert a.params == 4 * hidden * (inputs + hidden) + 3 * hidden
+
+
+# --- batch and input size of exported files --------------------------------------------------
+
+
+class _Cnn(torch.nn.Module):
+    """Conv, pool, then `view(batch, -1)`: a Reshape whose target comes from the input's shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
+        return self.fc(h.view(h.shape[0], -1))
+
+
+class _Attention(torch.nn.Module):
+    """Tokens -> projection -> multi-head self-attention -> mean -> classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(16, 32)
+        self.attn = torch.nn.MultiheadAttention(32, 4, batch_first=True)
+        self.head = torch.nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x)
+        h, _ = self.attn(h, h, h, need_weights=False)
+        return self.head(h.mean(1))
+
+
+_SAMPLES = {"cnn": (_Cnn, (3, 8, 8)), "attention": (_Attention, (8, 16))}
+
+
+def _export(kind: str, folder: Path, *, dynamo: bool, dynamic: bool) -> str:
+    """Export at batch 2 (torch.export specialises a batch of 1), with or without a dynamic batch."""
+    cls, size = _SAMPLES[kind]
+    torch.manual_seed(0)
+    path = folder / f"{kind}_{'dynamo' if dynamo else 'ts'}_{'dyn' if dynamic else 'fixed'}.onnx"
+    kwargs: dict[str, object] = {}
+    if dynamic and dynamo:
+        kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
+    elif dynamic:
+        kwargs["dynamic_axes"] = {"x": {0: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(cls().eval(), (torch.randn(2, *size),), str(path), input_names=["x"],
+                          dynamo=dynamo, verbose=False, **kwargs)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool, bool], str]:
+    folder = tmp_path_factory.mktemp("exported")
+    return {(kind, dynamo, dynamic): _export(kind, folder, dynamo=dynamo, dynamic=dynamic)
+            for kind in _SAMPLES for dynamo in (False, True) for dynamic in (False, True)}
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("kind", list(_SAMPLES))
+def test_a_dynamic_batch_counts_right_at_any_batch(
+    exported: dict[tuple[str, bool, bool], str], kind: str, dynamo: bool
+) -> None:
+    cls, size = _SAMPLES[kind]
+    path = exported[kind, dynamo, True]
+    for batch in (1, 2, 5):
+        a = analyze_onnx(path, batch_size=batch)
+        torch_side = analyze(cls(), input_size=size, batch_size=batch)
+        assert a.unsupported_ops == {}
+        assert a.macs == torch_side.macs  # bias adds are element-wise in ONNX, so compare MACs
+    assert analyze_onnx(path, batch_size=2).macs == 2 * analyze_onnx(path, batch_size=1).macs
+
+
+def test_attention_under_a_dynamic_batch_keeps_its_macs(exported: dict[tuple[str, bool, bool], str]) -> None:
+    """The TorchScript exporter computes the head split with Shape/Div/Mod/Concat, which ONNX
+    shape inference does not follow: the Q K^T and attention x V MatMuls lost a dim."""
+    dynamic = analyze_onnx(exported["attention", False, True], batch_size=2)
+    fixed = analyze_onnx(exported["attention", False, False], batch_size=2)
+    assert dynamic.unsupported_ops == {} == fixed.unsupported_ops
+    assert dynamic.macs == fixed.macs
+    products = [r for r in dynamic.layers if r.type == "MatMul" and r.kind == "matmul"]
+    assert [r.macs for r in products] == [2 * 4 * 8 * 8 * 8] * 2  # batch * heads * L * S * E
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("kind", list(_SAMPLES))
+def test_a_fixed_shape_export_counts_at_its_shape_and_refuses_another(
+    exported: dict[tuple[str, bool, bool], str], kind: str, dynamo: bool
+) -> None:
+    cls, size = _SAMPLES[kind]
+    path = exported[kind, dynamo, False]
+    assert analyze_onnx(path, batch_size=2).macs == analyze(cls(), input_size=size, batch_size=2).macs
+    with pytest.raises(InvalidInputError, match="hard-codes a shape") as info:
+        analyze_onnx(path, batch_size=1)
+    message = str(info.value)
+    assert "\n" not in message and "dynamic_axes" in message and "dynamic_shapes" in message
+    assert f"fixed input shape (2, {', '.join(map(str, size))})" in message
+    assert "(--batch-size 2 and no --input-size)" in message
+
+
+def test_a_reshape_that_contradicts_the_input_is_refused(tmp_path: Path) -> None:
+    """A dynamic batch declared, but a constant Reshape target: at batch 3 it would count the
+    Gemm after it at batch 1."""
+    target = numpy_helper.from_array(np.array([1, 24], dtype=np.int64), "target")
+    nodes = [helper.make_node("Reshape", ["x", "target"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "w"], ["y"])]
+    path = _save(tmp_path, nodes, [("x", ["N", 2, 3, 4])], "y", (target, _tensor("w", 24, 5)))
+    assert analyze_onnx(path, batch_size=1).macs == 24 * 5
+    with pytest.raises(InvalidInputError, match=r"turns \(3, 2, 3, 4\) into \(1, 24\)"):
+        analyze_onnx(path, batch_size=3)
+
+
+def test_the_cli_refuses_in_one_line_with_status_2(
+    exported: dict[tuple[str, bool, bool], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dnnmeter.cli import main
+
+    status = main(["analyze", exported["attention", False, False], "--batch-size", "4"])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "hard-codes a shape" in err and "Traceback" not in err
+
+
+def test_the_default_batch_is_the_one_the_file_fixes(exported: dict[tuple[str, bool, bool], str]) -> None:
+    a = analyze_onnx(exported["attention", False, False])  # exported at batch 2
+    assert a.batch_size == 2 and a.macs == analyze(_Attention(), input_size=(8, 16), batch_size=2).macs
+    assert analyze_onnx(exported["attention", False, True]).batch_size == 1  # a dynamic batch
+
+
+def test_shape_arithmetic_onnx_does_not_propagate_is_folded(tmp_path: Path) -> None:
+    """Reshape to (N, 6 mod 4, -1), the 2 computed by a Mod that ONNX's data propagation does
+    not follow: without folding, the MatMul after it has an unknown dim."""
+    ints = {name: numpy_helper.from_array(np.array(v, dtype=np.int64), name)
+            for name, v in {"zero": [0], "six": [6], "four": [4], "rest": [-1]}.items()}
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Mod", ["six", "four"], ["two"]),
+        helper.make_node("Concat", ["n", "two", "rest"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["split"]),
+        helper.make_node("MatMul", ["split", "w"], ["y"]),
+    ]
+    path = _save(tmp_path, nodes, [("x", ["N", 6])], "y", (*ints.values(), _tensor("w", 3, 5)))
+    a = analyze_onnx(path, input_size=(6,), batch_size=4)
+    assert a.unsupported_ops == {}
+    assert a.macs == 4 * 2 * 3 * 5
+    assert [r.type for r in a.layers if r.macs] == ["MatMul"]

@@ -62,7 +62,7 @@ def _tensors(named: list[tuple[str, nn.Module]]) -> tuple[dict[int, torch.Tensor
 def analyze(
     model: str | nn.Module,
     input_size: Any = None,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     name: str | None = None,
 ) -> Analysis:
     """Count ``model``'s cost at ``batch_size`` x ``input_size`` without running it for real.
@@ -70,8 +70,9 @@ def analyze(
     ``model`` is a zoo name (``resnet50``, ``timm:inception_v4``, ``my.pkg:build``), an ONNX
     file path, or an ``nn.Module`` (left untouched: it is not moved, copied or mutated).
     ``input_size`` is N, (C, H, W) or "C,H,W"; it defaults to the model's own.
+    ``batch_size`` defaults to 1, or to the batch an ONNX file fixes.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidInputError(f"bad batch size {batch_size!r}: give an integer >= 1")
     size = parse_input_size(input_size)
     published: Published | None = None
@@ -91,7 +92,7 @@ def analyze(
         name = name or type(model).__name__
         default = getattr(model, "input_size", None) or (3, 224, 224)
         size = size or tuple(default)
-    return _count(module, name, size, batch_size, source, published)
+    return _count(module, name, size, batch_size or 1, source, published)
 
 
 def _count(

@@ -9,6 +9,7 @@ attributed to the innermost leaf module, or, when it runs directly in a parent's
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,14 +55,31 @@ def _tensor_shapes(values: Any) -> list[list[int]]:
     return []
 
 
-def _numel(values: Any) -> int:
+def _tensors(values: Any) -> Iterator[torch.Tensor]:
     if isinstance(values, torch.Tensor):
-        return values.numel()
-    if isinstance(values, (list, tuple)):
-        return sum(_numel(v) for v in values)
-    if isinstance(values, dict):
-        return sum(_numel(v) for v in values.values())
-    return 0
+        yield values
+    elif isinstance(values, (list, tuple)):
+        for v in values:
+            yield from _tensors(v)
+    elif isinstance(values, dict):
+        for v in values.values():
+            yield from _tensors(v)
+
+
+def _numel(values: Any) -> int:
+    return sum(t.numel() for t in _tensors(values))
+
+
+def _new_elements(output: Any, inputs: Any, computed: bool) -> int:
+    """Elements of a layer's outputs that are new activations. An output sharing storage
+    with an input, from a layer that computed nothing, is that input passed through or
+    viewed (Identity, eval Dropout, DropPath, Flatten, Permute): not new. A layer that
+    computed in place (ReLU(inplace=True)) made new values and counts."""
+    if computed:
+        return _numel(output)
+    sources = list(_tensors(inputs))
+    # _is_alias_of compares storages, which meta tensors have too (their data_ptr is 0).
+    return sum(t.numel() for t in _tensors(output) if not any(torch._C._is_alias_of(t, s) for s in sources))
 
 
 @dataclass(slots=True)
@@ -70,6 +88,7 @@ class _Row:
     scope: str
     macs_by_kind: dict[str, int] = field(default_factory=dict)
     ew_by_kind: dict[str, int] = field(default_factory=dict)
+    computed: bool = False  # ran an op that is not free (costed, or unsupported)
 
 
 class CostCounter(ScopedMode):
@@ -111,7 +130,7 @@ class CostCounter(ScopedMode):
         _, row = self._stack.pop()
         if row is not None:
             row.layer.output_shapes = _tensor_shapes(output)
-            row.layer.activations = _numel(output)
+            row.layer.activations = _new_elements(output, args, row.computed)
 
     # -- op counting -----------------------------------------------------------------------
     def _handler(self, func: Any) -> tuple[int, Any]:
@@ -153,6 +172,7 @@ class CostCounter(ScopedMode):
                 scope=scope,
             )
             self.rows.append(row)
+        row.computed = True
         layer = row.layer
         layer.macs += cost.macs
         layer.elementwise_flops += cost.elementwise_flops

@@ -221,7 +221,7 @@ FREE_OPS = frozenset(
         "im2col", "col2im", "upsample_nearest2d", "_local_scalar_dense", "item",
         "resize_", "set_", "as_strided_", "diagonal", "movedim", "index_put_", "index_put", "scatter",
         "meshgrid", "ravel", "view_as", "detach_", "bernoulli_", "dim", "numel", "size",
-        "stride",
+        "stride", "unsafe_split", "unsafe_chunk", "unsafe_split_with_sizes", "transpose_",
     )
     if hasattr(aten, name)
 )

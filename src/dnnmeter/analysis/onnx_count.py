@@ -1,8 +1,10 @@
 """Static cost of an ONNX file, counted from its graph (no runtime; external weights unread).
 
 The first data input is given the shape ``(batch_size, *input_size)``, ONNX shape inference
-gives every value its shape, and each node is costed by a pure function of those shapes,
-registered in :data:`COST_FORMULAS` under its op type. Conventions are those of
+(with the graph's shape arithmetic folded: :mod:`dnnmeter.analysis.onnx_shapes`) gives every
+value its shape, and each node is costed by a pure function of those shapes,
+registered in :data:`COST_FORMULAS` under its op type (the table is
+:mod:`dnnmeter.analysis.onnx_formulas`, re-exported here). Conventions are those of
 :mod:`dnnmeter.analysis.result`: MACs for Conv/ConvTranspose/Gemm/MatMul/Einsum (bias terms
 not counted), element-wise FLOPs apart.
 
@@ -14,6 +16,10 @@ Parameters are the elements of the floating-point initializers (and 8-bit-or-les
 ones: quantized weights) that nodes consume; each is attributed to the first node that
 consumes it, seen through ``Identity`` nodes. Integer shape constants are not parameters.
 
+A file exported at a fixed input shape whose graph hard-codes shapes (a constant Reshape
+target) is counted at that shape only; another batch or input size is refused
+(InvalidInputError) rather than counted half at one shape and half at the other.
+
 >>> a = analyze_onnx("resnet18.onnx", batch_size=8)   # doctest: +SKIP
 >>> a.macs, a.unsupported_ops                         # doctest: +SKIP
 (14512586752, {})
@@ -22,13 +28,26 @@ consumes it, seen through ``Identity`` nodes. Integer shape constants are not pa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dnnmeter.analysis.onnx_formulas import (
+    COST_FORMULAS,
+    DEFAULT_DOMAINS,
+    IGNORED_OPS,
+    KIND_OF,
+    VIEW_OPS,
+    NotCountable,
+    OpShapes,
+    Shape,
+    einsum_macs,
+    register_cost,
+)
+from dnnmeter.analysis.onnx_shapes import infer_shapes, refuse_baked_resize, refuse_inconsistent_reshapes
 from dnnmeter.analysis.result import Analysis, LayerCost
-from dnnmeter.errors import InvalidInputError, ModelBuildError
+from dnnmeter.errors import InvalidInputError
 from dnnmeter.zoo.onnx_source import (
     DEFAULT_INPUT_SIZE,
     declared_dims,
@@ -37,211 +56,17 @@ from dnnmeter.zoo.onnx_source import (
     onnx_module,
 )
 
-Shape = tuple[int | None, ...]
-
-
-@dataclass(frozen=True)
-class OpShapes:
-    """What a cost formula sees: input and output shapes (None: unknown) and attributes."""
-
-    inputs: tuple[Shape | None, ...]
-    outputs: tuple[Shape | None, ...]
-    attrs: Mapping[str, Any]
-
-    def pick(self, *indices: int) -> OpShapes:
-        """The same op seen with only the inputs at ``indices`` (for QLinear* layouts)."""
-        picked = tuple(self.inputs[i] if i < len(self.inputs) else None for i in indices)
-        return OpShapes(picked, self.outputs, self.attrs)
-
-
-class NotCountable(Exception):
-    """A formula cannot cost this node; the message says why (e.g. ``unknown shape``)."""
-
-
-Cost = tuple[int, int]  # (macs, elementwise_flops)
-Formula = Callable[[OpShapes], Cost]
-
-COST_FORMULAS: dict[str, Formula] = {}
-KIND_OF: dict[str, str] = {}
-
-
-def register_cost(*op_types: str, kind: str) -> Callable[[Formula], Formula]:
-    """Register ``formula`` for ``op_types`` (ONNX default domain); duplicates are an error."""
-
-    def add(formula: Formula) -> Formula:
-        for op in op_types:
-            if op in COST_FORMULAS:
-                raise ValueError(f"ONNX op {op!r} has a cost formula registered twice")
-            if op in IGNORED_OPS:
-                raise ValueError(f"ONNX op {op!r} is in IGNORED_OPS and cannot have a formula")
-            COST_FORMULAS[op] = formula
-            KIND_OF[op] = kind
-        return formula
-
-    return add
-
-
-# Ops that move, index or describe data: no arithmetic, so no cost.
-IGNORED_OPS: frozenset[str] = frozenset(
-    """Reshape Flatten Transpose Concat Shape Size Gather GatherElements GatherND Constant
-    ConstantOfShape Identity Squeeze Unsqueeze Slice Dropout Cast CastLike Pad Split Expand
-    Tile Range NonZero DepthToSpace SpaceToDepth ScatterND ScatterElements Trilu OneHot
-    EyeLike Compress ReverseSequence""".split()
-)
-# Ignored ops whose output is a view or metadata: no row (unless they own parameters) and
-# no activations.
-VIEW_OPS: frozenset[str] = frozenset(
-    "Reshape Flatten Squeeze Unsqueeze Identity Dropout Shape Size Constant".split()
-)
-
-
-def _need(shape: Shape | None) -> tuple[int, ...]:
-    if shape is None or any(d is None for d in shape):
-        raise NotCountable("unknown shape")
-    return tuple(int(d) for d in shape)  # type: ignore[arg-type]
-
-
-def _input(s: OpShapes, i: int) -> tuple[int, ...]:
-    return _need(s.inputs[i] if i < len(s.inputs) else None)
-
-
-def _output(s: OpShapes) -> tuple[int, ...]:
-    return _need(s.outputs[0] if s.outputs else None)
-
-
-# --- MACs -----------------------------------------------------------------------------
-
-
-@register_cost("Conv", "ConvInteger", kind="conv")
-def conv_macs(s: OpShapes) -> Cost:
-    """N * M * prod(output spatial) * (C / group) * prod(kernel); weight is (M, C/group, k...)."""
-    w = _input(s, 1)
-    return math.prod(_output(s)) * math.prod(w[1:]), 0
-
-
-@register_cost("ConvTranspose", kind="conv")
-def conv_transpose_macs(s: OpShapes) -> Cost:
-    """N * C * prod(input spatial) * (M / group) * prod(kernel); weight is (C, M/group, k...)."""
-    return math.prod(_input(s, 0)) * math.prod(_input(s, 1)[1:]), 0
-
-
-@register_cost("Gemm", kind="linear")
-def gemm_macs(s: OpShapes) -> Cost:
-    """M * K * N; the bias C is not counted."""
-    a = _input(s, 0)
-    k = a[0] if s.attrs.get("transA", 0) else a[-1]
-    return math.prod(_output(s)) * k, 0
-
-
-@register_cost("MatMul", "MatMulInteger", kind="matmul")
-def matmul_macs(s: OpShapes) -> Cost:
-    """prod(broadcast batch) * M * K * N, with numpy's rules for 1-D operands."""
-    a, b = _input(s, 0), _input(s, 1)
-    a = (1, *a) if len(a) == 1 else a
-    b = (*b, 1) if len(b) == 1 else b
-    batch = _broadcast(a[:-2], b[:-2])
-    return math.prod(batch) * a[-2] * a[-1] * b[-1], 0
-
-
-@register_cost("QLinearConv", kind="conv")
-def qlinear_conv_macs(s: OpShapes) -> Cost:
-    return conv_macs(s.pick(0, 3))
-
-
-@register_cost("QLinearMatMul", kind="matmul")
-def qlinear_matmul_macs(s: OpShapes) -> Cost:
-    return matmul_macs(s.pick(0, 3))
-
-
-@register_cost("Einsum", kind="matmul")
-def einsum_macs(s: OpShapes) -> Cost:
-    """Two operands: the product of every index's size (the naive loop nest)."""
-    equation = s.attrs.get("equation", "").replace(" ", "")
-    terms = equation.split("->")[0].split(",")
-    if len(terms) != 2:
-        raise NotCountable(f"{len(terms)} operands")
-    sizes: dict[str, int] = {}
-    ellipses: list[tuple[int, ...]] = []
-    for term, shape in zip(terms, (_input(s, 0), _input(s, 1))):
-        head, ellipsis, tail = term.partition("...")
-        n_ell = len(shape) - len(head) - len(tail) if ellipsis else 0
-        ellipses.append(shape[len(head) : len(head) + n_ell])
-        dims = shape[: len(head)] + shape[len(head) + n_ell :]
-        for letter, dim in zip(head + tail, dims):
-            sizes[letter] = max(sizes.get(letter, 1), dim)
-    return math.prod(sizes.values()) * math.prod(_broadcast(*ellipses)), 0
-
-
-def _broadcast(*shapes: Sequence[int]) -> tuple[int, ...]:
-    rank = max((len(x) for x in shapes), default=0)
-    padded = [(1,) * (rank - len(x)) + tuple(x) for x in shapes]
-    return tuple(max(dims) for dims in zip(*padded))
-
-
-# --- element-wise work ----------------------------------------------------------------
-
-
-def _per_output_element(flops: int) -> Formula:
-    def formula(s: OpShapes) -> Cost:
-        return 0, flops * math.prod(_output(s))
-
-    formula.__doc__ = f"{flops} FLOP(s) per output element."
-    return formula
-
-
-def _register_elementwise(ops: str, flops: int, kind: str) -> None:
-    register_cost(*ops.split(), kind=kind)(_per_output_element(flops))
-
-
-_register_elementwise(
-    """Relu LeakyRelu PRelu Sigmoid HardSigmoid HardSwish Tanh Clip Erf Elu Selu Celu Gelu
-    Softplus Softsign Mish ThresholdedRelu""",
-    1,
-    "activation",
-)
-_register_elementwise(
-    """Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Reciprocal Max Min Sum Mean Where Equal
-    Greater Less GreaterOrEqual LessOrEqual Not And Or Xor Sign Floor Ceil Round Sin Cos
-    Mod IsNaN IsInf""",
-    1,
-    "other",
-)
-_register_elementwise("QuantizeLinear DequantizeLinear", 2, "other")
-_register_elementwise("BatchNormalization", 2, "norm")
-_register_elementwise("RMSNormalization", 4, "norm")
-_register_elementwise("LayerNormalization InstanceNormalization GroupNormalization", 5, "norm")
-_register_elementwise("Softmax LogSoftmax", 3, "activation")
-
-
-@register_cost("MaxPool", "AveragePool", "LpPool", kind="pool")
-def window_pool_flops(s: OpShapes) -> Cost:
-    """Output elements * prod(kernel)."""
-    return 0, math.prod(_output(s)) * math.prod(s.attrs.get("kernel_shape", ()))
-
-
-def _input_elements(s: OpShapes) -> Cost:
-    """One FLOP per input element."""
-    return 0, math.prod(_input(s, 0))
-
-
-register_cost("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", kind="pool")(_input_elements)
-register_cost(
-    *"""ReduceMean ReduceMax ReduceMin ReduceSum ReduceProd ReduceL1 ReduceL2 ReduceSumSquare
-    ReduceLogSum ReduceLogSumExp ArgMax ArgMin""".split(),
-    kind="other",
-)(_input_elements)
-
+__all__ = ["COST_FORMULAS", "IGNORED_OPS", "NotCountable", "OpShapes", "analyze_onnx",
+           "einsum_macs", "register_cost"]
 
 # --- the graph walk -------------------------------------------------------------------
 
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 _WEIGHT_BITS = {
     "FLOAT": 32, "FLOAT16": 16, "DOUBLE": 64, "BFLOAT16": 16,
     "FLOAT8E4M3FN": 8, "FLOAT8E4M3FNUZ": 8, "FLOAT8E5M2": 8, "FLOAT8E5M2FNUZ": 8,
     "FLOAT8E8M0": 8, "FLOAT6E2M3": 6, "FLOAT6E3M2": 6, "FLOAT4E2M1": 4,
     "INT8": 8, "UINT8": 8, "INT4": 4, "UINT4": 4, "INT2": 2, "UINT2": 2,
 }  # fmt: skip
-_KEEP_VALUES_UP_TO = 1024  # elements; smaller float initializers keep their values
 
 
 @dataclass(frozen=True)
@@ -252,21 +77,29 @@ class _Weight:
 
 
 def analyze_onnx(
-    path: str, input_size: tuple[int, ...] | None = None, batch_size: int = 1
+    path: str, input_size: tuple[int, ...] | None = None, batch_size: int | None = None
 ) -> Analysis:
     """Count the parameters, MACs, element-wise FLOPs and activations of ONNX file ``path``.
 
     ``input_size`` (without the batch dim; ``(C, H, W)`` for images) overrides the shape the
     graph declares; when None, the declared one is used, with (3, 224, 224) for dynamic dims
-    of a 4-D input. Only the first data input is shaped: values that depend on other
+    of a 4-D input. ``batch_size`` defaults to the batch the file fixes, else 1. Only the
+    first data input is shaped: values that depend on other
     dynamically shaped inputs end up in ``unsupported_ops`` as ``"Op (unknown shape)"``.
+
+    Raises InvalidInputError when the batch or input size changes a dim the file fixed and
+    the graph hard-codes shapes, or when the inferred shapes contradict themselves (a
+    Reshape that changes the number of elements): the message says how to re-export.
     """
     model = load_model(path)
     graph_input = first_input(model)
     dims = _input_dims(path, graph_input, input_size, batch_size)
     weights = _weights(model.graph)
+    refuse_baked_resize(path, model, graph_input, dims)
+    shapes = infer_shapes(path, model, graph_input.name, dims)
+    refuse_inconsistent_reshapes(path, model.graph, shapes, dims)
     graph = _Graph(
-        shapes=_infer_shapes(path, model, graph_input.name, dims),
+        shapes=shapes,
         weights=weights,
         aliases=_aliases(model.graph, weights),
         constants=frozenset(t.name for t in model.graph.initializer),
@@ -291,11 +124,13 @@ def analyze_onnx(
 
 
 def _input_dims(
-    path: str, value: Any, input_size: tuple[int, ...] | None, batch_size: int
+    path: str, value: Any, input_size: tuple[int, ...] | None, batch_size: int | None
 ) -> list[int]:
+    declared = declared_dims(value)
+    if batch_size is None:  # the file's own batch, when it fixes one
+        batch_size = declared[0] if declared and declared[0] is not None else 1
     if batch_size < 1:
         raise InvalidInputError(f"batch size must be at least 1, got {batch_size}")
-    declared = declared_dims(value)
     if input_size is not None:
         if declared and len(declared) != len(input_size) + 1:
             raise InvalidInputError(
@@ -311,45 +146,6 @@ def _input_dims(
             f"{path}: input {value.name!r} has dynamic dims {declared}; give an input size"
         )
     return [batch_size, *(int(d) for d in declared[1:])]  # type: ignore[arg-type]
-
-
-def _infer_shapes(path: str, model: Any, input_name: str, dims: list[int]) -> dict[str, Shape]:
-    """Every value's shape once ``input_name`` has ``dims`` (stale shapes in the file dropped)."""
-    onnx = onnx_module()
-    graph = model.graph
-    for value in graph.input:
-        if value.name == input_name:
-            shape = value.type.tensor_type.shape
-            del shape.dim[:]
-            for d in dims:
-                shape.dim.add().dim_value = d
-    del graph.value_info[:]
-    _drop_weight_values(graph)
-    for value in graph.output:
-        if value.type.HasField("tensor_type"):
-            value.type.tensor_type.ClearField("shape")
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
-        raise ModelBuildError(f"{path}: ONNX shape inference failed ({exc})") from exc
-    g = inferred.graph
-    shapes: dict[str, Shape] = {t.name: tuple(t.dims) for t in g.initializer}
-    for value in [*g.input, *g.value_info, *g.output]:
-        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
-            shapes[value.name] = tuple(declared_dims(value))
-    return shapes
-
-
-def _drop_weight_values(graph: Any) -> None:
-    """Drop large float initializers' values: shape inference needs only their dims, and
-    copying the weights into it is most of its time. Small ones stay (Resize scales decide
-    shapes). Only ever called on a model this module loaded itself."""
-    onnx = onnx_module()
-    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
-    for tensor in graph.initializer:
-        if tensor.data_type in floats and math.prod(tensor.dims) > _KEEP_VALUES_UP_TO:
-            for data in ("raw_data", "float_data", "double_data", "int32_data"):
-                tensor.ClearField(data)
 
 
 def _weights(graph: Any) -> dict[str, _Weight]:
@@ -382,7 +178,7 @@ def _aliases(graph: Any, weights: Mapping[str, _Weight]) -> dict[str, str]:
     """Outputs of Identity nodes that are initializers under another name -> that initializer."""
     aliases: dict[str, str] = {}
     for node in graph.node:
-        if node.op_type == "Identity" and node.domain in _DEFAULT_DOMAINS and node.input:
+        if node.op_type == "Identity" and node.domain in DEFAULT_DOMAINS and node.input:
             source = aliases.get(node.input[0], node.input[0])
             if source in weights:
                 aliases[node.output[0]] = source
@@ -414,7 +210,7 @@ def _count(graph: Any, g: _Graph) -> tuple[list[LayerCost], dict[str, int], set[
         resolved = dict.fromkeys(g.aliases.get(n, n) for n in _consumed(node))
         own = [n for n in resolved if n in g.weights and n not in owned]
         owned.update(own)
-        op = node.op_type if node.domain in _DEFAULT_DOMAINS else f"{node.domain}:{node.op_type}"
+        op = node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}:{node.op_type}"
         if op in VIEW_OPS and not own:
             continue
         layer = _layer(node, i, op, g)

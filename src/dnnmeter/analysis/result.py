@@ -77,7 +77,8 @@ class Analysis:
     """The static cost of one model at one input size and batch size.
 
     ``macs``/``flops`` are for the whole batch. ``unsupported_ops`` maps ops the counter has
-    no formula for to how many times they ran: their cost is not in the totals.
+    no formula for to how many times they ran: their cost is not in the totals, which are
+    then lower bounds (``complete`` is False).
     """
 
     model: str
@@ -98,6 +99,11 @@ class Analysis:
     @property
     def flops(self) -> int:
         return flops_of(self.macs, self.elementwise_flops)
+
+    @property
+    def complete(self) -> bool:
+        """True when every op was costed; False when ``unsupported_ops`` left some work out."""
+        return not self.unsupported_ops
 
     @property
     def by_kind(self) -> dict[str, KindTotals]:
@@ -135,6 +141,7 @@ class Analysis:
             "activations": self.activations,
             "weight_bytes": self.weight_bytes,
             "by_kind": {k: v.to_dict() for k, v in self.by_kind.items()},
+            "complete": self.complete,
             "unsupported_ops": dict(self.unsupported_ops),
             "published": self.published.to_dict() if self.published else None,
             "counted_by": self.counted_by,

@@ -41,6 +41,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         sys.stdout.write(text.analyses_csv(analyses, per_layer=args.per_layer))
     else:
         _print_analyses(analyses, args.per_layer)
+    for a in analyses:  # on stderr in every format: a csv or json total may be incomplete too
+        note = text.unsupported_text(a)
+        if note:
+            common.console(stderr=True).print(note, style="yellow", markup=False)
     return 0
 
 
@@ -53,10 +57,6 @@ def _print_analyses(analyses: list[Any], per_layer: bool) -> None:
         console.print(text.kinds_table(a))
     console.print(text.summary_table(analyses))
     console.print(text.conv_fc_table(analyses))
-    for a in analyses:
-        note = text.unsupported_text(a)
-        if note:
-            console.print(note, style="yellow")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -136,7 +136,8 @@ def add_commands(sub: Any) -> None:
     )
     analyze.add_argument("models", nargs="+", metavar="MODEL")
     analyze.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
-    analyze.add_argument("--batch-size", type=common.positive_int, default=1)
+    analyze.add_argument("--batch-size", type=common.positive_int,
+                         help="default: 1, or the batch an ONNX file was exported with")
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
     analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
     analyze.set_defaults(func=_cmd_analyze)
