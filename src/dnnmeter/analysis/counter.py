@@ -116,10 +116,10 @@ class CostCounter(ScopedMode):
     # -- op counting -----------------------------------------------------------------------
     def _handler(self, func: Any) -> tuple[int, Any]:
         packet = func.overloadpacket
-        formula = FORMULAS.get(packet)
+        formula = FORMULAS.lookup(packet)
         if formula is not None:
             handler = (_FORMULA, formula)
-        elif packet in FREE_OPS:
+        elif packet in FREE_OPS or packet in FORMULAS:  # registered as None: ignored
             handler = (_FREE, None)
         else:
             handler = (_UNKNOWN, None)

@@ -29,6 +29,7 @@ from typing import Any
 
 from dnnmeter.analysis.result import Analysis, LayerCost
 from dnnmeter.errors import InvalidInputError, ModelBuildError
+from dnnmeter.registry import Registry, decorator
 from dnnmeter.zoo.onnx_source import (
     DEFAULT_INPUT_SIZE,
     declared_dims,
@@ -61,21 +62,22 @@ class NotCountable(Exception):
 Cost = tuple[int, int]  # (macs, elementwise_flops)
 Formula = Callable[[OpShapes], Cost]
 
-COST_FORMULAS: dict[str, Formula] = {}
+# An op type registered with None is ignored: it costs nothing, like IGNORED_OPS.
+COST_FORMULAS: Registry[Formula | None] = Registry("cost formula for ONNX op")
 KIND_OF: dict[str, str] = {}
 
 
-def register_cost(*op_types: str, kind: str) -> Callable[[Formula], Formula]:
-    """Register ``formula`` for ``op_types`` (ONNX default domain); duplicates are an error."""
+def register_cost(*op_types: str, kind: str, override: bool = False) -> Callable[[Formula], Formula]:
+    """Register ``formula`` for ``op_types`` (ONNX default domain); a duplicate is an error
+    unless ``override=True``."""
+    register = decorator(COST_FORMULAS, *op_types, override=override)
 
     def add(formula: Formula) -> Formula:
         for op in op_types:
-            if op in COST_FORMULAS:
-                raise ValueError(f"ONNX op {op!r} has a cost formula registered twice")
             if op in IGNORED_OPS:
                 raise ValueError(f"ONNX op {op!r} is in IGNORED_OPS and cannot have a formula")
-            COST_FORMULAS[op] = formula
-            KIND_OF[op] = kind
+        register(formula)
+        KIND_OF.update(dict.fromkeys(op_types, kind))
         return formula
 
     return add
@@ -431,9 +433,9 @@ def _cost(layer: LayerCost, node: Any, op: str, shapes: Mapping[str, Shape]) -> 
     """Fill the layer's cost; return why it could not be costed ("" for no formula), or None."""
     if op in IGNORED_OPS:
         return None
-    formula = COST_FORMULAS.get(op)
+    formula = COST_FORMULAS.lookup(op)
     if formula is None:
-        return ""
+        return None if op in COST_FORMULAS else ""
     s = OpShapes(
         tuple(shapes.get(n) for n in node.input),
         tuple(shapes.get(n) for n in node.output),
