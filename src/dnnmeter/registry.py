@@ -22,15 +22,18 @@ import fnmatch
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
-from dnnmeter.errors import DnnmeterError
+from dnnmeter.errors import DnnmeterError, InvalidInputError
 
 T = TypeVar("T")
 
 _MISSING: Any = object()
 
 
-class UnknownNameError(DnnmeterError, KeyError):
-    """A name that no entry of a registry has. The message names the closest matches."""
+class UnknownNameError(InvalidInputError, KeyError):
+    """A name that no entry of a registry has. The message names the closest matches.
+
+    It is an InvalidInputError (a DnnmeterError: one line, exit status 2 in the CLI) and a
+    KeyError (what a missing key raises)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
@@ -87,9 +90,11 @@ class Registry(Generic[T]):
             raise self.unknown(name) from None
 
     def unknown(self, name: Hashable, choose: bool = False) -> UnknownNameError:
-        """The error for a name this registry lacks; ``choose`` lists every name instead."""
+        """The error for a name this registry lacks; ``choose`` also lists every name."""
         names = [str(n) for n in self._entries]
-        hint = did_you_mean(str(name), names) or (f"; choose one of {', '.join(names)}" if choose else "")
+        hint = did_you_mean(str(name), names)
+        if choose:
+            hint += f"{'' if hint else ';'} choose from {', '.join(names)}"
         return UnknownNameError(f"unknown {self.kind} {name!r}{hint}")
 
     def names(self) -> list[Hashable]:
@@ -101,6 +106,9 @@ class Registry(Generic[T]):
 
     def items(self) -> builtins.list[tuple[Hashable, T]]:
         return list(self._entries.items())
+
+    def values(self) -> builtins.list[T]:
+        return list(self._entries.values())
 
     def lookup(self, name: Hashable, default: Any = None) -> Any:
         """The entry for ``name``, or ``default`` when it is not registered (no error)."""
