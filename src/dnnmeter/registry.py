@@ -64,6 +64,16 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[Hashable, T] = {}
+        self._loaders: builtins.list[Callable[[Registry[T]], None]] = []
+
+    def add_loader(self, populate: Callable[[Registry[T]], None]) -> None:
+        """Call ``populate(self)`` the first time a name is missed or the names are listed
+        (for tables that are expensive to build, such as every torchvision model)."""
+        self._loaders.append(populate)
+
+    def _load(self) -> None:
+        while self._loaders:
+            self._loaders.pop(0)(self)
 
     def register(self, name: Hashable, obj: T = _MISSING, *, override: bool = False) -> Any:
         """Register ``obj`` under ``name``; without ``obj``, return a decorator that does.
@@ -84,46 +94,56 @@ class Registry(Generic[T]):
 
     def get(self, name: Hashable) -> T:
         """The entry for ``name``; :class:`UnknownNameError` with close matches when there is none."""
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise self.unknown(name) from None
+        found = self.lookup(name, _MISSING)
+        if found is _MISSING:
+            raise self.unknown(name)
+        return found  # type: ignore[no-any-return]
 
     def unknown(self, name: Hashable, choose: bool = False) -> UnknownNameError:
         """The error for a name this registry lacks; ``choose`` also lists every name."""
-        names = [str(n) for n in self._entries]
+        names = [str(n) for n in self.names()]
         hint = did_you_mean(str(name), names)
         if choose:
             hint += f"{'' if hint else ';'} choose from {', '.join(names)}"
         return UnknownNameError(f"unknown {self.kind} {name!r}{hint}")
 
-    def names(self) -> list[Hashable]:
+    def names(self) -> builtins.list[Hashable]:
+        self._load()
         return list(self._entries)
 
     def list(self, pattern: str = "*") -> builtins.list[Hashable]:
         """Names whose ``str`` matches the shell-style ``pattern`` (case-sensitive), in order."""
-        return [n for n in self._entries if fnmatch.fnmatchcase(str(n), pattern)]
+        return [n for n in self.names() if fnmatch.fnmatchcase(str(n), pattern)]
 
     def items(self) -> builtins.list[tuple[Hashable, T]]:
+        self._load()
         return list(self._entries.items())
 
     def values(self) -> builtins.list[T]:
+        self._load()
         return list(self._entries.values())
 
     def lookup(self, name: Hashable, default: Any = None) -> Any:
         """The entry for ``name``, or ``default`` when it is not registered (no error)."""
-        return self._entries.get(name, default)
+        found = self._entries.get(name, _MISSING)
+        if found is _MISSING:  # the hot path (a fast-shape rule per aten call) stops here
+            if not self._loaders:
+                return default
+            self._load()
+            found = self._entries.get(name, default)
+        return found
 
     def __getitem__(self, name: Hashable) -> T:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return self.lookup(name, _MISSING) is not _MISSING
 
     def __iter__(self) -> Iterator[Hashable]:
-        return iter(self._entries)
+        return iter(self.names())
 
     def __len__(self) -> int:
+        self._load()
         return len(self._entries)
 
     def __repr__(self) -> str:

@@ -73,3 +73,20 @@ def close_matches(name: str) -> list[str]:
         return []
     bare = name[len(PREFIX) :]
     return [PREFIX + n for n in difflib.get_close_matches(bare, _timm().list_models(), n=3)]
+
+
+class TimmSource:
+    """``timm:NAME``, listed by ``dnnmeter models --source timm``."""
+
+    name = "timm"
+    prefix = PREFIX
+    listed = True
+    is_available = staticmethod(is_available)
+    entry = staticmethod(entry)
+    entries = staticmethod(entries)
+    close_matches = staticmethod(close_matches)
+
+    @staticmethod
+    def claims(name: str) -> bool:
+        return name.startswith(PREFIX)
+
