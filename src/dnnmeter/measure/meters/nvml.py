@@ -22,7 +22,8 @@ from dnnmeter.measure.meters.base import (
 _NVML_MISSING = "nvidia-ml-py is not installed: pip install nvidia-ml-py"
 
 
-def _import_nvml() -> ModuleType | None:
+def import_nvml() -> ModuleType | None:
+    """The pynvml module (nvidia-ml-py), or None when it is not installed."""
     try:
         import pynvml  # nvidia-ml-py's module name
     except ImportError:
@@ -107,7 +108,7 @@ class NvmlMeter(PowerMeter):
         self.gpu_name: str | None = None
         self.uses_counter = False
         self._index = index
-        self._nvml = nvml if nvml is not None else _import_nvml()
+        self._nvml = nvml if nvml is not None else import_nvml()
         self._handle: Any = None
         self._initialised = False
         self._start_counter: tuple[float, int] | None = None
@@ -122,7 +123,7 @@ class NvmlMeter(PowerMeter):
             nv.nvmlInit()
             self._initialised = True
             self._handle = self._get_handle()
-            self.gpu_name = _as_str(nv.nvmlDeviceGetName(self._handle))
+            self.gpu_name = as_str(nv.nvmlDeviceGetName(self._handle))
         except nv.NVMLError as err:
             self.close()
             return f"NVML could not open GPU {self._index}: {err}"
@@ -208,13 +209,14 @@ class NvmlMeter(PowerMeter):
                 pass  # nothing useful to do while releasing
 
 
-def _as_str(value: str | bytes) -> str:
+def as_str(value: str | bytes) -> str:
+    """NVML strings as str (older pynvml returns bytes)."""
     return value.decode() if isinstance(value, bytes) else value
 
 
 def nvml_is_available() -> bool:
     """True when nvidia-ml-py is installed and NVML initialises (a driver is loaded)."""
-    nv = _import_nvml()
+    nv = import_nvml()
     if nv is None:
         return False
     try:
