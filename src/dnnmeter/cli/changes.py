@@ -122,7 +122,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add this area's commands to the ``dnnmeter`` parser."""
-    from dnnmeter.modify import BETWEEN, OPS
+    from dnnmeter.names import BETWEEN, MODIFY_OPS
 
     mod = sub.add_parser(
         "modify", help="change a network's operations and show what it buys and costs",
@@ -131,7 +131,7 @@ def add_commands(sub: Any) -> None:
         "See docs/modify.md for what each op touches by default.",
     )
     mod.add_argument("model", metavar="MODEL")
-    mod.add_argument("--op", action="append", required=True, choices=OPS, help="repeat for several, applied in order")
+    mod.add_argument("--op", action="append", required=True, choices=MODIFY_OPS, help="repeat for several, applied in order")
     mod.add_argument("--layers", metavar="PATTERN", help="fnmatch pattern or comma list of module names")
     mod.add_argument("--xception", action="store_true", help="nothing between a separable conv's depthwise and pointwise")
     mod.add_argument("--projection", action="store_true", help="residual: 1x1 conv shortcuts where shapes differ")
