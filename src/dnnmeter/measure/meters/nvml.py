@@ -15,8 +15,8 @@ from dnnmeter.measure.meters.base import (
     MeterError,
     PowerMeter,
     Sleep,
-    _reading,
-    _unmeasured,
+    energy_reading,
+    unmeasured_reading,
 )
 
 _NVML_MISSING = "nvidia-ml-py is not installed: pip install nvidia-ml-py"
@@ -188,8 +188,8 @@ class NvmlMeter(PowerMeter):
         duration = self.clock() - t0
         if after == before:
             reason = f"NVML energy counter did not advance in {duration:.4f} s; measure a longer window"
-            return _unmeasured(self.name, self.sampling, duration, reason)
-        return _reading((after - before) / 1000.0, duration, self.name, self.sampling, 2)
+            return unmeasured_reading(self.name, self.sampling, duration, reason)
+        return energy_reading((after - before) / 1000.0, duration, self.name, self.sampling, 2)
 
     def _stop_sampler(self) -> EnergyReading:
         if self._sampler is None:
@@ -197,7 +197,7 @@ class NvmlMeter(PowerMeter):
         sampler, self._sampler = self._sampler, None
         samples = sampler.stop()
         duration = samples[-1][0] - samples[0][0]
-        return _reading(trapezoid_j(samples), duration, self.name, self.sampling, len(samples))
+        return energy_reading(trapezoid_j(samples), duration, self.name, self.sampling, len(samples))
 
     def close(self) -> None:
         """Shut NVML down (it counts inits, so other users in this process are unaffected)."""
