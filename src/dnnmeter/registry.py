@@ -92,6 +92,10 @@ class Registry(Generic[T]):
         self._entries[name] = obj
         return obj
 
+    def unregister(self, name: Hashable) -> None:
+        """Remove ``name`` if registered (to restore a table after a temporary entry)."""
+        self._entries.pop(name, None)
+
     def get(self, name: Hashable) -> T:
         """The entry for ``name``; :class:`UnknownNameError` with close matches when there is none."""
         found = self.lookup(name, _MISSING)
