@@ -146,6 +146,9 @@ def test_the_cli_names_are_the_tables_names() -> None:
     assert tuple(ENERGY_TABLES.names()) == names.ENERGY_TABLES
     assert tuple(listed_sources()) == names.MODEL_SOURCES
     assert DATAFLOWS == names.DATAFLOWS and BETWEEN == names.BETWEEN
+    from dnnmeter.modify.prune import METHODS, SCOPES
+
+    assert (METHODS, SCOPES) == (names.PRUNE_METHODS, names.PRUNE_SCOPES)
     assert CEILING_DTYPES == names.CEILING_DTYPES
     assert set(names.BENCH_DTYPES) <= set(names.CEILING_DTYPES)
     assert [torch_dtype(n, names.CEILING_DTYPES) for n in names.CEILING_DTYPES] == [

@@ -25,6 +25,10 @@ DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
 # dnnmeter.hardware.energy.ENERGY_TABLES, the built-in tables.
 ENERGY_TABLES: tuple[str, ...] = ("eyeriss", "45nm")
 
+# dnnmeter.modify.prune: how weights are pruned, and over what a threshold is chosen.
+PRUNE_METHODS: tuple[str, ...] = ("unstructured", "structured")
+PRUNE_SCOPES: tuple[str, ...] = ("global", "layer")
+
 # Floating-point dtypes by name: what a benchmark runs in, and what the roofline's ceilings
 # are measured in (float64 too). The torch dtype is torch.<name>: dnnmeter.measure.spec.torch_dtype.
 BENCH_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")

@@ -122,7 +122,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add this area's commands to the ``dnnmeter`` parser."""
-    from dnnmeter.names import BETWEEN, MODIFY_OPS
+    from dnnmeter.names import BETWEEN, MODIFY_OPS, PRUNE_METHODS, PRUNE_SCOPES
 
     mod = sub.add_parser(
         "modify", help="change a network's operations and show what it buys and costs",
@@ -202,9 +202,9 @@ def add_commands(sub: Any) -> None:
         "Prune MODEL to each sparsity: unstructured (smallest weights zeroed, torch.nn.utils.prune; the size "
         "if stored sparse is estimated) or structured (whole conv channels removed: fewer MACs); per sparsity "
         "the accuracy, non-zero parameters, sizes, MACs, latency and the hardware model on the pruned shapes.")
-    prune.add_argument("--method", choices=("unstructured", "structured", "both"), default="both")
+    prune.add_argument("--method", choices=(*PRUNE_METHODS, "both"), default="both")
     prune.add_argument("--sparsities", type=common.fractions, default=tuple(i / 10 for i in range(10)),
                        help="comma list of fractions (default 0,0.1,...,0.9)")
-    prune.add_argument("--scope", choices=("global", "layer"), default="global",
+    prune.add_argument("--scope", choices=PRUNE_SCOPES, default="global",
                        help="unstructured: one threshold for all layers, or the same fraction in each")
     prune.set_defaults(func=_cmd_prune)
