@@ -46,7 +46,11 @@ def close_matches(name: str, candidates: list[str], n: int = 3) -> list[str]:
 
 def did_you_mean(name: str, candidates: list[str], n: int = 3) -> str:
     """``"; did you mean 'a', 'b'?"`` for the closest ``candidates``, or ``""`` when none is close."""
-    close = close_matches(name, candidates, n)
+    return suggest(close_matches(name, candidates, n))
+
+
+def suggest(close: list[str]) -> str:
+    """``"; did you mean 'a', 'b'?"`` for names found close already, or ``""`` for none."""
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 

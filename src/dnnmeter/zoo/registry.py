@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dnnmeter import names
 from dnnmeter.errors import InvalidInputError, UnknownModelError
-from dnnmeter.registry import Registry, close_matches, did_you_mean
+from dnnmeter.registry import Registry, close_matches, did_you_mean, suggest
 
 if TYPE_CHECKING:
     from torch import nn
@@ -96,8 +96,9 @@ def register_model(entry: ModelEntry) -> ModelEntry:
 @runtime_checkable
 class Source(Protocol):
     """Where names with a prefix or a shape come from (``timm:NAME``, ``file.onnx``,
-    ``package.module:callable``). A source registers itself in :data:`MODEL_SOURCES` with
-    :func:`register_source`; :func:`~dnnmeter.zoo.resolve` asks each in turn."""
+    ``package.module:callable``). Sources are registered in :data:`MODEL_SOURCES` with
+    :func:`register_source` (dnnmeter/zoo/__init__.py, in the order
+    :func:`~dnnmeter.zoo.resolve` asks them: a prefix before a shape)."""
 
     name: str  # the ModelEntry.source of its entries
     prefix: str  # "timm:"; "" for a source that recognises its names by their shape
@@ -168,6 +169,6 @@ def unknown_model(name: str) -> UnknownModelError:
     source = claiming_source(name)
     if not close and source is not None:
         close = source.close_matches(name)
-    hint = did_you_mean(name, close) if close else "; run `dnnmeter models` for the list"
+    hint = suggest(close) or "; run `dnnmeter models` for the list"
     return UnknownModelError(f"unknown model {name!r}{hint}")
 
