@@ -15,7 +15,7 @@ from torch import nn
 
 from dnnmeter.errors import ModelBuildError
 from dnnmeter.zoo import create_model, resolve
-from dnnmeter.zoo.registry import Registry
+from dnnmeter.zoo.registry import ModelRegistry
 from dnnmeter.zoo.seed import TinyConv, keras_total_params, populate
 
 SEEDS = (
@@ -34,7 +34,7 @@ def _input(name: str, batch: int = 2) -> torch.Tensor:
 
 
 def test_populate_registers_exactly_the_seed_models() -> None:
-    registry = Registry()
+    registry = ModelRegistry()
     populate(registry)
     assert registry.names() == list(SEEDS)
     for entry in registry.entries():

@@ -13,7 +13,7 @@ Importing dnnmeter changes nothing in torch: no flags, no threads, no hooks.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from dnnmeter._version import __version__
 
 from dnnmeter.analysis import Analysis, KindTotals, LayerCost, analyze
 from dnnmeter.errors import (

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dnnmeter import __version__
+from dnnmeter._version import __version__
 from dnnmeter.errors import DnnmeterError
 
 SCHEMA_VERSION = 1

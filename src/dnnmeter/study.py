@@ -64,12 +64,12 @@ class StudyOutputs:
 
 def _prepare(settings: StudySettings) -> StudySettings:
     """Check everything that can be wrong before anything is measured."""
-    from dnnmeter.measure import _check, default_threads
+    from dnnmeter.measure import check_bench_args, default_threads
 
     names = tuple(expand_names(list(settings.models)))
     for name in names:
         resolve(name)
-    _check(settings.device, settings.batch_sizes, settings.dtype)
+    check_bench_args(settings.device, settings.batch_sizes, settings.dtype)
     out = Path(settings.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dnnmeter.analysis.counter import CostCounter, _Row
+from dnnmeter.analysis.counter import CostCounter, Row
 from dnnmeter.analysis.kinds import module_kind, resolve_kind
 from dnnmeter.analysis.meta_pass import run_on_meta
 from dnnmeter.analysis.result import KINDS, Analysis, KindTotals, LayerCost
@@ -128,7 +128,7 @@ def _count(
 
 def _layers_with_params(named: list[tuple[str, nn.Module]], counter: CostCounter) -> list[LayerCost]:
     """Finish the rows: resolve kinds, give each parameter to exactly one row."""
-    first_row: dict[str, _Row] = {}
+    first_row: dict[str, Row] = {}
     for row in counter.rows:
         row.layer.kind = resolve_kind(row.layer.kind, row.macs_by_kind, row.ew_by_kind)
         first_row.setdefault(row.scope, row)
@@ -144,7 +144,7 @@ def _layers_with_params(named: list[tuple[str, nn.Module]], counter: CostCounter
         if row is not None:
             row.layer.params += count
             continue
-        executed = mod_name in counter._calls
+        executed = mod_name in counter.calls
         layers.append(
             LayerCost(name=mod_name, kind=module_kind(module), type=type(module).__name__,
                       params=count, executed=executed)

@@ -83,7 +83,9 @@ def _new_elements(output: Any, inputs: Any, computed: bool) -> int:
 
 
 @dataclass(slots=True)
-class _Row:
+class Row:
+    """One leaf module call's cost as it is counted (a LayerCost and its per-kind sums)."""
+
     layer: LayerCost
     scope: str
     macs_by_kind: dict[str, int] = field(default_factory=dict)
@@ -99,10 +101,10 @@ class CostCounter(ScopedMode):
         self.fast_shapes = fast_shapes
         self.names = {id(m): name for name, m in named_modules}
         self.leaves = {id(m) for _, m in named_modules if not m._modules}
-        self.rows: list[_Row] = []
+        self.rows: list[Row] = []
         self.unsupported: dict[str, int] = {}
-        self._stack: list[tuple[str, _Row | None]] = []
-        self._calls: dict[str, int] = {}
+        self._stack: list[tuple[str, Row | None]] = []
+        self.calls: dict[str, int] = {}  # module name -> calls so far (a module may run twice)
         self._handlers: dict[Any, tuple[int, Any]] = {}
 
     # -- module tracking -------------------------------------------------------------------
@@ -111,12 +113,12 @@ class CostCounter(ScopedMode):
         if name is None:  # a module built inside forward: attribute to the caller
             self._stack.append((self._stack[-1][0] if self._stack else "", None))
             return
-        count = self._calls.get(name, 0) + 1
-        self._calls[name] = count
+        count = self.calls.get(name, 0) + 1
+        self.calls[name] = count
         row = None
         if id(module) in self.leaves:
             label = name if count == 1 else f"{name}#{count}"
-            row = _Row(
+            row = Row(
                 LayerCost(name=label, kind=module_kind(module), type=type(module).__name__,
                           input_shapes=_tensor_shapes(args)),
                 scope=name,
@@ -135,10 +137,10 @@ class CostCounter(ScopedMode):
     # -- op counting -----------------------------------------------------------------------
     def _handler(self, func: Any) -> tuple[int, Any]:
         packet = func.overloadpacket
-        formula = FORMULAS.get(packet)
+        formula = FORMULAS.lookup(packet)
         if formula is not None:
             handler = (_FORMULA, formula)
-        elif packet in FREE_OPS:
+        elif packet in FREE_OPS or packet in FORMULAS:  # registered as None: ignored
             handler = (_FREE, None)
         else:
             handler = (_UNKNOWN, None)
@@ -165,7 +167,7 @@ class CostCounter(ScopedMode):
         if row is None:  # an op run directly in a parent's forward: a row of its own
             op = func.overloadpacket.__name__
             label = f"{scope}:{op}" if scope else op
-            row = _Row(
+            row = Row(
                 LayerCost(name=label, kind=cost.kind, type=f"aten.{op}",
                           input_shapes=_tensor_shapes(args), output_shapes=_tensor_shapes(out),
                           activations=_numel(out)),

@@ -17,21 +17,18 @@ from typing import Any
 
 import torch
 
+from dnnmeter.registry import Registry, decorator
+
 aten = torch.ops.aten
 _META = torch.device("meta")
 _empty = torch.empty
 
 Rule = Callable[[tuple[Any, ...], dict[str, Any]], Any]
-RULES: dict[Any, Rule] = {}
+RULES: Registry[Rule] = Registry("fast-shape rule for")
 
 
 def _rule(*ops: Any) -> Callable[[Rule], Rule]:
-    def decorate(fn: Rule) -> Rule:
-        for op in ops:
-            RULES[op] = fn
-        return fn
-
-    return decorate
+    return decorator(RULES, *ops)
 
 
 def _plain(t: Any) -> bool:
@@ -64,7 +61,7 @@ def run(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], fast: bool = T
     """``func(*args, **kwargs)`` on meta tensors, by a shape rule or a remembered result."""
     if not fast:
         return func(*args, **kwargs)
-    rule = RULES.get(func)
+    rule = RULES.lookup(func)
     if rule is not None:
         out = rule(args, kwargs)
         if out is not None:

@@ -13,6 +13,9 @@ Register a formula for your own op with::
     @register_formula(torch.ops.mylib.fused_gemm)
     def _fused_gemm(a, b, *_, out):        # shapes, not tensors
         return Cost(macs=a[0] * a[1] * b[1], kind="linear")
+
+and replace one with ``register_formula(op, override=True)``, or ignore one (it then costs
+nothing, like the ops in :data:`FREE_OPS`) with ``FORMULAS.register(op, None)``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from math import prod
 from typing import Any, NamedTuple
 
 import torch
+
+from dnnmeter.registry import Registry, decorator
 
 aten = torch.ops.aten
 Shape = tuple[int, ...]
@@ -34,22 +39,17 @@ class Cost(NamedTuple):
 
 
 # A formula receives the op's positional arguments with every tensor replaced by its shape
-# (lists of tensors become lists of shapes) and the output's shape as ``out``.
+# (lists of tensors become lists of shapes) and the output's shape as ``out``. A packet
+# registered with None is ignored: it costs nothing, like the ops in FREE_OPS (fvcore's
+# ``set_op_handle(op, None)``).
 Formula = Callable[..., Cost]
-FORMULAS: dict[Any, Formula] = {}
+FORMULAS: Registry[Formula | None] = Registry("cost formula for aten op")
 
 
-def register_formula(*packets: Any) -> Callable[[Formula], Formula]:
-    """Register ``formula`` for the given aten op packets; registering an op twice is an error."""
-
-    def decorate(formula: Formula) -> Formula:
-        for packet in packets:
-            if packet in FORMULAS:
-                raise ValueError(f"a cost formula for {packet} is registered already")
-            FORMULAS[packet] = formula
-        return formula
-
-    return decorate
+def register_formula(*packets: Any, override: bool = False) -> Callable[[Formula], Formula]:
+    """Register ``formula`` for the given aten op packets; registering an op twice is an error
+    unless ``override=True``. ``FORMULAS.register(packet, None)`` ignores an op instead."""
+    return decorator(FORMULAS, *packets, override=override)
 
 
 # --- products: the MACs -------------------------------------------------------------------

@@ -227,9 +227,9 @@ def _cost(layer: LayerCost, node: Any, op: str, shapes: Mapping[str, Shape]) -> 
     """Fill the layer's cost; return why it could not be costed ("" for no formula), or None."""
     if op in IGNORED_OPS:
         return None
-    formula = COST_FORMULAS.get(op)
+    formula = COST_FORMULAS.lookup(op)
     if formula is None:
-        return ""
+        return None if op in COST_FORMULAS else ""
     s = OpShapes(
         tuple(shapes.get(n) for n in node.input),
         tuple(shapes.get(n) for n in node.output),

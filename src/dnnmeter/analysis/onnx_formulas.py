@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dnnmeter.registry import Registry, decorator
+
 Shape = tuple[int | None, ...]
 DEFAULT_DOMAINS = ("", "ai.onnx")  # the ONNX default domain, under both of its names
 
@@ -40,21 +42,22 @@ class NotCountable(Exception):
 Cost = tuple[int, int]  # (macs, elementwise_flops)
 Formula = Callable[[OpShapes], Cost]
 
-COST_FORMULAS: dict[str, Formula] = {}
+# An op type registered with None is ignored: it costs nothing, like IGNORED_OPS.
+COST_FORMULAS: Registry[Formula | None] = Registry("cost formula for ONNX op")
 KIND_OF: dict[str, str] = {}
 
 
-def register_cost(*op_types: str, kind: str) -> Callable[[Formula], Formula]:
-    """Register ``formula`` for ``op_types`` (ONNX default domain); duplicates are an error."""
+def register_cost(*op_types: str, kind: str, override: bool = False) -> Callable[[Formula], Formula]:
+    """Register ``formula`` for ``op_types`` (ONNX default domain); a duplicate is an error
+    unless ``override=True``."""
+    register = decorator(COST_FORMULAS, *op_types, override=override)
 
     def add(formula: Formula) -> Formula:
         for op in op_types:
-            if op in COST_FORMULAS:
-                raise ValueError(f"ONNX op {op!r} has a cost formula registered twice")
             if op in IGNORED_OPS:
                 raise ValueError(f"ONNX op {op!r} is in IGNORED_OPS and cannot have a formula")
-            COST_FORMULAS[op] = formula
-            KIND_OF[op] = kind
+        register(formula)
+        KIND_OF.update(dict.fromkeys(op_types, kind))
         return formula
 
     return add

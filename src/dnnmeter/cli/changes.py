@@ -127,7 +127,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add this area's commands to the ``dnnmeter`` parser."""
-    from dnnmeter.modify import BETWEEN, OPS
+    from dnnmeter.names import BETWEEN, MODIFY_OPS, PRUNE_METHODS, PRUNE_SCOPES
 
     mod = sub.add_parser(
         "modify", help="change a network's operations and show what it buys and costs",
@@ -136,7 +136,7 @@ def add_commands(sub: Any) -> None:
         "See docs/modify.md for what each op touches by default.",
     )
     mod.add_argument("model", metavar="MODEL")
-    mod.add_argument("--op", action="append", required=True, choices=OPS, help="repeat for several, applied in order")
+    mod.add_argument("--op", action="append", required=True, choices=MODIFY_OPS, help="repeat for several, applied in order")
     mod.add_argument("--layers", metavar="PATTERN", help="fnmatch pattern or comma list of module names")
     mod.add_argument("--xception", action="store_true", help="nothing between a separable conv's depthwise and pointwise")
     mod.add_argument("--projection", action="store_true", help="residual: 1x1 conv shortcuts where shapes differ")
@@ -209,9 +209,9 @@ def add_commands(sub: Any) -> None:
         "Prune MODEL to each sparsity: unstructured (smallest weights zeroed, torch.nn.utils.prune; the size "
         "if stored sparse is estimated) or structured (whole conv channels removed: fewer MACs); per sparsity "
         "the accuracy, non-zero parameters, sizes, MACs, latency and the hardware model on the pruned shapes.")
-    prune.add_argument("--method", choices=("unstructured", "structured", "both"), default="both")
+    prune.add_argument("--method", choices=(*PRUNE_METHODS, "both"), default="both")
     prune.add_argument("--sparsities", type=common.fractions, default=tuple(i / 10 for i in range(10)),
                        help="comma list of fractions (default 0,0.1,...,0.9)")
-    prune.add_argument("--scope", choices=("global", "layer"), default="global",
+    prune.add_argument("--scope", choices=PRUNE_SCOPES, default="global",
                        help="unstructured: one threshold for all layers, or the same fraction in each")
     prune.set_defaults(func=_cmd_prune)

@@ -86,7 +86,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add this area's commands to the ``dnnmeter`` parser."""
-    from dnnmeter.modify import OPS
+    from dnnmeter.names import MODIFY_OPS
     from dnnmeter.study import DEFAULT_BATCH_SIZES, DEFAULT_TIME_BUDGET_S
 
     study = sub.add_parser(
@@ -110,7 +110,7 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
     study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")
     study.add_argument("--eval-limit", type=common.positive_int, help="evaluate on this many images")
-    study.add_argument("--op", action="append", choices=OPS, help="modifications: applied cumulatively to each model")
+    study.add_argument("--op", action="append", choices=MODIFY_OPS, help="modifications: applied cumulatively to each model")
     study.add_argument("--epochs", type=common.positive_int, help="modifications: epochs (default 10 on digits, 100 on a folder)")
     study.add_argument("--batch-size", type=common.positive_int, help="modifications: training batch size")
     study.add_argument("--lr", type=float, help="modifications: learning rate")

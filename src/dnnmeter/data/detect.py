@@ -14,6 +14,7 @@ from dnnmeter.data import image_folder, imagenet_devkit, imagenet_folders, image
 from dnnmeter.data.digits import DigitsDataset, digits
 from dnnmeter.data.files import LabelledImages, Transform
 from dnnmeter.errors import InvalidInputError
+from dnnmeter.registry import Registry
 
 DIGITS = "digits"
 
@@ -26,7 +27,9 @@ class Layout:
     expects: str  # what the error message lists when no layout matches
 
 
-LAYOUTS: tuple[Layout, ...] = (
+# Tried in registration order, most specific first.
+LAYOUTS: Registry[Layout] = Registry("data layout")
+for _layout in (
     Layout(tiny_imagenet.NAME, tiny_imagenet.matches, tiny_imagenet.load,
            "Tiny ImageNet (wnids.txt, val/val_annotations.txt)"),
     Layout(imagenet_kaggle.NAME, imagenet_kaggle.matches, imagenet_kaggle.load,
@@ -37,7 +40,9 @@ LAYOUTS: tuple[Layout, ...] = (
            "ImageNet class folders (n01440764/*.JPEG)"),
     Layout(image_folder.NAME, image_folder.matches, image_folder.load,
            "class folders (CLASS/*.jpg)"),
-)  # fmt: skip
+):  # fmt: skip
+    LAYOUTS.register(_layout.name, _layout)
+del _layout
 
 
 def detect(path: str | Path) -> str:
@@ -50,10 +55,10 @@ def detect(path: str | Path) -> str:
     root = Path(path)
     if not root.is_dir():
         raise InvalidInputError(f"{path}: no such folder; give a data folder or '{DIGITS}'")
-    for layout in LAYOUTS:
+    for layout in LAYOUTS.values():
         if layout.matches(root):
             return layout.name
-    expected = "; ".join(layout.expects for layout in LAYOUTS)
+    expected = "; ".join(layout.expects for layout in LAYOUTS.values())
     raise InvalidInputError(f"{path}: no data set layout recognised; expected one of: {expected}; or '{DIGITS}'")
 
 
@@ -66,7 +71,7 @@ def open_data(
     name = detect(path)
     if name == DIGITS:
         return digits(input_size, normalize=normalization or True)
-    layout = next(layout for layout in LAYOUTS if layout.name == name)
+    layout = LAYOUTS.get(name)
     dataset = layout.load(Path(path), transform)
     if len(dataset) == 0:
         raise InvalidInputError(f"{path}: the {name} layout was recognised but holds no images")

@@ -29,12 +29,14 @@ from typing import Any
 import torch
 
 from dnnmeter.errors import InvalidInputError
+from dnnmeter.names import CEILING_DTYPES
 from dnnmeter.measure.environment import cpu_model
+from dnnmeter.measure.spec import torch_dtype
 from dnnmeter.measure.threads import torch_threads
 
 __all__ = ["Ceilings", "clear_ceilings_cache", "last_level_cache_bytes", "measure_ceilings"]
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = CEILING_DTYPES
 MIN_MATMUL, MAX_MATMUL = 256, 4096
 MIN_COPY_BYTES, MAX_COPY_BYTES = 64 * 2**20, 512 * 2**20
 FALLBACK_LLC_BYTES = 32 * 2**20  # when the OS does not say: larger than most desktop L3s
@@ -196,7 +198,7 @@ def measure_ceilings(device: str = "cpu", threads: int | None = None, dtype: tor
         return cached
     if device.startswith("cuda") and not torch.cuda.is_available():
         return _unavailable(device, dtype_name, threads, "no CUDA device: torch.cuda.is_available() is False")
-    result = _measure(torch.device(device), DTYPES[dtype_name], threads, budget_s)
+    result = _measure(torch.device(device), torch_dtype(dtype_name, DTYPES), threads, budget_s)
     _CACHE[key] = result
     return result
 

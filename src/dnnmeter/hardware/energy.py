@@ -49,6 +49,7 @@ from dnnmeter.errors import InvalidInputError, MissingDependencyError
 from dnnmeter.hardware.accesses import AccessReport, count_accesses
 from dnnmeter.hardware.layers import LayerShape
 from dnnmeter.hardware.systolic import SystolicResult
+from dnnmeter.registry import Registry, UnknownNameError
 
 __all__ = [
     "ENERGY_TABLES",
@@ -144,7 +145,11 @@ HOROWITZ_45NM = EnergyTable(
            "so those accesses are charged as buffer reads"),
 )
 
-ENERGY_TABLES: dict[str, EnergyTable] = {t.name: t for t in (EYERISS, HOROWITZ_45NM)}
+# Built-in tables by name (the names the CLI offers are dnnmeter.names.ENERGY_TABLES).
+ENERGY_TABLES: Registry[EnergyTable] = Registry("energy table")
+for _table in (EYERISS, HOROWITZ_45NM):
+    ENERGY_TABLES.register(_table.name, _table)
+del _table
 
 
 def _table_from_dict(data: Mapping[str, Any], origin: str) -> EnergyTable:
@@ -207,12 +212,10 @@ def get_energy_table(table: str | Path | EnergyTable) -> EnergyTable:
     if isinstance(table, EnergyTable):
         return table
     if str(table) in ENERGY_TABLES:
-        return ENERGY_TABLES[str(table)]
+        return ENERGY_TABLES.get(str(table))
     if Path(table).suffix.lower() in (".json", ".toml"):
         return load_energy_table(table)
-    raise InvalidInputError(
-        f"unknown energy table {str(table)!r}: use {', '.join(ENERGY_TABLES)} or a .json/.toml file"
-    )
+    raise UnknownNameError(f"{ENERGY_TABLES.unknown(str(table), choose=True)}, or a .json/.toml file")
 
 
 # --- where the accesses go -----------------------------------------------------------------

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from math import ceil
 from typing import Any
 
+from dnnmeter import names
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.hardware.accesses import lower_bound
 from dnnmeter.hardware.layers import LayerShape, gemm_shape
@@ -48,7 +49,7 @@ __all__ = [
     "simulate_layer",
 ]
 
-DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
+DATAFLOWS = names.DATAFLOWS  # output-, weight- and input-stationary
 OPERANDS: tuple[str, ...] = ("ifmap", "filter", "ofmap")
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from dnnmeter.errors import InvalidInputError
+from dnnmeter.names import BENCH_DTYPES
 from dnnmeter.measure.result import BenchResult
 from dnnmeter.measure.threads import available_cores
 from dnnmeter.measure.timing import TimingSettings
-from dnnmeter.measure.worker import BenchSpec
+from dnnmeter.measure.spec import BenchSpec
 
 __all__ = ["BenchResult", "BenchSpec", "TimingSettings", "benchmark", "default_threads"]
 
-DTYPES = ("float32", "float16", "bfloat16")
+DTYPES = BENCH_DTYPES
 
 
 def default_threads() -> tuple[int, str]:
@@ -34,7 +35,8 @@ def default_threads() -> tuple[int, str]:
     return threads, f"default: half of the {cores} available cores; set --threads to change"
 
 
-def _check(device: str, batch_sizes: Sequence[int], dtype: str) -> None:
+def check_bench_args(device: str, batch_sizes: Sequence[int], dtype: str) -> None:
+    """Raise InvalidInputError, before anything is measured, for a bad device, batch or dtype."""
     if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
         raise InvalidInputError(f"bad batch sizes {list(batch_sizes)!r}: give positive integers, e.g. 1,2,4")
     if dtype not in DTYPES:
@@ -67,7 +69,7 @@ def benchmark(
     """
     from dnnmeter.zoo import resolve
 
-    _check(device, batch_sizes, dtype)
+    check_bench_args(device, batch_sizes, dtype)
     for name in models:
         resolve(name)  # unknown names fail before anything is measured
     chosen = None

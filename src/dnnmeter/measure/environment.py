@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from dnnmeter.measure.meters.base import MeterError
-from dnnmeter.measure.meters.nvml import _as_str, _import_nvml, nvml_device_for
+from dnnmeter.measure.meters.nvml import as_str, import_nvml, nvml_device_for
 from dnnmeter.measure.threads import cores_available
 
 # Flags that decide which kernels oneDNN / torch can use, in the order they are reported.
@@ -138,7 +138,7 @@ def _cuda_index(device: str) -> int:
 
 def gpu_environment(cuda_index: int, nvml: Any = None) -> dict[str, Any]:
     """GPU name, driver, memory and clocks: NVML if it answers, else torch's device properties."""
-    nv = nvml if nvml is not None else _import_nvml()
+    nv = nvml if nvml is not None else import_nvml()
     env: dict[str, Any] = dict.fromkeys(GPU_KEYS)
     env["cuda_version"] = torch.version.cuda
     reason = "nvidia-ml-py is not installed: pip install nvidia-ml-py" if nv is None else None
@@ -163,8 +163,8 @@ def _nvml_gpu_info(nv: Any, cuda_index: int, env: dict[str, Any]) -> str | None:
             handle = nv.nvmlDeviceGetHandleByUUID(target)
         else:
             handle = nv.nvmlDeviceGetHandleByIndex(target)
-        env["gpu_name"] = _as_str(nv.nvmlDeviceGetName(handle))
-        env["gpu_driver"] = _as_str(nv.nvmlSystemGetDriverVersion())
+        env["gpu_name"] = as_str(nv.nvmlDeviceGetName(handle))
+        env["gpu_driver"] = as_str(nv.nvmlSystemGetDriverVersion())
         env["gpu_memory_total_bytes"] = int(nv.nvmlDeviceGetMemoryInfo(handle).total)
         _nvml_clocks(nv, handle, env)
     except nv.NVMLError as err:

@@ -12,7 +12,7 @@ from dnnmeter.measure import memory
 from dnnmeter.measure.result import BenchResult
 from dnnmeter.measure.threads import torch_threads
 from dnnmeter.measure.timing import cuda_event_block, time_calls
-from dnnmeter.measure.worker import BenchSpec, Emit, dtype_of, is_out_of_memory
+from dnnmeter.measure.spec import BenchSpec, Emit, dtype_of, is_out_of_memory
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 
 from dnnmeter.measure.result import BenchResult
-from dnnmeter.measure.worker import RESULT_PREFIX, BenchSpec
+from dnnmeter.measure.spec import RESULT_PREFIX, BenchSpec
 
 OnResult = Callable[[BenchResult], None]
 

@@ -18,7 +18,9 @@ from typing import Any
 
 from torch import nn
 
-BETWEEN = ("bn-relu", "bn", "relu", "none")
+from dnnmeter import names
+
+BETWEEN = names.BETWEEN  # what goes between the two convolutions an op makes
 
 
 class NotApplicable(Exception):

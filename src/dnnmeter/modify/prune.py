@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 from torch.utils.data import DataLoader, Dataset
 
+from dnnmeter import names
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.modify import _compress_common as common
 from dnnmeter.modify.channels import remove_channels
@@ -46,8 +47,8 @@ __all__ = [
     "sparse_size",
 ]
 
-METHODS: tuple[str, ...] = ("unstructured", "structured")
-SCOPES: tuple[str, ...] = ("global", "layer")
+METHODS = names.PRUNE_METHODS
+SCOPES = names.PRUNE_SCOPES
 DEFAULT_SPARSITIES: tuple[float, ...] = tuple(i / 10 for i in range(10))
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 

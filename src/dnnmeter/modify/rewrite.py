@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,16 +22,17 @@ from dnnmeter.modify.convs import BETWEEN
 from dnnmeter.modify.residual import residual
 from dnnmeter.modify.result import Rewrite
 from dnnmeter.modify.select import check_patterns, parse_patterns
+from dnnmeter.registry import Registry
 
 Op = Callable[[nn.Module, Context], nn.Module]
 
-OPS: dict[str, Op] = {
-    "depthwise-separable": conv_ops.depthwise_separable,
-    "factorize": conv_ops.factorize,
-    "asymmetric": conv_ops.asymmetric,
-    "residual": residual,
-    "batchnorm": conv_ops.batchnorm,
-}
+# Registered in the order of dnnmeter.names.MODIFY_OPS (what the CLI offers).
+OPS: Registry[Op] = Registry("op")
+OPS.register("depthwise-separable", conv_ops.depthwise_separable)
+OPS.register("factorize", conv_ops.factorize)
+OPS.register("asymmetric", conv_ops.asymmetric)
+OPS.register("residual", residual)
+OPS.register("batchnorm", conv_ops.batchnorm)
 
 
 class NothingToModifyError(InvalidInputError):
@@ -49,9 +49,7 @@ def check_ops(ops_: Sequence[str] | str) -> list[str]:
         raise InvalidInputError(f"no op given: choose from {', '.join(OPS)}")
     for name in names:
         if name not in OPS:
-            close = difflib.get_close_matches(str(name), OPS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InvalidInputError(f"unknown op {name!r}{hint}: choose from {', '.join(OPS)}")
+            raise OPS.unknown(name, choose=True)
     return names
 
 

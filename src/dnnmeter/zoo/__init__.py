@@ -7,40 +7,75 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from torch import nn
 
 from dnnmeter.errors import ModelBuildError
-from dnnmeter.zoo import python_source, seed, timm_source, torchvision_source
+from dnnmeter.zoo import onnx_source, python_source, seed, timm_source, torchvision_source
 from dnnmeter.zoo.meta_init import meta_init
 from dnnmeter.zoo.registry import (
+    MODEL_SOURCES,
     REGISTRY,
     SOURCES,
     ModelEntry,
     Published,
+    Source,
+    claiming_source,
     list_models,
     register_model,
+    register_source,
     unknown_model,
 )
+from dnnmeter.zoo.onnx_source import is_onnx_path
 
 __all__ = [
+    "MODEL_SOURCES",
     "SEED_MODELS",
     "SOURCES",
     "ModelEntry",
     "Published",
+    "Source",
     "create_model",
     "expand_names",
     "is_onnx_path",
     "list_models",
     "meta_init",
     "register_model",
+    "register_source",
     "resolve",
 ]
 
 REGISTRY.add_lazy_source(torchvision_source.populate)
 REGISTRY.add_lazy_source(seed.populate)
+
+
+class PythonSource:
+    """``package.module:callable`` names (python_source.py holds the code)."""
+
+    name = "python"
+    prefix = ""
+    listed = False
+    claims = staticmethod(python_source.looks_like_callable)
+    entry = staticmethod(python_source.entry)
+
+    @staticmethod
+    def is_available() -> bool:
+        return True
+
+    @staticmethod
+    def entries(pattern: str) -> list[ModelEntry]:
+        return []
+
+    @staticmethod
+    def close_matches(name: str) -> list[str]:
+        return []
+
+
+# resolve() asks the sources in this order: a prefix before a shape.
+register_source(timm_source.TimmSource())
+register_source(onnx_source.OnnxSource())
+register_source(PythonSource())
 
 # The networks of the two seed studies (Canziani et al. 2017; the hardware-perspective
 # study), in the order of their tables.
@@ -66,27 +101,19 @@ SEED_MODELS: tuple[str, ...] = (
 )
 
 
-def is_onnx_path(name: str) -> bool:
-    return name.lower().endswith(".onnx") or (os.path.isfile(name) and not name.endswith(".py"))
-
-
 def resolve(name: str) -> ModelEntry:
-    """The entry for ``name``; raises UnknownModelError naming the closest matches."""
-    entry = REGISTRY.get(name)
-    if entry is not None:
-        return entry
-    if name.startswith(timm_source.PREFIX):
-        found = timm_source.entry(name)
-        if found is not None:
-            return found
-        raise unknown_model(name)
-    if is_onnx_path(name):
-        from dnnmeter.zoo import onnx_source
+    """The entry for ``name``; raises UnknownModelError naming the closest matches.
 
-        return onnx_source.entry(name)
-    if python_source.looks_like_callable(name):
-        return python_source.entry(name)
-    raise unknown_model(name)
+    Registered names first, then the first source in MODEL_SOURCES that claims the name.
+    """
+    entry = REGISTRY.lookup(name)
+    if entry is not None:
+        return entry  # type: ignore[no-any-return]
+    source = claiming_source(name)
+    found = source.entry(name) if source is not None else None
+    if found is None:
+        raise unknown_model(name)
+    return found
 
 
 def expand_names(names: list[str] | tuple[str, ...]) -> list[str]:

@@ -21,6 +21,19 @@ from dnnmeter.zoo.registry import InputSize, ModelEntry
 DEFAULT_INPUT_SIZE: InputSize = (3, 224, 224)
 
 
+def is_onnx_path(name: str) -> bool:
+    """A ``.onnx`` name, or an existing file that is not Python source."""
+    return name.lower().endswith(".onnx") or (os.path.isfile(name) and not name.endswith(".py"))
+
+
+def is_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def onnx_module() -> Any:
     """The ``onnx`` package, or MissingDependencyError naming the extra to install."""
     try:
@@ -98,3 +111,23 @@ def entry(path: str) -> ModelEntry:
         description=f"ONNX file {os.path.basename(path)} (opset {_opset(model)})",
         meta_ok=False,
     )
+
+
+class OnnxSource:
+    """ONNX files, recognised by their path; never listed."""
+
+    name = "onnx"
+    prefix = ""
+    listed = False
+    claims = staticmethod(is_onnx_path)
+    is_available = staticmethod(is_available)
+    entry = staticmethod(entry)
+
+    @staticmethod
+    def entries(pattern: str) -> list[ModelEntry]:
+        return []
+
+    @staticmethod
+    def close_matches(name: str) -> list[str]:
+        return []
+

@@ -7,15 +7,17 @@ before it is built). Names with a prefix or a shape (``timm:NAME``, ``file.onnx`
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from torch import nn
-
+from dnnmeter import names
 from dnnmeter.errors import InvalidInputError, UnknownModelError
+from dnnmeter.registry import Registry, close_matches, did_you_mean, suggest
+
+if TYPE_CHECKING:
+    from torch import nn
 
 InputSize = tuple[int, int, int]
 
@@ -67,40 +69,23 @@ class ModelEntry:
         }
 
 
-class Registry:
+class ModelRegistry(Registry[ModelEntry]):
     """Models by name. Sources that are expensive to enumerate register lazily."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, ModelEntry] = {}
-        self._lazy_sources: list[Callable[[Registry], None]] = []
+        super().__init__("model")
 
     def add(self, entry: ModelEntry) -> None:
-        if entry.name in self._entries:
-            raise ValueError(f"model {entry.name!r} is registered twice")
-        self._entries[entry.name] = entry
+        self.register(entry.name, entry)
 
-    def add_lazy_source(self, populate: Callable[[Registry], None]) -> None:
-        self._lazy_sources.append(populate)
+    def add_lazy_source(self, populate: Callable[[ModelRegistry], None]) -> None:
+        self.add_loader(populate)  # type: ignore[arg-type]
 
-    def _load(self) -> None:
-        while self._lazy_sources:
-            self._lazy_sources.pop(0)(self)
-
-    def get(self, name: str) -> ModelEntry | None:
-        if name not in self._entries:
-            self._load()
-        return self._entries.get(name)
-
-    def entries(self) -> Iterable[ModelEntry]:
-        self._load()
-        return self._entries.values()
-
-    def names(self) -> list[str]:
-        self._load()
-        return list(self._entries)
+    def entries(self) -> list[ModelEntry]:
+        return self.values()
 
 
-REGISTRY = Registry()
+REGISTRY = ModelRegistry()
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
@@ -108,40 +93,82 @@ def register_model(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
+@runtime_checkable
+class Source(Protocol):
+    """Where names with a prefix or a shape come from (``timm:NAME``, ``file.onnx``,
+    ``package.module:callable``). Sources are registered in :data:`MODEL_SOURCES` with
+    :func:`register_source` (dnnmeter/zoo/__init__.py, in the order
+    :func:`~dnnmeter.zoo.resolve` asks them: a prefix before a shape)."""
+
+    name: str  # the ModelEntry.source of its entries
+    prefix: str  # "timm:"; "" for a source that recognises its names by their shape
+    listed: bool  # `dnnmeter models --source NAME` lists its entries
+
+    def claims(self, name: str) -> bool:
+        """Whether ``name`` is this source's to resolve (prefix or shape)."""
+
+    def is_available(self) -> bool:
+        """Whether its optional dependency is installed."""
+
+    def entry(self, name: str) -> ModelEntry | None:
+        """The entry of a claimed name, None when the source has no such model."""
+
+    def entries(self, pattern: str) -> list[ModelEntry]:
+        """Every entry matching the shell-style ``pattern`` (empty when it cannot list)."""
+
+    def close_matches(self, name: str) -> list[str]:
+        """Its names closest to a claimed ``name`` that it does not have."""
+
+
+MODEL_SOURCES: Registry[Source] = Registry("model source")
+
+
+def register_source(source: Source) -> Source:
+    MODEL_SOURCES.register(source.name, source)
+    return source
+
+
+# The sources listed by `dnnmeter models --source` (the names the CLI offers: dnnmeter.names):
+# the two the REGISTRY holds, then the listed ones among MODEL_SOURCES.
+SOURCES: tuple[str, ...] = names.MODEL_SOURCES
+_BUILT_IN = ("torchvision", "seed")
+
+
+def listed_sources() -> list[str]:
+    return [*_BUILT_IN, *(s.name for s in MODEL_SOURCES.values() if s.listed)]
+
+
 def list_models(pattern: str = "*", source: str | None = None) -> list[ModelEntry]:
     """Registered models whose name matches the shell-style ``pattern``, sorted by name.
 
-    ``timm:*`` names are listed only when ``source="timm"`` is asked for (there are over a
-    thousand of them).
+    A prefixed source's names (``timm:*``) are listed only when that source is asked for
+    (timm has over a thousand).
     """
-    from dnnmeter.zoo import timm_source
-
-    entries: list[ModelEntry] = []
-    if source == "timm":
-        entries = timm_source.entries(pattern)
-    else:
+    if source is None or source in _BUILT_IN:
         entries = [
             e
             for e in REGISTRY.entries()
             if fnmatch.fnmatchcase(e.name, pattern) and (source is None or e.source == source)
         ]
-    if source is not None and source not in SOURCES:
-        raise InvalidInputError(
-            f"unknown source {source!r}; choose one of {', '.join(SOURCES)}"
-        )
+    elif source in listed_sources():
+        entries = MODEL_SOURCES.get(source).entries(pattern)
+    else:
+        hint = did_you_mean(source, listed_sources())
+        raise InvalidInputError(f"unknown source {source!r}{hint or ';'} choose one of {', '.join(listed_sources())}")
     return sorted(entries, key=lambda e: e.name)
 
 
-SOURCES = ("torchvision", "seed", "timm")
+def claiming_source(name: str) -> Source | None:
+    """The first source (in registration order) that claims ``name``."""
+    return next((s for s in MODEL_SOURCES.values() if s.claims(name)), None)
 
 
 def unknown_model(name: str) -> UnknownModelError:
     """The error for a name nobody knows, naming the closest matches."""
-    candidates = REGISTRY.names()
-    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
-    if not close and name.startswith("timm:"):
-        from dnnmeter.zoo import timm_source
-
-        close = timm_source.close_matches(name)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; run `dnnmeter models` for the list"
+    close = close_matches(name, [str(n) for n in REGISTRY.names()])
+    source = claiming_source(name)
+    if not close and source is not None:
+        close = source.close_matches(name)
+    hint = suggest(close) or "; run `dnnmeter models` for the list"
     return UnknownModelError(f"unknown model {name!r}{hint}")
+

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnnmeter.errors import ModelBuildError
-from dnnmeter.zoo.registry import ModelEntry, Registry
+from dnnmeter.zoo.registry import ModelEntry, ModelRegistry
 
 # Torch7's SpatialBatchNormalization(n, 1e-3), used by the Torch models these follow.
 _TORCH7_BN_EPS = 1e-3
@@ -433,7 +433,7 @@ _SEEDS: tuple[tuple[str, type[nn.Module], dict[str, Any], tuple[int, int, int], 
 )  # fmt: skip
 
 
-def populate(registry: Registry) -> None:
+def populate(registry: ModelRegistry) -> None:
     for name, cls, fixed, size, family, description in _SEEDS:
         registry.add(
             ModelEntry(

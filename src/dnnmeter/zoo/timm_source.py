@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from functools import partial
 from typing import Any
 
 from torch import nn
 
+from dnnmeter import registry
 from dnnmeter.errors import MissingDependencyError
 from dnnmeter.zoo.registry import ModelEntry
 
@@ -72,4 +72,21 @@ def close_matches(name: str) -> list[str]:
     if not is_available():
         return []
     bare = name[len(PREFIX) :]
-    return [PREFIX + n for n in difflib.get_close_matches(bare, _timm().list_models(), n=3)]
+    return [PREFIX + n for n in registry.close_matches(bare, _timm().list_models())]
+
+
+class TimmSource:
+    """``timm:NAME``, listed by ``dnnmeter models --source timm``."""
+
+    name = "timm"
+    prefix = PREFIX
+    listed = True
+    is_available = staticmethod(is_available)
+    entry = staticmethod(entry)
+    entries = staticmethod(entries)
+    close_matches = staticmethod(close_matches)
+
+    @staticmethod
+    def claims(name: str) -> bool:
+        return name.startswith(PREFIX)
+

@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 from dnnmeter.errors import ModelBuildError
-from dnnmeter.zoo.registry import ModelEntry, Published, Registry
+from dnnmeter.zoo.registry import ModelEntry, ModelRegistry, Published
 
 
 class _NoWeights(dict):  # type: ignore[type-arg]
@@ -113,7 +113,7 @@ def _input_size(weights: Any) -> tuple[int, int, int]:
     return (3, int(crop[0]), int(crop[-1]))
 
 
-def populate(registry: Registry) -> None:
+def populate(registry: ModelRegistry) -> None:
     from torchvision import models
 
     for name in models.list_models(module=models):

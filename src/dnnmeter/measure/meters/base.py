@@ -51,7 +51,7 @@ class EnergyReading:
         return self.energy_j / self.calls
 
 
-def _reading(
+def energy_reading(
     energy_j: float | None, duration_s: float, source: str, sampling: str, samples: int
 ) -> EnergyReading:
     """A reading whose mean power is derived from energy and duration, defined once."""
@@ -59,7 +59,8 @@ def _reading(
     return EnergyReading(energy_j, duration_s, power, source, sampling, samples)
 
 
-def _unmeasured(source: str, sampling: str, duration_s: float, reason: str) -> EnergyReading:
+def unmeasured_reading(source: str, sampling: str, duration_s: float, reason: str) -> EnergyReading:
+    """A reading that could not be taken: energy and power are None, with the reason."""
     return EnergyReading(None, duration_s, None, source, sampling, 0, unavailable_reason=reason)
 
 
@@ -154,12 +155,12 @@ class NullMeter(PowerMeter):
     def stop(self) -> EnergyReading:
         duration = self.clock() - self._t0 if self._t0 is not None else 0.0
         self._t0 = None
-        return _unmeasured("none", "none", duration, self.unavailable_reason or "no power meter")
+        return unmeasured_reading("none", "none", duration, self.unavailable_reason or "no power meter")
 
     def measure(self, fn: Callable[[], None], min_window_s: float = DEFAULT_MIN_WINDOW_S) -> EnergyReading:
         """Returns at once without calling ``fn`` (``calls == 0``): there is nothing to measure,
         and running the model for ``min_window_s`` would only cost time."""
-        reading = _unmeasured("none", "none", 0.0, self.unavailable_reason or "no power meter")
+        reading = unmeasured_reading("none", "none", 0.0, self.unavailable_reason or "no power meter")
         reading.calls = 0
         return reading
 

@@ -11,7 +11,7 @@ from dnnmeter.measure.meters.base import (
     MeterError,
     PowerMeter,
     Sleep,
-    _reading,
+    energy_reading,
 )
 
 
@@ -56,7 +56,7 @@ class FakeMeter(PowerMeter):
             raise MeterError("FakeMeter.stop() called before start()")
         t0, t1 = self._t0, self.clock()
         self._t0 = None
-        return _reading(self._integral(t0, t1), t1 - t0, "fake", "fake: exact integral", 2)
+        return energy_reading(self._integral(t0, t1), t1 - t0, "fake", "fake: exact integral", 2)
 
     def _integral(self, t0: float, t1: float) -> float:
         if not callable(self._power_w):

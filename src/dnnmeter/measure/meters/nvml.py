@@ -15,14 +15,15 @@ from dnnmeter.measure.meters.base import (
     MeterError,
     PowerMeter,
     Sleep,
-    _reading,
-    _unmeasured,
+    energy_reading,
+    unmeasured_reading,
 )
 
 _NVML_MISSING = "nvidia-ml-py is not installed: pip install nvidia-ml-py"
 
 
-def _import_nvml() -> ModuleType | None:
+def import_nvml() -> ModuleType | None:
+    """The pynvml module (nvidia-ml-py), or None when it is not installed."""
     try:
         import pynvml  # nvidia-ml-py's module name
     except ImportError:
@@ -107,7 +108,7 @@ class NvmlMeter(PowerMeter):
         self.gpu_name: str | None = None
         self.uses_counter = False
         self._index = index
-        self._nvml = nvml if nvml is not None else _import_nvml()
+        self._nvml = nvml if nvml is not None else import_nvml()
         self._handle: Any = None
         self._initialised = False
         self._start_counter: tuple[float, int] | None = None
@@ -122,7 +123,7 @@ class NvmlMeter(PowerMeter):
             nv.nvmlInit()
             self._initialised = True
             self._handle = self._get_handle()
-            self.gpu_name = _as_str(nv.nvmlDeviceGetName(self._handle))
+            self.gpu_name = as_str(nv.nvmlDeviceGetName(self._handle))
         except nv.NVMLError as err:
             self.close()
             return f"NVML could not open GPU {self._index}: {err}"
@@ -187,8 +188,8 @@ class NvmlMeter(PowerMeter):
         duration = self.clock() - t0
         if after == before:
             reason = f"NVML energy counter did not advance in {duration:.4f} s; measure a longer window"
-            return _unmeasured(self.name, self.sampling, duration, reason)
-        return _reading((after - before) / 1000.0, duration, self.name, self.sampling, 2)
+            return unmeasured_reading(self.name, self.sampling, duration, reason)
+        return energy_reading((after - before) / 1000.0, duration, self.name, self.sampling, 2)
 
     def _stop_sampler(self) -> EnergyReading:
         if self._sampler is None:
@@ -196,7 +197,7 @@ class NvmlMeter(PowerMeter):
         sampler, self._sampler = self._sampler, None
         samples = sampler.stop()
         duration = samples[-1][0] - samples[0][0]
-        return _reading(trapezoid_j(samples), duration, self.name, self.sampling, len(samples))
+        return energy_reading(trapezoid_j(samples), duration, self.name, self.sampling, len(samples))
 
     def close(self) -> None:
         """Shut NVML down (it counts inits, so other users in this process are unaffected)."""
@@ -208,13 +209,14 @@ class NvmlMeter(PowerMeter):
                 pass  # nothing useful to do while releasing
 
 
-def _as_str(value: str | bytes) -> str:
+def as_str(value: str | bytes) -> str:
+    """NVML strings as str (older pynvml returns bytes)."""
     return value.decode() if isinstance(value, bytes) else value
 
 
 def nvml_is_available() -> bool:
     """True when nvidia-ml-py is installed and NVML initialises (a driver is loaded)."""
-    nv = _import_nvml()
+    nv = import_nvml()
     if nv is None:
         return False
     try:

@@ -16,8 +16,8 @@ from dnnmeter.measure.meters.base import (
     MeterError,
     PowerMeter,
     Sleep,
-    _reading,
-    _unmeasured,
+    energy_reading,
+    unmeasured_reading,
 )
 
 _PACKAGE_DIR = re.compile(r"^[a-z]+(?:-[a-z]+)*-rapl:(\d+)$")
@@ -141,8 +141,8 @@ class RaplMeter(PowerMeter):
         sampling = "total-energy counter (RAPL energy_uj)"
         if delta_uj == 0:
             reason = f"RAPL counters did not advance in {duration:.4f} s; measure a longer window"
-            return _unmeasured(self.name, sampling, duration, reason)
-        return _reading(delta_uj / 1e6, duration, self.name, sampling, 2)
+            return unmeasured_reading(self.name, sampling, duration, reason)
+        return energy_reading(delta_uj / 1e6, duration, self.name, sampling, 2)
 
 
 def _counter_delta(before: int, after: int, max_range: int) -> int:
