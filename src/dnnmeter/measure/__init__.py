@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 from dnnmeter.errors import InvalidInputError
@@ -46,6 +47,21 @@ def _check(device: str, batch_sizes: Sequence[int], dtype: str) -> None:
 
         if not torch.cuda.is_available():
             raise InvalidInputError(f"device {device!r} asked for, but torch sees no CUDA GPU here")
+    if dtype == "float16" and device == "cpu":
+        # Most CPUs have no fast float16 kernels: resnet18 at batch 1 ran 17x to 37x slower in
+        # float16 than in bfloat16 on the machines measured (docs/bench.md).
+        warnings.warn("float16 on a CPU has no fast kernels on most processors and runs far slower than "
+                      "bfloat16 (17x to 37x for resnet18); use --dtype bfloat16 for a half-precision CPU figure",
+                      UserWarning, stacklevel=3)
+
+
+def _check_runnable(name: str) -> None:
+    """bench runs a PyTorch module; an ONNX file has none, so every point would fail."""
+    from dnnmeter.zoo import resolve
+
+    if resolve(name).source == "onnx":
+        raise InvalidInputError(f"{name}: bench needs a PyTorch model, not an ONNX file; give the zoo name or "
+                                "package.module:callable it was exported from (`dnnmeter analyze` counts ONNX files)")
 
 
 def benchmark(
@@ -65,11 +81,9 @@ def benchmark(
     ``time_budget_s`` bounds each point's sampling. ``isolate=False`` measures in this
     process (faster to start; a crash then ends the caller too).
     """
-    from dnnmeter.zoo import resolve
-
     _check(device, batch_sizes, dtype)
     for name in models:
-        resolve(name)  # unknown names fail before anything is measured
+        _check_runnable(name)  # unknown names and ONNX files fail before anything is measured
     chosen = None
     if threads is None and device == "cpu":
         threads, chosen = default_threads()
