@@ -70,6 +70,7 @@ def test_other_errors_are_recorded_per_point(worker_path: None) -> None:
     assert points[1].error == "ValueError: this model refuses large batches"
 
 
+@pytest.mark.integration
 def test_a_crashing_worker_ends_only_its_own_sweep(worker_path: None) -> None:
     seen: list[BenchResult] = []
     results = benchmark(["bench_models:crash_at_2", "bench_models:tiny"], batch_sizes=(1, 2, 4),
@@ -88,6 +89,7 @@ def test_default_threads_is_recorded() -> None:
     assert threads >= 1 and "available cores" in why
 
 
+@pytest.mark.integration
 def test_bench_cli_json(worker_path: None, capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["bench", "bench_models:tiny", "--batch-sizes", "1,2", "--threads", "1",
                    "--time-budget", "0.05", "--format", "json"])
@@ -171,6 +173,7 @@ def test_bench_exit_status(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
         assert f"{p.model} batch {p.batch_size}: {p.status}: {p.error}" in err
 
 
+@pytest.mark.integration
 def test_bench_that_measured_nothing_exits_1_and_says_why(worker_path: None,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["bench", "bench_models:error_at_2", "--batch-sizes", "2,4", "--threads", "1",
