@@ -1,8 +1,11 @@
 """Measured cost: latency, throughput, peak memory, power and energy across batch sizes.
 
 >>> from dnnmeter.measure import benchmark
->>> results = benchmark(["resnet18"], batch_sizes=(1, 8), threads=1)
->>> [(r.batch_size, r.latency_s_median, r.images_per_s) for r in results]
+>>> results = benchmark(["tiny_alexnet_dw"], batch_sizes=(1, 8), threads=1, time_budget_s=0.2)
+>>> [(r.batch_size, r.status) for r in results]
+[(1, 'ok'), (8, 'ok')]
+>>> results[0].latency_s_median > 0, results[1].images_per_s > 0
+(True, True)
 """
 
 from __future__ import annotations
