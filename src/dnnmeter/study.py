@@ -226,8 +226,11 @@ def _hardware(store: Store, model: str, settings: StudySettings, keys: dict[str,
 
 def _bench(store: Store, model: str, settings: StudySettings, keys: dict[int, str],
            step: Callable[[str, bool], None]) -> None:
-    from dnnmeter.measure import benchmark
+    from dnnmeter.measure import benchmark, not_runnable_reason
 
+    if not_runnable_reason(model):  # an ONNX file: analysed, but there is nothing to time
+        step(f"{model}: not benchmarked (an ONNX file)", False)
+        return
     missing = [b for b, key in keys.items() if not store.has(key)]
     for b in keys:
         if b not in missing:

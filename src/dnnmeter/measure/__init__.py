@@ -19,7 +19,7 @@ from dnnmeter.measure.threads import available_cores
 from dnnmeter.measure.timing import TimingSettings
 from dnnmeter.measure.worker import BenchSpec
 
-__all__ = ["BenchResult", "BenchSpec", "TimingSettings", "benchmark", "default_threads"]
+__all__ = ["BenchResult", "BenchSpec", "TimingSettings", "benchmark", "default_threads", "not_runnable_reason"]
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -58,13 +58,21 @@ def _check(device: str, batch_sizes: Sequence[int], dtype: str) -> None:
                       UserWarning, stacklevel=3)
 
 
-def _check_runnable(name: str) -> None:
-    """bench runs a PyTorch module; an ONNX file has none, so every point would fail."""
+def not_runnable_reason(name: str) -> str | None:
+    """Why ``name`` cannot be benchmarked, or None: bench runs a PyTorch module, which an
+    ONNX file does not have (every point would fail)."""
     from dnnmeter.zoo import resolve
 
-    if resolve(name).source == "onnx":
-        raise InvalidInputError(f"{name}: bench needs a PyTorch model, not an ONNX file; give the zoo name or "
-                                "package.module:callable it was exported from (`dnnmeter analyze` counts ONNX files)")
+    if resolve(name).source != "onnx":
+        return None
+    return (f"{name}: bench needs a PyTorch model, not an ONNX file; give the zoo name or "
+            "package.module:callable it was exported from (`dnnmeter analyze` counts ONNX files)")
+
+
+def _check_runnable(name: str) -> None:
+    reason = not_runnable_reason(name)
+    if reason:
+        raise InvalidInputError(reason)
 
 
 def benchmark(
