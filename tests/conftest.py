@@ -1,6 +1,15 @@
-"""Shared test settings: the slow marker and the golden-file overwrite flag.
+"""Shared test settings: the test layers and the golden-file overwrite flag.
 
-Slow tests (zoo-wide checks) run only with DNNMETER_RUN_SLOW=1, which .ci/run sets.
+The layers are markers, selected with ``-m`` (pyproject.toml lists them):
+
+- unmarked: the fast layer, in-process unit tests; a plain ``pytest`` (``make test-fast``)
+  runs only these;
+- ``integration``: tests that start processes (the bench worker, torchrun, ``python -m``);
+- ``slow``: zoo-wide checks and other runs of minutes;
+- ``browser``: the report in headless Chromium.
+
+``make test`` and .ci/run run every layer (``-m ""``). DNNMETER_RUN_SLOW=1, the old switch,
+still works: it runs every layer when no ``-m`` is given on the command line.
 Golden files are rewritten with ``pytest --update-golden``; review the diff before committing.
 """
 
@@ -19,13 +28,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden files")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("DNNMETER_RUN_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow zoo-wide check; set DNNMETER_RUN_SLOW=1 to run it")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+def pytest_configure(config: pytest.Config) -> None:
+    given = any(arg == "-m" or arg.startswith("-m") for arg in config.invocation_params.args)
+    if os.environ.get("DNNMETER_RUN_SLOW") == "1" and not given:
+        config.option.markexpr = ""  # every layer, as the old switch ran everything
 
 
 @pytest.fixture

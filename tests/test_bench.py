@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,7 @@ def test_other_errors_are_recorded_per_point(worker_path: None) -> None:
     assert points[1].error == "ValueError: this model refuses large batches"
 
 
+@pytest.mark.integration
 def test_a_crashing_worker_ends_only_its_own_sweep(worker_path: None) -> None:
     seen: list[BenchResult] = []
     results = benchmark(["bench_models:crash_at_2", "bench_models:tiny"], batch_sizes=(1, 2, 4),
@@ -87,6 +89,7 @@ def test_default_threads_is_recorded() -> None:
     assert threads >= 1 and "available cores" in why
 
 
+@pytest.mark.integration
 def test_bench_cli_json(worker_path: None, capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["bench", "bench_models:tiny", "--batch-sizes", "1,2", "--threads", "1",
                    "--time-budget", "0.05", "--format", "json"])
@@ -129,3 +132,92 @@ def test_interrupted_bench_prints_what_it_measured(monkeypatch: pytest.MonkeyPat
     assert main(["bench", "resnet18", "--format", "json"]) == 130
     out, err = capsys.readouterr()
     assert json.loads(out)[0]["latency_s_median"] == 0.01 and "interrupted after 1 points" in err
+
+
+# --- exit status: a CI job must notice when nothing was measured -------------------------------
+
+def _point(model: str, batch: int, status: str = "ok", error: str | None = None) -> BenchResult:
+    return BenchResult(model=model, device="cpu", batch_size=batch, input_size=(3, 16, 16), dtype="float32",
+                       threads=1, status=status, error=error, latency_s_median=0.01 if status == "ok" else None)
+
+
+def _bench_with(monkeypatch: pytest.MonkeyPatch, points: list[BenchResult]) -> None:
+    import dnnmeter.measure as measure
+
+    def fake_benchmark(models, on_result, **_):  # type: ignore[no-untyped-def]
+        for p in points:
+            on_result(p)
+        return points
+
+    monkeypatch.setattr(measure, "benchmark", fake_benchmark)
+
+
+@pytest.mark.parametrize(("points", "status"), [
+    ([_point("resnet18", 1), _point("resnet18", 2)], 0),
+    # an out-of-memory ends a sweep by design: the smaller batch sizes were measured
+    ([_point("resnet18", 1), _point("resnet18", 2, "oom", "RuntimeError: out of memory"),
+      _point("resnet18", 4, "skipped", "skipped after out of memory at batch size 2")], 0),
+    ([_point("resnet18", 1), _point("resnet18", 2, "error", "ValueError: refuses large batches")], 1),
+    ([_point("resnet18", 1, "oom", "RuntimeError: out of memory")], 1),
+    ([_point("resnet18", 1), _point("alexnet", 1, "error", "ModelBuildError: cannot build")], 1),
+])
+def test_bench_exit_status(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                           points: list[BenchResult], status: int) -> None:
+    _bench_with(monkeypatch, points)
+    assert main(["bench", "resnet18", "alexnet", "--format", "json"]) == status
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)) == len(points)  # what was measured is printed either way
+    failed = [p for p in points if p.status != "ok"]
+    assert err.count("\n") == len(failed)
+    for p in failed:
+        assert f"{p.model} batch {p.batch_size}: {p.status}: {p.error}" in err
+
+
+@pytest.mark.integration
+def test_bench_that_measured_nothing_exits_1_and_says_why(worker_path: None,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["bench", "bench_models:error_at_2", "--batch-sizes", "2,4", "--threads", "1",
+                   "--time-budget", "0.05", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert [d["status"] for d in json.loads(out)] == ["error", "error"]
+    lines = err.strip().splitlines()
+    assert lines == [f"dnnmeter: bench_models:error_at_2 batch {b}: error: ValueError: this model refuses large batches"
+                     for b in (2, 4)]
+
+
+def test_bench_refuses_an_onnx_file_up_front(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert main(["bench", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "bench needs a PyTorch model, not an ONNX file" in err
+
+
+def test_float16_on_a_cpu_warns_and_bfloat16_does_not() -> None:
+    from dnnmeter.errors import UnknownModelError
+
+    # The dtype is checked before the names, so an unknown name stops it before anything runs.
+    with pytest.warns(UserWarning, match="float16 on a CPU .* bfloat16"), pytest.raises(UnknownModelError):
+        benchmark(["resnet5"], dtype="float16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UnknownModelError):
+            benchmark(["resnet5"], dtype="bfloat16")
+
+
+def test_a_point_with_too_few_samples_has_no_stability_verdict(worker_path: None) -> None:
+    out: list[BenchResult] = []
+    few = TimingSettings(time_budget_s=0.05, warmup_s=0.01, min_samples=3, max_samples=3)
+    spec = BenchSpec(model="bench_models:tiny", batch_sizes=(1,), threads=1, timing=few)
+    measure_model(spec, out.append, meter=NoMeter(), environment=lambda **_: {})
+    (p,) = out
+    assert p.n_samples == 3 and p.stable is None
+    assert p.stable_unknown_reason == "only 3 samples; a verdict on stability needs 7 (give it a larger time budget)"

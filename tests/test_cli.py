@@ -107,6 +107,7 @@ def test_debug_shows_the_traceback() -> None:
         main(["--debug", "analyze", "resnet5"])
 
 
+@pytest.mark.integration
 def test_python_dash_m_and_exit_status() -> None:
     done = subprocess.run([sys.executable, "-m", "dnnmeter", "analyze", "nope_model"],
                           capture_output=True, text=True, timeout=120)

@@ -86,6 +86,7 @@ def test_capture_does_not_change_torch_threads(proc: dict[str, Path]) -> None:
     assert env["torch_threads"] == before[0]
 
 
+@pytest.mark.integration
 def test_capture_leaves_interop_threads_settable() -> None:
     """torch refuses set_num_interop_threads once the pool exists; capture must not create it."""
     code = (

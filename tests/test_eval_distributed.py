@@ -67,6 +67,8 @@ def _result(proc: subprocess.CompletedProcess[str]) -> dict:  # type: ignore[typ
     return result  # type: ignore[no-any-return]
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(900)  # two runs of up to 300 s each
 @pytest.mark.parametrize("data", ["digits", "folder"])
 def test_two_processes_give_the_single_process_result(tmp_path: Path, data: str) -> None:
     if data == "folder":
@@ -88,6 +90,8 @@ def test_two_processes_give_the_single_process_result(tmp_path: Path, data: str)
         assert shared["n"] == 301 and 0 < shared["top1"] < 1
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(600)  # one torchrun of up to 300 s
 def test_a_failing_rank_stops_every_rank_with_one_line(tmp_path: Path) -> None:
     bad = folder_with_a_corrupt_file(tmp_path / "images")
     # Move the corrupt file into rank 1's half (class c, files 8..11 of 12).

@@ -137,6 +137,7 @@ def test_counting_with_rules_equals_counting_with_kernels(name: str, monkeypatch
     assert analyze(name).to_dict() == _count_with_kernels_only(name, monkeypatch)
 
 
+@pytest.mark.timeout(3600)  # every torchvision model, counted twice
 @pytest.mark.slow
 def test_the_whole_zoo_counts_the_same_with_kernels_only(monkeypatch: pytest.MonkeyPatch) -> None:
     import torchvision

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import resource, sys
 from dnnmeter import analyze
@@ -16,6 +18,8 @@ print((peak - base) * 1024)
 """
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(600)  # the subprocess itself may take 300 s
 def test_vit_h_14_counts_in_well_under_a_gigabyte() -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -39,6 +39,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Modifications
     return out, settings
 
 
+@pytest.mark.timeout(600)  # the first to run also trains the shared study (100 s on a loaded 2-core machine)
 def test_each_variant_is_stored_with_its_cost_and_curves(study: tuple[Path, ModificationsSettings]) -> None:
     out, settings = study
     again = run_modifications(settings)  # resumes: everything is in the store
@@ -54,6 +55,7 @@ def test_each_variant_is_stored_with_its_cost_and_curves(study: tuple[Path, Modi
         assert len(v["best_classes"]) == 5 and len(v["worst_classes"]) == 5
 
 
+@pytest.mark.timeout(600)  # the first to run also trains the shared study (100 s on a loaded 2-core machine)
 def test_the_trained_first_variant_is_quantized_and_pruned(study: tuple[Path, ModificationsSettings]) -> None:
     out, _ = study
     results = json.loads((report(out).results_json).read_text())
@@ -69,6 +71,7 @@ def test_the_trained_first_variant_is_quantized_and_pruned(study: tuple[Path, Mo
     assert structured[0.5]["hardware"]["cycles"] < structured[0.0]["hardware"]["cycles"]
 
 
+@pytest.mark.timeout(600)  # the first to run also trains the shared study (100 s on a loaded 2-core machine)
 def test_the_report_has_the_sections_and_figures(study: tuple[Path, ModificationsSettings]) -> None:
     out, _ = study
     html = report(out).report_html.read_text()

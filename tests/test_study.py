@@ -35,6 +35,7 @@ def _count(out: Path) -> int:
     return sqlite3.connect(out / "results.sqlite").execute("SELECT count(*) FROM measurements").fetchone()[0]
 
 
+@pytest.mark.integration
 def test_study_writes_outputs_and_resumes(worker_path: None, tmp_path: Path) -> None:
     first = run_study(_settings(tmp_path))
     # per model: the analysis, the hardware model (with the roofline) and two bench points
@@ -57,12 +58,15 @@ def test_study_writes_outputs_and_resumes(worker_path: None, tmp_path: Path) -> 
     assert json.loads(rerendered.results_json.read_text())["models"] == study["models"]
 
 
+@pytest.mark.integration
 def test_published_accuracy_is_stored_and_labelled(tmp_path: Path) -> None:
     out = run_study(StudySettings(models=("resnet18",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05, threads=1))
     (model,) = json.loads(out.results_json.read_text())["models"]
     assert model["accuracy"]["label"] == "published" and model["accuracy"]["top1"] == pytest.approx(0.69758)
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(600)  # up to 120 s to the kill, then a rerun of up to 300 s
 def test_kill_9_loses_nothing_and_the_rerun_finishes(worker_path: None, tmp_path: Path) -> None:
     models = ",".join(["bench_models:tiny"] * 1 + ["tiny_alexnet", "tiny_alexnet_dw", "tiny_alexnet_dw_res"])
     argv = [sys.executable, "-m", "dnnmeter", "study", "--models", models, "--batch-sizes", "1,2",
@@ -114,6 +118,7 @@ def test_report_without_a_store(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert "no study store" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_runs_with_other_settings_share_the_store_and_are_compared(worker_path: None, tmp_path: Path) -> None:
     run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05, threads=1))
     out = run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.1, threads=1))
@@ -124,6 +129,7 @@ def test_runs_with_other_settings_share_the_store_and_are_compared(worker_path: 
     assert "Runs in this store" in out.report_html.read_text()
 
 
+@pytest.mark.integration
 def test_measured_accuracy_replaces_the_published_figure(tmp_path: Path) -> None:
     settings = StudySettings(models=("tiny_alexnet_dw",), batch_sizes=(1,), out=str(tmp_path),
                              time_budget_s=0.05, threads=1, data="digits", eval_limit=20)

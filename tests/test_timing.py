@@ -34,7 +34,7 @@ def test_steady_calls_stop_after_the_minimum_samples() -> None:
     clock = FakeClock([0.05])
     t = time_calls(clock.work, TimingSettings(min_samples=7, warmup_s=0.1), clock=clock)
     assert len(t.samples_s) == 7 and t.calls_per_sample == 1
-    assert t.median_s == pytest.approx(0.05) and t.stable and t.spread == 0
+    assert t.median_s == pytest.approx(0.05) and t.stable is True and t.spread == 0
     assert t.cold_s == pytest.approx(0.05) and t.warmup_calls == 2
 
 
@@ -110,7 +110,19 @@ def test_cuda_event_block_with_fake_events(monkeypatch: pytest.MonkeyPatch) -> N
     assert per_call == pytest.approx(0.002)
 
 
-def test_slow_calls_still_get_three_samples() -> None:
+def test_slow_calls_still_get_three_samples_and_no_verdict() -> None:
     clock = FakeClock([5.0])
     t = time_calls(clock.work, TimingSettings(time_budget_s=0.5, warmup_s=0.1), clock=clock)
-    assert len(t.samples_s) == 3 and t.stable
+    # Three identical samples have spread 0, yet three are too few to call the point stable.
+    assert len(t.samples_s) == 3 and t.spread == 0
+    assert t.stable is None and t.stable_unknown_reason.startswith("only 3 samples")
+
+
+@pytest.mark.parametrize(("samples", "stable"), [(6, None), (7, True)])
+def test_the_stability_verdict_needs_seven_samples(samples: int, stable: bool | None) -> None:
+    clock = FakeClock([0.05])
+    settings = TimingSettings(min_samples=samples, max_samples=samples, warmup_s=0.1)
+    t = time_calls(clock.work, settings, clock=clock)
+    assert len(t.samples_s) == samples and t.spread == 0
+    assert t.stable is stable
+    assert (t.stable_unknown_reason is None) == (stable is not None)

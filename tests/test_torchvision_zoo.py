@@ -33,6 +33,7 @@ def test_quick_subset_matches_published(name: str) -> None:
     assert _check(name)
 
 
+@pytest.mark.timeout(3600)  # every torchvision model
 @pytest.mark.slow
 def test_whole_zoo_matches_published() -> None:
     exact = [name for name in ALL if _check(name)]

@@ -46,6 +46,7 @@ def two(strategy: str, model: nn.Module | None = None, **kwargs: object) -> Trai
     return train(model or Tiny(), "digits", nproc=2, strategy=strategy, **args)  # type: ignore[arg-type]
 
 
+@pytest.mark.integration
 def test_ddp_replicas_end_identical_and_rank_0_writes_the_files(tmp_path: Path) -> None:
     calls: list[tuple[int, int, int, int]] = []
     r = two("ddp", out=str(tmp_path), progress=lambda *a: calls.append(a))
@@ -62,6 +63,7 @@ def test_ddp_replicas_end_identical_and_rank_0_writes_the_files(tmp_path: Path) 
     assert sum(p.numel() for p in r.module.parameters()) == sum(p.numel() for p in Tiny().parameters())
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # a third pair of processes; the averaging itself is checked step by step below
 def test_averaged_run_ends_with_one_global_model() -> None:
     r = two("average")
@@ -71,6 +73,7 @@ def test_averaged_run_ends_with_one_global_model() -> None:
     assert r.distributed["replica_max_abs_diff"] == 0.0
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # a fourth pair of processes; test_failure_message checks the message
 def test_a_failing_child_is_one_line_in_the_parent() -> None:
     with pytest.raises(DistributedTrainingError, match=r"^rank \d failed: .*class scores") as info:
@@ -126,6 +129,7 @@ def _local_sgd_steps(rank: int, port: int, period: int, steps: int, queue: objec
         dist.destroy_process_group()
 
 
+@pytest.mark.integration
 def test_local_sgd_averages_exactly_every_period_steps() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

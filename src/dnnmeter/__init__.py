@@ -3,10 +3,14 @@
 >>> import dnnmeter
 >>> a = dnnmeter.analyze("resnet50")          # counted on the meta device, nothing allocated
 >>> a.params, a.macs, a.flops
+(25557032, 4089184256, 8217631232)
 >>> model = dnnmeter.create_model("vgg16", device="cpu")
 >>> dnnmeter.hardware("alexnet").totals["cycles"]          # accesses, reuse, systolic array
+2574274
 >>> dnnmeter.compare("vgg16", ["depthwise-separable"]).ratio("macs")
->>> dnnmeter.train("tiny_alexnet", "digits", epochs=8).val_accuracy
+0.128...
+>>> dnnmeter.train("tiny_alexnet", "digits", epochs=8).val_accuracy  # a minute of training  # doctest: +SKIP
+0.9...
 
 Importing dnnmeter changes nothing in torch: no flags, no threads, no hooks.
 """

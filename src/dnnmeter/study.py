@@ -20,6 +20,7 @@ from dnnmeter import __version__
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.store import Store, machine_id, measurement_key
 from dnnmeter.zoo import SEED_MODELS, expand_names, resolve
+from dnnmeter.zoo.seed_accuracy import no_accuracy_reason, published_accuracy
 
 Progress = Callable[[str, int, int], None]  # (what is being done, points done, points in all)
 
@@ -177,7 +178,7 @@ def _static(store: Store, model: str, keys: dict[str, Any], step: Callable[[str,
         data["conv_vs_fc"] = {k: v.to_dict() for k, v in a.conv_vs_fc().items()}
         store.add(keys["analysis"], "analysis", model, data)
         step(f"{model}: analysis", True)
-    published = resolve(model).published
+    published = resolve(model).published or published_accuracy(model)
     if published is not None and published.top1 is not None and not store.has(keys["accuracy"]):
         store.add(keys["accuracy"], "accuracy", model, {
             "top1": published.top1, "top5": published.top5, "label": "published",
@@ -225,8 +226,11 @@ def _hardware(store: Store, model: str, settings: StudySettings, keys: dict[str,
 
 def _bench(store: Store, model: str, settings: StudySettings, keys: dict[int, str],
            step: Callable[[str, bool], None]) -> None:
-    from dnnmeter.measure import benchmark
+    from dnnmeter.measure import benchmark, not_runnable_reason
 
+    if not_runnable_reason(model):  # an ONNX file: analysed, but there is nothing to time
+        step(f"{model}: not benchmarked (an ONNX file)", False)
+        return
     missing = [b for b, key in keys.items() if not store.has(key)]
     for b in keys:
         if b not in missing:
@@ -320,11 +324,17 @@ def runs(store: Store, models: tuple[str, ...]) -> list[dict[str, Any]]:
     return list(table.values())
 
 
+def _no_accuracy(model: str) -> dict[str, Any]:
+    """A null figure that says why, so the report can show the reason instead of a number."""
+    reason = no_accuracy_reason(model) or "no published accuracy for this model; `--data` measures it"
+    return {"top1": None, "top5": None, "label": None, "reason": reason}
+
+
 def _model_entry(model: str, found: dict[str, Any]) -> dict[str, Any]:
     entry = resolve(model)
     bench = sorted(found["bench"], key=lambda b: b["batch_size"])
     return {"model": model, "family": entry.family, "source": entry.source, "analysis": found["analysis"],
-            "accuracy": found["measured_accuracy"] or found["accuracy"], "bench": bench,
+            "accuracy": found["measured_accuracy"] or found["accuracy"] or _no_accuracy(model), "bench": bench,
             "hardware": found["hardware"], "roofline": _with_bench_latency(found["roofline"], bench)}
 
 

@@ -2,7 +2,8 @@
 
 >>> from dnnmeter.analysis import analyze
 >>> a = analyze("resnet50")
->>> a.params, a.macs           # 25557032, 4089184256
+>>> a.params, a.macs
+(25557032, 4089184256)
 """
 
 from __future__ import annotations

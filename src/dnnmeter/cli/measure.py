@@ -82,7 +82,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             print(f"dnnmeter: interrupted after {len(landed)} points", file=sys.stderr)
             return 130
     _render_bench(landed, args.format)
-    return 0
+    return _bench_status(landed)
+
+
+def _bench_status(results: list[Any]) -> int:
+    """0 when every model was measured, 1 when a point failed or nothing was measured.
+
+    An out-of-memory ends a sweep by design (the larger batch sizes are then skipped), so
+    it fails the run only when the model measured nothing at all; an error never passes.
+    Each point that is not ok gets one line on stderr.
+    """
+    for r in results:
+        if r.status != "ok":
+            print(f"dnnmeter: {r.model} batch {r.batch_size}: {r.status}: {r.error}", file=sys.stderr)
+    measured = {r.model for r in results if r.status == "ok"}
+    failed = any(r.status == "error" for r in results) or any(r.model not in measured for r in results)
+    return 1 if failed or not results else 0
 
 
 def _render_bench(results: list[Any], fmt: str) -> None:

@@ -5,11 +5,13 @@ flat with Kaggle's ``LOC_val_solution.csv`` or with the devkit's ground truth, T
 ImageNet, any ImageFolder; and the built-in ``digits`` (scikit-learn's handwritten digits).
 Every one yields ``(image tensor, class index)`` with ``classes`` in the standard order.
 
+Not run as a test (it needs ImageNet on disk):
+
 >>> from dnnmeter.data import detect, open_data, eval_transform
->>> detect("/data/imagenet/val")
+>>> detect("/data/imagenet/val")  # doctest: +SKIP
 'imagenet-folders'
->>> data = open_data("/data/imagenet/val", eval_transform(224), 224)
->>> image, label = data[0]; data.classes[label]
+>>> data = open_data("/data/imagenet/val", eval_transform(224), 224)  # doctest: +SKIP
+>>> image, label = data[0]; data.classes[label]  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ sources: docs/hardware.md.
 >>> run = hw.simulate(hw.extract_layers("resnet18"), array=(32, 32), dataflow="ws")
 >>> energy = hw.estimate_energy(layers, "45nm", bits=8)   # estimated, in joules
 >>> result = hw.hardware("resnet18", array="32x32", dataflow="os")   # all of it, one result
->>> roof = hw.roofline("resnet18", hw.measure_ceilings(threads=1), threads=1)  # measured
+>>> roof = hw.roofline("resnet18", hw.measure_ceilings(threads=1), threads=1)  # measures this machine  # doctest: +SKIP
 
 The package itself is callable, ``dnnmeter.hardware(...)`` being :func:`hardware`, so that
 the API's one door in and the package of its parts share one name.

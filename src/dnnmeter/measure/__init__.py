@@ -1,12 +1,16 @@
 """Measured cost: latency, throughput, peak memory, power and energy across batch sizes.
 
 >>> from dnnmeter.measure import benchmark
->>> results = benchmark(["resnet18"], batch_sizes=(1, 8), threads=1)
->>> [(r.batch_size, r.latency_s_median, r.images_per_s) for r in results]
+>>> results = benchmark(["tiny_alexnet_dw"], batch_sizes=(1, 8), threads=1, time_budget_s=0.2)
+>>> [(r.batch_size, r.status) for r in results]
+[(1, 'ok'), (8, 'ok')]
+>>> results[0].latency_s_median > 0, results[1].images_per_s > 0
+(True, True)
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 from dnnmeter.errors import InvalidInputError
@@ -16,7 +20,7 @@ from dnnmeter.measure.threads import available_cores
 from dnnmeter.measure.timing import TimingSettings
 from dnnmeter.measure.spec import BenchSpec
 
-__all__ = ["BenchResult", "BenchSpec", "TimingSettings", "benchmark", "default_threads"]
+__all__ = ["BenchResult", "BenchSpec", "TimingSettings", "benchmark", "default_threads", "not_runnable_reason"]
 
 DTYPES = BENCH_DTYPES
 
@@ -48,6 +52,29 @@ def check_bench_args(device: str, batch_sizes: Sequence[int], dtype: str) -> Non
 
         if not torch.cuda.is_available():
             raise InvalidInputError(f"device {device!r} asked for, but torch sees no CUDA GPU here")
+    if dtype == "float16" and device == "cpu":
+        # Most CPUs have no fast float16 kernels: resnet18 at batch 1 ran 17x to 37x slower in
+        # float16 than in bfloat16 on the machines measured (docs/bench.md).
+        warnings.warn("float16 on a CPU has no fast kernels on most processors and runs far slower than "
+                      "bfloat16 (17x to 37x for resnet18); use --dtype bfloat16 for a half-precision CPU figure",
+                      UserWarning, stacklevel=3)
+
+
+def not_runnable_reason(name: str) -> str | None:
+    """Why ``name`` cannot be benchmarked, or None: bench runs a PyTorch module, which an
+    ONNX file does not have (every point would fail)."""
+    from dnnmeter.zoo import resolve
+
+    if resolve(name).source != "onnx":
+        return None
+    return (f"{name}: bench needs a PyTorch model, not an ONNX file; give the zoo name or "
+            "package.module:callable it was exported from (`dnnmeter analyze` counts ONNX files)")
+
+
+def _check_runnable(name: str) -> None:
+    reason = not_runnable_reason(name)
+    if reason:
+        raise InvalidInputError(reason)
 
 
 def benchmark(
@@ -67,11 +94,9 @@ def benchmark(
     ``time_budget_s`` bounds each point's sampling. ``isolate=False`` measures in this
     process (faster to start; a crash then ends the caller too).
     """
-    from dnnmeter.zoo import resolve
-
     check_bench_args(device, batch_sizes, dtype)
     for name in models:
-        resolve(name)  # unknown names fail before anything is measured
+        _check_runnable(name)  # unknown names and ONNX files fail before anything is measured
     chosen = None
     if threads is None and device == "cpu":
         threads, chosen = default_threads()

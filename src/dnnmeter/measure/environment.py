@@ -5,7 +5,8 @@ from NVML when nvidia-ml-py is installed, otherwise from ``torch.cuda.get_device
 (which has no driver version or clocks; those are then ``None`` with ``gpu_unavailable_reason``).
 
 >>> env = capture_environment("cpu", threads=4)
->>> env["cpu_model"], env["cpu_flags"], env["torch_threads"]
+>>> env["cpu_model"], env["cpu_flags"], env["torch_threads"]  # this machine's  # doctest: +SKIP
+('AMD EPYC', ['fma', 'f16c', 'avx', 'avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16'], 2)
 """
 
 from __future__ import annotations

@@ -110,6 +110,7 @@ def _measure_point(model: torch.nn.Module, spec: BenchSpec, result: BenchResult,
     result.latency_s_per_image = timing.median_s / result.batch_size
     result.images_per_s = result.batch_size / timing.median_s
     result.stable, result.spread = timing.stable, timing.spread
+    result.stable_unknown_reason = timing.stable_unknown_reason
     result.peak_memory_bytes, result.memory_kind = weighed.peak_bytes, weighed.kind
     if weighed.reserved_bytes is not None:
         result.settings["peak_memory_reserved_bytes"] = weighed.reserved_bytes

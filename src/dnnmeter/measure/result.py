@@ -45,7 +45,8 @@ class BenchResult:
     energy_j_per_image_above_idle: float | None = None
     power_source: str | None = None
     power_unavailable_reason: str | None = None
-    stable: bool | None = None
+    stable: bool | None = None  # None: no verdict (too few samples, or not measured)
+    stable_unknown_reason: str | None = None
     spread: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)

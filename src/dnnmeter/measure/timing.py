@@ -4,7 +4,9 @@ The method follows ``torch.utils.benchmark.Timer.blocked_autorange``: each sampl
 block of calls long enough for the clock's resolution not to matter, and the spread of the
 samples (interquartile range over median) is kept beside them. Sampling stops when the
 spread is small (``target_spread``) after ``min_samples``, or when the time budget is
-spent; the verdict ``stable`` uses torch.utils.benchmark's 10% threshold.
+spent; the verdict ``stable`` uses torch.utils.benchmark's 10% threshold and needs at least
+``VERDICT_SAMPLES`` samples: with fewer, an interquartile range rests on two or three values
+and says little, so ``stable`` is None and ``stable_unknown_reason`` says why.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 STABLE_SPREAD = 0.10
-FLOOR_SAMPLES = 3  # fewer cannot give a spread, so no verdict: taken even past the budget
+FLOOR_SAMPLES = 3  # taken even past the budget, so that a very slow model has a median
+VERDICT_SAMPLES = 7  # TimingSettings.min_samples' default: fewer give no verdict on stability
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,18 @@ class Timing:
         return spread(self.samples_s)
 
     @property
-    def stable(self) -> bool:
-        return len(self.samples_s) >= 3 and self.spread <= STABLE_SPREAD
+    def stable(self) -> bool | None:
+        """Spread at most 10%; None (no verdict) with fewer than ``VERDICT_SAMPLES`` samples."""
+        if len(self.samples_s) < VERDICT_SAMPLES:
+            return None
+        return self.spread <= STABLE_SPREAD
+
+    @property
+    def stable_unknown_reason(self) -> str | None:
+        n = len(self.samples_s)
+        if n >= VERDICT_SAMPLES:
+            return None
+        return f"only {n} samples; a verdict on stability needs {VERDICT_SAMPLES} (give it a larger time budget)"
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -4,6 +4,7 @@ residual shortcuts and batch norm, applied to a copy of a model, and their cost.
 >>> from dnnmeter.modify import compare, modify
 >>> model = modify("tiny_alexnet_dw", ["residual"])        # shortcuts around conv4, conv5
 >>> compare("vgg11", ["depthwise-separable"]).ratio("macs")
+0.139...
 
 What each op changes by default, and how, is in docs/modify.md.
 """

@@ -7,6 +7,7 @@ latency, when asked for, is timed in this process for both models with the same
 >>> from dnnmeter.modify import compare
 >>> r = compare("tiny_alexnet", ["depthwise-separable"], layers="conv2,conv3,conv4,conv5")
 >>> r.ratio("params")
+0.179...
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@
   and the hardware model all see the smaller shapes.
 
 >>> from dnnmeter.modify.prune import prune, pruning_sweep
->>> small = prune(model, 0.5, method="structured")       # a copy; model is untouched
->>> points = pruning_sweep(model, "digits", method="unstructured", input_size=32)
+>>> small = prune(model, 0.5, method="structured")       # a copy; model is untouched  # doctest: +SKIP
+>>> points = pruning_sweep(model, "digits", method="unstructured", input_size=32)  # doctest: +SKIP
 """
 
 from __future__ import annotations

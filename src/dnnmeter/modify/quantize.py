@@ -12,8 +12,8 @@ Two different questions, two tools:
   latency to measure.
 
 >>> from dnnmeter.modify.quantize import quantization_sweep
->>> points = quantization_sweep(model, "digits", input_size=32, eval_limit=300)
->>> [(p.kind, p.bits, p.top1, p.size_bytes) for p in points]
+>>> points = quantization_sweep(model, "digits", input_size=32, eval_limit=300)  # model: yours  # doctest: +SKIP
+>>> [(p.kind, p.bits, p.top1, p.size_bytes) for p in points]  # doctest: +SKIP
 """
 
 from __future__ import annotations

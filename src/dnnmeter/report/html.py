@@ -153,7 +153,7 @@ def batch1(m: Model, key: str, scale: float, digits: int = 3) -> str:
 
 def summary_row(m: Model) -> str:
     label = F.accuracy_label(m)
-    no_acc = "no accuracy for this model"
+    no_acc = (m.get("accuracy") or {}).get("reason") or "no accuracy for this model"
     macs = F.macs_per_image(m)
     swatch = f'<span class="swatch" style="background:{colour(m.get("family"))}"></span>'
     return row([

@@ -1,11 +1,11 @@
 """Training: the loop, augmentations, checkpoints, curves, and distributed training.
 
 >>> from dnnmeter.train import train, plot_curves, load_checkpoint
->>> r = train("tiny_alexnet", "digits", epochs=10, augment=["rotate", "noise"], out="train-out")
->>> r.val_accuracy, r.worst_classes, r.checkpoint
->>> r2 = train("tiny_alexnet", "digits", nproc=2, strategy="average", average_every=8)
->>> plot_curves([r, r2], "curves.png")
->>> net = load_checkpoint("tiny_alexnet", r.checkpoint)
+>>> r = train("tiny_alexnet", "digits", epochs=10, augment=["rotate", "noise"], out="train-out")  # minutes  # doctest: +SKIP
+>>> r.val_accuracy, r.worst_classes, r.checkpoint  # doctest: +SKIP
+>>> r2 = train("tiny_alexnet", "digits", nproc=2, strategy="average", average_every=8)  # doctest: +SKIP
+>>> plot_curves([r, r2], "curves.png")  # doctest: +SKIP
+>>> net = load_checkpoint("tiny_alexnet", r.checkpoint)  # doctest: +SKIP
 
 docs/train.md has the defaults, the measured times and the distributed strategies.
 """

@@ -88,8 +88,8 @@ def train(
     are used instead. ``progress(epoch, epochs, batch, batches)`` is called after each batch.
     Same seed, device and thread count on the CPU: the same history and weights.
 
-    >>> r = train("tiny_alexnet", "digits", epochs=2)
-    >>> r.val_accuracy, r.history[-1]["epoch_s"], r.module
+    >>> r = train("tiny_alexnet", "digits", epochs=2)  # seconds of training  # doctest: +SKIP
+    >>> r.val_accuracy, r.history[-1]["epoch_s"], r.module  # doctest: +SKIP
     """
     if not isinstance(model, (str, nn.Module)):
         raise InvalidInputError(f"model {model!r}: give a model name (dnnmeter models) or an nn.Module")

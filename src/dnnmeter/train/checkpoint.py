@@ -25,7 +25,7 @@ def load_checkpoint(model: str | nn.Module, path: str | Path) -> nn.Module:
     """The network of a checkpoint: ``model`` (a name, built with the sidecar's class count, or
     a module, loaded in place) with the weights of ``path``, in eval mode.
 
-    >>> net = load_checkpoint("tiny_alexnet", "train-out/model.safetensors")
+    >>> net = load_checkpoint("tiny_alexnet", "train-out/model.safetensors")  # a file train wrote  # doctest: +SKIP
     """
     if isinstance(model, str):
         from dnnmeter.zoo import create_model

@@ -14,8 +14,8 @@ missing. Vendor libraries are imported lazily, inside the class, so importing th
 neither NVML nor a readable sysfs.
 
 >>> meter = meter_for("cpu")
->>> reading = meter.measure(lambda: model(x), min_window_s=1.0)
->>> reading.energy_j_per_call          # None, with reading.unavailable_reason, if no meter
+>>> reading = meter.measure(lambda: model(x), min_window_s=1.0)  # model, x: yours  # doctest: +SKIP
+>>> reading.energy_j_per_call          # None, with reading.unavailable_reason, if no meter  # doctest: +SKIP
 """
 
 from __future__ import annotations
