@@ -5,8 +5,13 @@ atomic), are flushed to disk, and the temporary file is renamed over the target.
 file gets the mode a plain ``open(path, "w")`` would give it (0o666 less the umask):
 ``tempfile.mkstemp`` alone would leave it readable by its owner only.
 
+>>> import tempfile
+>>> from pathlib import Path
 >>> from dnnmeter.atomic import write_text
->>> write_text("out/result.json", '{"top1": 0.95}')
+>>> target = Path(tempfile.mkdtemp()) / "result.json"
+>>> path = write_text(target, '{"top1": 0.95}')
+>>> target.read_text()
+'{"top1": 0.95}'
 """
 
 from __future__ import annotations
