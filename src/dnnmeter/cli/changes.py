@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from dnnmeter.cli import common
+from dnnmeter.cli.choices import AUGMENTATIONS, BETWEEN, OPS, STRATEGIES, TRAIN_BATCH_SIZE, TRAIN_LR
 
 
 def _cmd_modify(args: argparse.Namespace) -> int:
@@ -122,8 +123,6 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add this area's commands to the ``dnnmeter`` parser."""
-    from dnnmeter.modify import BETWEEN, OPS
-
     mod = sub.add_parser(
         "modify", help="change a network's operations and show what it buys and costs",
         description="Apply operation modifications to a copy of MODEL (new layers freshly initialised) and "
@@ -145,8 +144,6 @@ def add_commands(sub: Any) -> None:
     mod.add_argument("--format", choices=("table", "json"), default="table")
     mod.set_defaults(func=_cmd_modify)
 
-    from dnnmeter.train import AUGMENTATIONS, DEFAULT_BATCH_SIZE, DEFAULT_LR, STRATEGIES
-
     tr = sub.add_parser(
         "train", help="train a model on digits or a folder: curves, checkpoint, best and worst classes",
         description="Train MODEL (a fresh copy, one output per class of the data) with SGD; per epoch the train "
@@ -158,8 +155,8 @@ def add_commands(sub: Any) -> None:
     tr.add_argument("--data", default="digits", metavar="digits|PATH",
                     help="digits (built in) or a folder with train/ and val/ (Tiny ImageNet or class folders)")
     tr.add_argument("--epochs", type=common.positive_int, help="default 10 on digits, 100 on a folder")
-    tr.add_argument("--batch-size", type=common.positive_int, default=DEFAULT_BATCH_SIZE, help="the global batch")
-    tr.add_argument("--lr", type=float, default=DEFAULT_LR)
+    tr.add_argument("--batch-size", type=common.positive_int, default=TRAIN_BATCH_SIZE, help="the global batch")
+    tr.add_argument("--lr", type=float, default=TRAIN_LR)
     tr.add_argument("--augment", metavar=",".join(AUGMENTATIONS), help="comma list of augmentations")
     tr.add_argument("--input-size", type=common.positive_int, help="square input (default: 32 on digits, the model's own)")
     tr.add_argument("--out", metavar="DIR", help="write model.safetensors, history.json, curves.png, result.json")

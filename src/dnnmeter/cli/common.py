@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,13 @@ from dnnmeter.errors import DnnmeterError
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    made = Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    made.on_broken_pipe = _closed_pipe  # rich would exit 1 itself; the CLI's boundary decides
+    return made
+
+
+def _closed_pipe() -> None:
+    raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
 
 
 def resolve_all(names: Sequence[str]) -> list[str]:
@@ -54,6 +61,17 @@ def positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def positive_seconds(value: str) -> float:
+    """A duration: finite and above zero (0, negative, nan and inf are refused)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (0.0 < number < float("inf")):  # nan fails every comparison
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {value!r}")
     return number
 
 

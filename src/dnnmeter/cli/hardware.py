@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from dnnmeter.cli import common
+from dnnmeter.cli.choices import DATAFLOWS
 from dnnmeter.errors import DnnmeterError
 
 
@@ -60,7 +61,7 @@ def add_commands(sub: Any) -> None:
     hw.add_argument("--batch-size", type=common.positive_int, default=1)
     hw.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
     hw.add_argument("--array", default="32x32", metavar="RxC", help="systolic array rows x columns (default 32x32)")
-    hw.add_argument("--dataflow", choices=("os", "ws", "is"), default="os",
+    hw.add_argument("--dataflow", choices=DATAFLOWS, default="os",
                     help="output-, weight- or input-stationary (default os)")
     hw.add_argument("--sram-kb", default="64", metavar="N|I,F,O",
                     help="SRAM per operand in KB: one size or ifmap,filter,ofmap (default 64)")

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from dnnmeter.cli import common
+from dnnmeter.cli.choices import DTYPES, SOURCES
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -124,7 +125,7 @@ def add_commands(sub: Any) -> None:
     """Add this area's commands to the ``dnnmeter`` parser."""
     models = sub.add_parser("models", help="list the models dnnmeter can build")
     models.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: all)")
-    models.add_argument("--source", choices=("torchvision", "seed", "timm"), help="only this source")
+    models.add_argument("--source", choices=SOURCES, help="only this source")
     models.add_argument("--format", choices=("table", "json"), default="table")
     models.set_defaults(func=_cmd_models)
 
@@ -149,9 +150,9 @@ def add_commands(sub: Any) -> None:
     bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     bench.add_argument("--batch-sizes", type=common.batch_sizes, default=(1,), help="comma list, e.g. 1,2,4,8,16,32,64")
     bench.add_argument("--threads", type=common.positive_int, help="CPU threads (default: half the available cores)")
-    bench.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    bench.add_argument("--dtype", choices=DTYPES, default="float32")
     bench.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
-    bench.add_argument("--time-budget", type=float, default=2.0, help="seconds of sampling per point (default 2)")
+    bench.add_argument("--time-budget", type=common.positive_seconds, default=2.0, help="seconds of sampling per point (default 2)")
     bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
     bench.set_defaults(func=_cmd_bench)
 
