@@ -140,7 +140,7 @@ def add_commands(sub: Any) -> None:
     mod.add_argument("--latency", action="store_true", help="also measure latency before and after (in this process)")
     mod.add_argument("--threads", type=common.positive_int, help="CPU threads for --latency")
     mod.add_argument("--no-strict", dest="strict", action="store_false", help="warn, not fail, when an op changes nothing")
-    mod.add_argument("--out", metavar="FILE", help="also write the result as JSON to FILE")
+    mod.add_argument("--out", metavar="FILE", type=common.output_file, help="also write the result as JSON to FILE")
     mod.add_argument("--format", choices=("table", "json"), default="table")
     mod.set_defaults(func=_cmd_modify)
 

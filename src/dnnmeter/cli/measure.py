@@ -9,18 +9,30 @@ from typing import Any
 
 from dnnmeter.cli import common
 from dnnmeter.cli.choices import DTYPES, SOURCES
+from dnnmeter.errors import DnnmeterError
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from dnnmeter.report import text
     from dnnmeter.zoo import list_models
 
-    entries = list_models(args.pattern, source=args.source)
+    source = "timm" if args.source is None and args.pattern.startswith("timm:") else args.source
+    entries = list_models(args.pattern, source=source)
+    if not entries:
+        raise DnnmeterError(_nothing_matches(args.pattern, source))
     if args.format == "json":
         print(text.to_json(entries))
     else:
         common.console().print(text.models_table(entries))
     return 0
+
+
+def _nothing_matches(pattern: str, source: str | None) -> str:
+    where = f"the {source} models" if source else "the torchvision and seed models"
+    elsewhere = [] if source == "timm" else [f"timm's with `dnnmeter models 'timm:{pattern.removeprefix('timm:')}'`"]
+    elsewhere += ["`dnnmeter models` for every name", "or give an ONNX file or package.module:callable "
+                  "to any command directly"]
+    return f"no model matches {pattern!r} among {where}; try " + ", ".join(elsewhere)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:

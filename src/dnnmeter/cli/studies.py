@@ -78,8 +78,15 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from dnnmeter.study import report
 
+    folder = Path(args.out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise DnnmeterError(f"{folder} is a file; give the folder a study wrote (dnnmeter study --out DIR)")
+    for path, what in ((folder, "the report"), (folder / "figures", "the figures")):
+        common.check_output_folder(path, what)
     outputs = report(args.out_dir)
     common.print_outputs(outputs, "re-rendered from the store; nothing measured")
     return 0
