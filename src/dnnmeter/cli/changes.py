@@ -76,7 +76,8 @@ def _compression_inputs(args: argparse.Namespace) -> tuple[str, Any, Any]:
     from dnnmeter.evaluate import build_with_weights, prepared_data
 
     (name,) = common.resolve_all([args.model])
-    module, data = build_with_weights(name, args.weights), prepared_data(name, args.data, args.weights, args.input_size)
+    module = build_with_weights(name, args.weights)
+    data = prepared_data(name, args.data, args.weights, args.input_size)
     if args.weights is None:  # after the inputs are known good: an error stays the only line
         print(f"dnnmeter: note: {name} has its initial weights (no --weights): its accuracy means little",
               file=sys.stderr)

@@ -67,10 +67,12 @@ def add_commands(sub: Any) -> None:
                     help="SRAM per operand in KB: one size or ifmap,filter,ofmap (default 64)")
     hw.add_argument("--bits", type=common.positive_int, default=8, help="bits per word (default 8)")
     hw.add_argument("--energy-table", default="eyeriss", metavar="eyeriss|45nm|FILE")
-    hw.add_argument("--export-scalesim", metavar="DIR", type=common.output_folder, help="write SCALE-Sim 3 topology, layout and config files")
+    hw.add_argument("--export-scalesim", metavar="DIR", type=common.output_folder,
+                    help="write SCALE-Sim 3 topology, layout and config files")
     hw.add_argument("--roofline", action="store_true", help="measure the ceilings and place each layer (runs the model)")
     hw.add_argument("--threads", type=common.positive_int, help="CPU threads for --roofline (default: torch's)")
-    hw.add_argument("--figures", metavar="DIR", type=common.output_folder, help="draw the accesses, utilisation and roofline figures here")
+    hw.add_argument("--figures", metavar="DIR", type=common.output_folder,
+                    help="draw the accesses, utilisation and roofline figures here")
     hw.add_argument("--per-layer", action=argparse.BooleanOptionalAction, default=True, help="per-layer table")
     hw.add_argument("--format", choices=("table", "json"), default="table")
     hw.set_defaults(func=_cmd_hardware)

@@ -52,8 +52,8 @@ def _import(spec: str, module_name: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name is not None and (module_name + ".").startswith(exc.name + "."):  # the module itself
             raise ModelBuildError(
-                f"{spec}: cannot import {module_name!r}: no module {exc.name!r} on the search path; run from the folder "
-                "that holds it or add that folder to PYTHONPATH"
+                f"{spec}: cannot import {module_name!r}: no module {exc.name!r} on the search path; "
+                "run from the folder that holds it or add that folder to PYTHONPATH"
             ) from exc
         raise ModelBuildError(f"{spec}: importing {module_name} failed at {_where(exc)}: {_first_line(exc)}") from exc
     except Exception as exc:  # the user's module failed while it ran (a syntax error is one)
