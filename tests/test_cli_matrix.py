@@ -153,6 +153,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "results.json").write_text('{"kept": true}\n')  # a study's earlier output
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main adds the current folder, as `python -m` does
     return tmp_path
 
 
