@@ -72,11 +72,22 @@ def measurement_key(kind: str, model: str, **identity: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-class Store:
-    """``Store(path)`` opens or creates the store; use it as a context manager."""
+def _check_exists(path: Path) -> None:
+    if not path.is_file():
+        raise StoreError(f"no study store at {path}; run `dnnmeter study --out {path.parent}` first")
+    if path.stat().st_size == 0:  # SQLite would take it as a new, empty store and write into it
+        raise StoreError(f"{path} is empty (0 bytes), not a study's store; run `dnnmeter study --out "
+                         f"{path.parent}` to measure again, or restore the file")
 
-    def __init__(self, path: str | Path) -> None:
+
+class Store:
+    """``Store(path)`` opens or creates the store; use it as a context manager.
+    ``create=False`` opens only a store a study wrote: a missing or empty file is refused, not made one."""
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
+        if not create:
+            _check_exists(self.path)
         try:
             self._db = sqlite3.connect(self.path)
             self._db.execute("PRAGMA synchronous = FULL")  # a commit survives kill -9

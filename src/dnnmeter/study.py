@@ -399,5 +399,5 @@ def report(out: str | Path) -> StudyOutputs:
     path = Path(out) / "results.sqlite"
     if not path.exists():
         raise InvalidInputError(f"no study store at {path}; run `dnnmeter study --out {out}` first")
-    with Store(path) as store:
+    with Store(path, create=False) as store:
         return write_outputs(Path(out), store)

@@ -8,7 +8,8 @@ import os
 import sys
 from typing import Any
 
-from dnnmeter.cli import common
+from dnnmeter.cli import choices, common
+from dnnmeter.cli.choices import AUGMENTATIONS, BETWEEN, OPS, STRATEGIES, TRAIN_BATCH_SIZE, TRAIN_LR
 
 NUM_CLASSES_HELP = "build MODEL with N outputs (weights fine-tuned on N classes; default: the checkpoint's or 1000)"
 
@@ -78,11 +79,12 @@ def _compression_inputs(args: argparse.Namespace) -> tuple[str, Any, Any, Any]:
     from dnnmeter.evaluate import build_with_weights, held_out_data
 
     (name,) = common.resolve_all([args.model])
-    if args.weights is None:
+    module = build_with_weights(name, args.weights, num_classes=args.num_classes)
+    data, held = held_out_data(name, args.data, args.weights, args.input_size)
+    if args.weights is None:  # after the inputs are known good: an error stays the only line
         print(f"dnnmeter: note: {name} has its initial weights (no --weights): its accuracy means little",
               file=sys.stderr)
-    module = build_with_weights(name, args.weights, num_classes=args.num_classes)
-    return name, module, *held_out_data(name, args.data, args.weights, args.input_size)
+    return name, module, data, held
 
 
 def _render_points(points: list[Any], fmt: str, table: Any, notes: Any, held: Any) -> None:
@@ -127,8 +129,6 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add this area's commands to the ``dnnmeter`` parser."""
-    from dnnmeter.names import BETWEEN, MODIFY_OPS, PRUNE_METHODS, PRUNE_SCOPES
-
     mod = sub.add_parser(
         "modify", help="change a network's operations and show what it buys and costs",
         description="Apply operation modifications to a copy of MODEL (new layers freshly initialised) and "
@@ -136,7 +136,7 @@ def add_commands(sub: Any) -> None:
         "See docs/modify.md for what each op touches by default.",
     )
     mod.add_argument("model", metavar="MODEL")
-    mod.add_argument("--op", action="append", required=True, choices=MODIFY_OPS, help="repeat for several, applied in order")
+    mod.add_argument("--op", action="append", required=True, choices=OPS, help="repeat for several, applied in order")
     mod.add_argument("--layers", metavar="PATTERN", help="fnmatch pattern or comma list of module names")
     mod.add_argument("--xception", action="store_true", help="nothing between a separable conv's depthwise and pointwise")
     mod.add_argument("--projection", action="store_true", help="residual: 1x1 conv shortcuts where shapes differ")
@@ -146,11 +146,9 @@ def add_commands(sub: Any) -> None:
     mod.add_argument("--latency", action="store_true", help="also measure latency before and after (in this process)")
     mod.add_argument("--threads", type=common.positive_int, help="CPU threads for --latency")
     mod.add_argument("--no-strict", dest="strict", action="store_false", help="warn, not fail, when an op changes nothing")
-    mod.add_argument("--out", metavar="FILE", help="also write the result as JSON to FILE")
+    mod.add_argument("--out", metavar="FILE", type=common.output_file, help="also write the result as JSON to FILE")
     mod.add_argument("--format", choices=("table", "json"), default="table")
     mod.set_defaults(func=_cmd_modify)
-
-    from dnnmeter.train import AUGMENTATIONS, DEFAULT_BATCH_SIZE, DEFAULT_LR, STRATEGIES
 
     tr = sub.add_parser(
         "train", help="train a model on digits or a folder: curves, checkpoint, best and worst classes",
@@ -163,8 +161,8 @@ def add_commands(sub: Any) -> None:
     tr.add_argument("--data", default="digits", metavar="digits|PATH",
                     help="digits (built in) or a folder with train/ and val/ (Tiny ImageNet or class folders)")
     tr.add_argument("--epochs", type=common.positive_int, help="default 10 on digits, 100 on a folder")
-    tr.add_argument("--batch-size", type=common.positive_int, default=DEFAULT_BATCH_SIZE, help="the global batch")
-    tr.add_argument("--lr", type=float, default=DEFAULT_LR)
+    tr.add_argument("--batch-size", type=common.positive_int, default=TRAIN_BATCH_SIZE, help="the global batch")
+    tr.add_argument("--lr", type=float, default=TRAIN_LR)
     tr.add_argument("--augment", metavar=",".join(AUGMENTATIONS), help="comma list of augmentations")
     tr.add_argument("--input-size", type=common.positive_int, help="square input (default: 32 on digits, the model's own)")
     tr.add_argument("--out", metavar="DIR", help="write model.safetensors, history.json, curves.png, result.json")
@@ -209,9 +207,9 @@ def add_commands(sub: Any) -> None:
         "Prune MODEL to each sparsity: unstructured (smallest weights zeroed, torch.nn.utils.prune; the size "
         "if stored sparse is estimated) or structured (whole conv channels removed: fewer MACs); per sparsity "
         "the accuracy, non-zero parameters, sizes, MACs, latency and the hardware model on the pruned shapes.")
-    prune.add_argument("--method", choices=(*PRUNE_METHODS, "both"), default="both")
+    prune.add_argument("--method", choices=(*choices.PRUNE_METHODS, "both"), default="both")
     prune.add_argument("--sparsities", type=common.fractions, default=tuple(i / 10 for i in range(10)),
                        help="comma list of fractions (default 0,0.1,...,0.9)")
-    prune.add_argument("--scope", choices=PRUNE_SCOPES, default="global",
+    prune.add_argument("--scope", choices=choices.PRUNE_SCOPES, default="global",
                        help="unstructured: one threshold for all layers, or the same fraction in each")
     prune.set_defaults(func=_cmd_prune)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +16,13 @@ from dnnmeter.errors import DnnmeterError
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    made = Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    made.on_broken_pipe = _closed_pipe  # rich would exit 1 itself; the CLI's boundary decides
+    return made
+
+
+def _closed_pipe() -> None:
+    raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
 
 
 def resolve_all(names: Sequence[str]) -> list[str]:
@@ -57,6 +65,17 @@ def positive_int(value: str) -> int:
     return number
 
 
+def positive_seconds(value: str) -> float:
+    """A duration: finite and above zero (0, negative, nan and inf are refused)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (0.0 < number < float("inf")):  # nan fails every comparison
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {value!r}")
+    return number
+
+
 def fractions(value: str) -> tuple[float, ...]:
     try:
         found = tuple(float(v) for v in value.split(",") if v.strip())
@@ -65,6 +84,43 @@ def fractions(value: str) -> tuple[float, ...]:
     if not found or not all(0.0 <= f < 1.0 for f in found):
         raise argparse.ArgumentTypeError(f"expected a comma list of fractions in [0, 1), got {value!r}")
     return found
+
+
+def _refusal(path: Path, want: str) -> str | None:
+    """Why ``path`` cannot be written as a ``want`` ("folder" or "file"), or None if it can."""
+    if path.exists() and path.is_dir() != (want == "folder"):
+        return f"{path} is a {'folder' if path.is_dir() else 'file'}, not a {want}"
+    parent = path if path.exists() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so {path} cannot be made"
+    if not os.access(parent, os.W_OK):
+        return f"{parent} is not writable"
+    return None
+
+
+def output_folder(value: str) -> str:
+    """A folder to write into (made if missing), checked before any work is done."""
+    why = _refusal(Path(value), "folder")
+    if why:
+        raise argparse.ArgumentTypeError(f"{why}; give a folder you can write (it is made if missing)")
+    return value
+
+
+def output_file(value: str) -> str:
+    """A file to write, checked before any work is done."""
+    why = _refusal(Path(value), "file")
+    if why:
+        raise argparse.ArgumentTypeError(f"{why}; give a file name in a folder you can write")
+    return value
+
+
+def check_output_folder(path: Path, what: str) -> None:
+    """:func:`output_folder` for a folder the command derives (not an argument)."""
+    why = _refusal(path, "folder")
+    if why:
+        raise DnnmeterError(f"cannot write {what}: {why}; move it away or fix the folder's permissions")
 
 
 def write_text(path: str, text: str) -> None:

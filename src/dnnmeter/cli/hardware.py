@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from dnnmeter import names
 from dnnmeter.cli import common
+from dnnmeter.cli.choices import DATAFLOWS, ENERGY_TABLES
 from dnnmeter.errors import DnnmeterError
 
 
@@ -61,16 +61,18 @@ def add_commands(sub: Any) -> None:
     hw.add_argument("--batch-size", type=common.positive_int, default=1)
     hw.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
     hw.add_argument("--array", default="32x32", metavar="RxC", help="systolic array rows x columns (default 32x32)")
-    hw.add_argument("--dataflow", choices=names.DATAFLOWS, default="os",
+    hw.add_argument("--dataflow", choices=DATAFLOWS, default="os",
                     help="output-, weight- or input-stationary (default os)")
     hw.add_argument("--sram-kb", default="64", metavar="N|I,F,O",
                     help="SRAM per operand in KB: one size or ifmap,filter,ofmap (default 64)")
     hw.add_argument("--bits", type=common.positive_int, default=8, help="bits per word (default 8)")
-    hw.add_argument("--energy-table", default="eyeriss", metavar="|".join((*names.ENERGY_TABLES, "FILE")))
-    hw.add_argument("--export-scalesim", metavar="DIR", help="write SCALE-Sim 3 topology, layout and config files")
+    hw.add_argument("--energy-table", default="eyeriss", metavar="|".join((*ENERGY_TABLES, "FILE")))
+    hw.add_argument("--export-scalesim", metavar="DIR", type=common.output_folder,
+                    help="write SCALE-Sim 3 topology, layout and config files")
     hw.add_argument("--roofline", action="store_true", help="measure the ceilings and place each layer (runs the model)")
     hw.add_argument("--threads", type=common.positive_int, help="CPU threads for --roofline (default: torch's)")
-    hw.add_argument("--figures", metavar="DIR", help="draw the accesses, utilisation and roofline figures here")
+    hw.add_argument("--figures", metavar="DIR", type=common.output_folder,
+                    help="draw the accesses, utilisation and roofline figures here")
     hw.add_argument("--per-layer", action=argparse.BooleanOptionalAction, default=True, help="per-layer table")
     hw.add_argument("--format", choices=("table", "json"), default="table")
     hw.set_defaults(func=_cmd_hardware)

@@ -7,20 +7,32 @@ import os
 import sys
 from typing import Any
 
-from dnnmeter import names
 from dnnmeter.cli import common
+from dnnmeter.cli.choices import DTYPES, SOURCES
+from dnnmeter.errors import DnnmeterError
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from dnnmeter.report import text
     from dnnmeter.zoo import list_models
 
-    entries = list_models(args.pattern, source=args.source)
+    source = "timm" if args.source is None and args.pattern.startswith("timm:") else args.source
+    entries = list_models(args.pattern, source=source)
+    if not entries:
+        raise DnnmeterError(_nothing_matches(args.pattern, source))
     if args.format == "json":
         print(text.to_json(entries))
     else:
         common.console().print(text.models_table(entries))
     return 0
+
+
+def _nothing_matches(pattern: str, source: str | None) -> str:
+    where = f"the {source} models" if source else "the torchvision and seed models"
+    elsewhere = [] if source == "timm" else [f"timm's with `dnnmeter models 'timm:{pattern.removeprefix('timm:')}'`"]
+    elsewhere += ["`dnnmeter models` for every name", "or give an ONNX file or package.module:callable "
+                  "to any command directly"]
+    return f"no model matches {pattern!r} among {where}; try " + ", ".join(elsewhere)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -140,7 +152,7 @@ def add_commands(sub: Any) -> None:
     """Add this area's commands to the ``dnnmeter`` parser."""
     models = sub.add_parser("models", help="list the models dnnmeter can build")
     models.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: all)")
-    models.add_argument("--source", choices=names.MODEL_SOURCES, help="only this source")
+    models.add_argument("--source", choices=SOURCES, help="only this source")
     models.add_argument("--format", choices=("table", "json"), default="table")
     models.set_defaults(func=_cmd_models)
 
@@ -166,9 +178,9 @@ def add_commands(sub: Any) -> None:
     bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     bench.add_argument("--batch-sizes", type=common.batch_sizes, default=(1,), help="comma list, e.g. 1,2,4,8,16,32,64")
     bench.add_argument("--threads", type=common.positive_int, help="CPU threads (default: half the available cores)")
-    bench.add_argument("--dtype", choices=names.BENCH_DTYPES, default="float32")
+    bench.add_argument("--dtype", choices=DTYPES, default="float32")
     bench.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
-    bench.add_argument("--time-budget", type=float, default=2.0, help="seconds of sampling per point (default 2)")
+    bench.add_argument("--time-budget", type=common.positive_seconds, default=2.0, help="seconds of sampling per point (default 2)")
     bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
     bench.set_defaults(func=_cmd_bench)
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from dnnmeter.cli import common
+from dnnmeter.cli.choices import OPS, STUDY_BATCH_SIZES, STUDY_TIME_BUDGET_S
 from dnnmeter.errors import DnnmeterError
 
 
@@ -77,8 +78,15 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from dnnmeter.study import report
 
+    folder = Path(args.out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise DnnmeterError(f"{folder} is a file; give the folder a study wrote (dnnmeter study --out DIR)")
+    for path, what in ((folder, "the report"), (folder / "figures", "the figures")):
+        common.check_output_folder(path, what)
     outputs = report(args.out_dir)
     common.print_outputs(outputs, "re-rendered from the store; nothing measured")
     return 0
@@ -86,9 +94,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add this area's commands to the ``dnnmeter`` parser."""
-    from dnnmeter.names import MODIFY_OPS
-    from dnnmeter.study import DEFAULT_BATCH_SIZES, DEFAULT_TIME_BUDGET_S
-
     study = sub.add_parser(
         "study", help="the whole study: analyse, benchmark, store, and write the report",
         description="Analyse and benchmark each model, store every measurement as it lands "
@@ -99,18 +104,18 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--models", nargs="+", help="models: seed (default) or names, comma or space separated; "
                        "modifications: the models to modify (default: the tiny AlexNet family)")
     study.add_argument("--device", default="cpu")
-    study.add_argument("--batch-sizes", type=common.batch_sizes, default=DEFAULT_BATCH_SIZES,
+    study.add_argument("--batch-sizes", type=common.batch_sizes, default=STUDY_BATCH_SIZES,
                        help="comma list (default %(default)s; the paper's sweep is 1,2,4,8,16,32,64)")
     study.add_argument("--threads", type=common.positive_int)
     study.add_argument("--out", default="study-out", help="output folder (default: study-out)")
-    study.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET_S, help="seconds of sampling per point")
+    study.add_argument("--time-budget", type=common.positive_seconds, default=STUDY_TIME_BUDGET_S, help="seconds of sampling per point")
     study.add_argument("--max-latency-ms", type=float, help="budget: the most accurate model under this latency")
     study.add_argument("--max-memory-mb", type=float, help="budget: the most accurate model under this memory")
     study.add_argument("--max-energy-j", type=float, help="budget: the most accurate model under this energy per image")
     study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
     study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")
     study.add_argument("--eval-limit", type=common.positive_int, help="evaluate on this many images")
-    study.add_argument("--op", action="append", choices=MODIFY_OPS, help="modifications: applied cumulatively to each model")
+    study.add_argument("--op", action="append", choices=OPS, help="modifications: applied cumulatively to each model")
     study.add_argument("--epochs", type=common.positive_int, help="modifications: epochs (default 10 on digits, 100 on a folder)")
     study.add_argument("--batch-size", type=common.positive_int, help="modifications: training batch size")
     study.add_argument("--lr", type=float, help="modifications: learning rate")

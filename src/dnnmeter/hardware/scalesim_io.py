@@ -143,14 +143,30 @@ def scalesim_out(size: int, kernel: int, stride: int) -> int:
     return -(-(size - kernel + stride) // stride)
 
 
+def _integers(cells: list[str], names: Sequence[str], where: str) -> list[int]:
+    """The row's values after the layer name, each named in the message when it is wrong."""
+    values = cells[1:1 + len(names)]
+    if len(values) < len(names):
+        raise InvalidInputError(f"{where}: {len(values)} values after the layer name, expected {len(names)} "
+                                f"({', '.join(names)})")
+    numbers = []
+    for name, value in zip(names, values):
+        try:
+            number = int(value)
+        except ValueError:
+            raise InvalidInputError(f"{where}: {name} is {value!r}, not an integer") from None
+        if number < 1:
+            raise InvalidInputError(f"{where}: {name} is {number}; every size and stride must be >= 1")
+        numbers.append(number)
+    return numbers
+
+
 def _conv_layer_from(cells: list[str], where: str) -> LayerShape:
     name = cells[0]
-    try:
-        h, w, r, s, c, m, u = (int(v) for v in cells[1:8])
-    except ValueError:
-        raise InvalidInputError(f"{where}: expected 7 integers after the layer name, got {cells[1:8]}") from None
-    if r > h or s > w or min(h, w, r, s, c, m, u) < 1:
-        raise InvalidInputError(f"{where}: a {r}x{s} filter on a {h}x{w} IFMAP (sizes must be >= 1)")
+    h, w, r, s, c, m, u = _integers(cells, CONV_HEADER[1:], where)
+    if r > h or s > w:
+        raise InvalidInputError(f"{where}: a {r}x{s} filter (Filter Height x Width) is larger than the "
+                                f"{h}x{w} IFMAP (IFMAP Height x Width)")
     if h == w == r == s == 1:
         return linear_layer(name, c, m)
     # The output size is SCALE-Sim's (it can exceed torch's by one when the stride does not
@@ -169,12 +185,10 @@ def read_topology(path: str | Path) -> list[LayerShape]:
     1 x 1 IFMAP become linear layers; ``DP`` rows depthwise layers. GEMM rows become linear
     layers of M rows, K inputs and N outputs."""
     path = Path(path)
-    try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read topology {path}: {exc.strerror}") from None
-    if not lines:
-        raise InvalidInputError(f"{path}: empty topology")
+    lines = [line for line in _topology_text(path).splitlines() if line.strip()]
+    if len(lines) < 2:
+        raise InvalidInputError(f"{path}: {'a header and ' if lines else ''}no layers; a SCALE-Sim topology has "
+                                f"a header ({', '.join(CONV_HEADER)}) and one row per layer")
     header = [h.lower() for h in next(csv.reader([lines[0]]))]
     gemm = len(header) > 3 and [h.strip() for h in header[1:4]] == ["m", "n", "k"]
     layers = []
@@ -182,14 +196,24 @@ def read_topology(path: str | Path) -> list[LayerShape]:
         cells = _cells(line if line.rstrip().endswith(",") else line + ",")
         where = f"{path}:{number}"
         if gemm:
-            try:
-                m, n, k = (int(v) for v in cells[1:4])
-            except ValueError:
-                raise InvalidInputError(f"{where}: expected M, N, K integers, got {cells[1:4]}") from None
+            m, n, k = _integers(cells, GEMM_HEADER[1:], where)
             layers.append(linear_layer(cells[0], k, n, rows=m))
         else:
             layers.append(_conv_layer_from(cells, where))
     return layers
+
+
+def _topology_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read topology {path}: {exc.strerror}") from None
+    try:
+        if b"\0" in data:
+            raise UnicodeDecodeError("utf-8", data, data.index(b"\0"), data.index(b"\0") + 1, "NUL byte")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not a text CSV (binary data); give a SCALE-Sim topology CSV") from None
 
 
 _LAYOUT_HEADER = (
