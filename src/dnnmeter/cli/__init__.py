@@ -15,11 +15,13 @@ or after the command, shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import os
 import re
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from dnnmeter import __version__
@@ -108,7 +110,7 @@ def _warn_about_threads(args: argparse.Namespace) -> None:
               "the threads will share cores and timings will be slower and noisier", file=sys.stderr)
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | Warning | str) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
@@ -127,8 +129,27 @@ def _closed_pipe() -> int:
     return EXIT_CLOSED_PIPE
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """The library's warnings (initial weights, float16 on a CPU, a split not held out...) as
+    one ``dnnmeter: warning:`` line each, instead of Python's file:line form with the
+    source line under it; put back afterwards."""
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        print(f"dnnmeter: warning: {_one_line(message)}", file=sys.stderr)  # type: ignore[arg-type]
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
 def _run(args: argparse.Namespace) -> int:
-    status = int(args.func(args))
+    with _warnings_as_lines():
+        status = int(args.func(args))
     sys.stdout.flush()  # a closed pipe shows here, inside the boundary
     return status
 

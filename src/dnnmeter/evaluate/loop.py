@@ -240,8 +240,6 @@ def evaluate(
     """
     check_args(batch_size, workers, limit, input_size, device)
     entry = resolve(model) if isinstance(model, str) else None
-    if entry is not None and weights is None:
-        warn_initial_weights(entry)
     dataset, size, preprocessing, held = opened_data(entry, data, weights, input_size)
     indices = subset_indices(len(dataset), limit)
     head = _head(model, data, dataset)
@@ -255,5 +253,8 @@ def evaluate(
         "pin_memory": device.startswith("cuda"), "images_requested": len(indices),
         "distributed": group.describe(), "num_classes": num_classes,
     }  # fmt: skip
+    # After the model built and the data opened: bad input says only what is wrong.
+    if entry is not None and weights is None:
+        warn_initial_weights(entry)
     held.warn_if_needed()  # after the weights loaded: a file that does not load says only that
     return _result(tally, dataset, head, settings, held)
