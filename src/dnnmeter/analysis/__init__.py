@@ -14,7 +14,7 @@ from torch import nn
 
 from dnnmeter.analysis.counter import CostCounter, _Row
 from dnnmeter.analysis.kinds import module_kind, resolve_kind
-from dnnmeter.analysis.meta_pass import run_on_meta
+from dnnmeter.analysis.meta_pass import run_on_meta, unwrap
 from dnnmeter.analysis.result import KINDS, Analysis, KindTotals, LayerCost
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.zoo import create_model, is_onnx_path, resolve
@@ -103,6 +103,7 @@ def _count(
     source: str,
     published: Published | None,
 ) -> Analysis:
+    model = unwrap(model)
     named = list(model.named_modules())
     params, buffers = _tensors(named)
     on_meta = all(t.is_meta for t in params.values()) and all(t.is_meta for t in buffers.values())
@@ -118,6 +119,7 @@ def _count(
         macs=sum(layer.macs for layer in layers),
         elementwise_flops=sum(layer.elementwise_flops for layer in layers),
         activations=sum(layer.activations for layer in layers),
+        activation_bytes=sum(layer.activation_bytes for layer in layers),
         weight_bytes=sum(t.numel() * t.element_size() for t in [*params.values(), *buffers.values()]),
         layers=layers,
         unsupported_ops=dict(sorted(counter.unsupported.items())),

@@ -70,16 +70,20 @@ def _numel(values: Any) -> int:
     return sum(t.numel() for t in _tensors(values))
 
 
-def _new_elements(output: Any, inputs: Any, computed: bool) -> int:
-    """Elements of a layer's outputs that are new activations. An output sharing storage
-    with an input, from a layer that computed nothing, is that input passed through or
-    viewed (Identity, eval Dropout, DropPath, Flatten, Permute): not new. A layer that
-    computed in place (ReLU(inplace=True)) made new values and counts."""
+def _nbytes(values: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in _tensors(values))
+
+
+def _new_tensors(output: Any, inputs: Any, computed: bool) -> list[torch.Tensor]:
+    """A layer's outputs that are new activations. An output sharing storage with an
+    input, from a layer that computed nothing, is that input passed through or viewed
+    (Identity, eval Dropout, DropPath, Flatten, Permute): not new. A layer that computed
+    in place (ReLU(inplace=True)) made new values and counts."""
     if computed:
-        return _numel(output)
+        return list(_tensors(output))
     sources = list(_tensors(inputs))
     # _is_alias_of compares storages, which meta tensors have too (their data_ptr is 0).
-    return sum(t.numel() for t in _tensors(output) if not any(torch._C._is_alias_of(t, s) for s in sources))
+    return [t for t in _tensors(output) if not any(torch._C._is_alias_of(t, s) for s in sources)]
 
 
 @dataclass(slots=True)
@@ -130,7 +134,9 @@ class CostCounter(ScopedMode):
         _, row = self._stack.pop()
         if row is not None:
             row.layer.output_shapes = _tensor_shapes(output)
-            row.layer.activations = _new_elements(output, args, row.computed)
+            new = _new_tensors(output, args, row.computed)
+            row.layer.activations = _numel(new)
+            row.layer.activation_bytes = _nbytes(new)
 
     # -- op counting -----------------------------------------------------------------------
     def _handler(self, func: Any) -> tuple[int, Any]:
@@ -168,7 +174,7 @@ class CostCounter(ScopedMode):
             row = _Row(
                 LayerCost(name=label, kind=cost.kind, type=f"aten.{op}",
                           input_shapes=_tensor_shapes(args), output_shapes=_tensor_shapes(out),
-                          activations=_numel(out)),
+                          activations=_numel(out), activation_bytes=_nbytes(out)),
                 scope=scope,
             )
             self.rows.append(row)

@@ -148,8 +148,6 @@ _PER_ELEMENT_N = {
     "_native_batch_norm_legit": (2, "norm"),
     "native_batch_norm": (2, "norm"),
     "batch_norm": (2, "norm"),
-    "native_layer_norm": (5, "norm"),  # mean, subtract, variance, normalise, affine
-    "native_group_norm": (5, "norm"),
     "_softmax": (3, "activation"),  # exp, sum, divide
     "_log_softmax": (3, "activation"),
     "_safe_softmax": (3, "activation"),
@@ -172,6 +170,44 @@ for _kind, _names in _PER_ELEMENT_1.items():
 for _name, (_factor, _kind) in _PER_ELEMENT_N.items():
     if hasattr(aten, _name):
         register_formula(getattr(aten, _name))(_per_output_element(_factor, _kind))
+
+
+def _norm_cost(x: Shape, weight: Any, bias: Any) -> Cost:
+    """Mean, subtract, variance, normalise per element, plus the affine step only when the
+    norm has affine parameters (elementwise_affine=False / affine=False has none)."""
+    affine = 1 if weight is not None or bias is not None else 0
+    return Cost(0, (4 + affine) * prod(x), "norm")
+
+
+@register_formula(aten.native_layer_norm)
+def _layer_norm(x: Shape, normalized: Any, weight: Any = None, bias: Any = None, *_: Any, out: Any) -> Cost:
+    return _norm_cost(x, weight, bias)
+
+
+@register_formula(aten.native_group_norm)
+def _group_norm(x: Shape, weight: Any = None, bias: Any = None, *_: Any, out: Any) -> Cost:
+    return _norm_cost(x, weight, bias)
+
+
+# Interpolation: each output element is a weighted sum of its taps (2 per interpolated
+# dimension, 4 per dimension for bicubic): one multiply and one add per tap, less the first
+# add. The weights depend on the output position only and are shared by every channel, so
+# they are not counted (docs/conventions.md).
+_INTERPOLATION_TAPS = {
+    "upsample_linear1d": 2, "upsample_bilinear2d": 4, "upsample_trilinear3d": 8,
+    "upsample_bicubic2d": 16,
+}
+
+
+def _interpolation(taps: int) -> Formula:
+    def formula(*_: Any, out: Any) -> Cost:
+        return Cost(0, (2 * taps - 1) * prod(out), "other")
+
+    return formula
+
+
+for _name, _taps in _INTERPOLATION_TAPS.items():
+    register_formula(getattr(aten, _name))(_interpolation(_taps))
 
 
 @register_formula(aten.max_pool1d, aten.max_pool2d, aten.max_pool3d,
@@ -222,6 +258,18 @@ FREE_OPS = frozenset(
         "resize_", "set_", "as_strided_", "diagonal", "movedim", "index_put_", "index_put", "scatter",
         "meshgrid", "ravel", "view_as", "detach_", "bernoulli_", "dim", "numel", "size",
         "stride", "unsafe_split", "unsafe_chunk", "unsafe_split_with_sizes", "transpose_",
+        # lookups, padding that copies edge values, packing, unpooling (a scatter)
+        "embedding", "_pack_padded_sequence", "_pad_packed_sequence", "reflection_pad1d",
+        "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
+        "replication_pad3d", "_pad_circular", "max_unpool2d", "max_unpool3d",
+        "upsample_nearest1d", "upsample_nearest3d", "_upsample_nearest_exact1d",
+        "_upsample_nearest_exact2d", "_upsample_nearest_exact3d",
+        # tensor creation: random numbers are generated, not computed from the input
+        "randn", "randn_like", "rand", "rand_like", "randint", "randint_like", "randperm",
+        "normal", "normal_", "uniform_", "bernoulli", "eye", "one_hot",
     )
     if hasattr(aten, name)
+) | frozenset(
+    getattr(torch.ops.profiler, name)  # record_function markers
+    for name in ("_record_function_enter", "_record_function_enter_new", "_record_function_exit")
 )
