@@ -33,7 +33,7 @@ class Tied(nn.Module):
         self.head.weight = self.emb.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.emb(x.long()))  # float specs until inputs can be int
+        return self.head(self.emb(x.long()))  # also takes the float input an input_size makes
 
 
 def test_a_module_used_twice_counts_params_once_and_work_twice() -> None:
