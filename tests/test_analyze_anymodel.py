@@ -15,11 +15,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from dnnmeter import ModelBuildError, analyze
 
 
-def torch_macs(model: nn.Module, *args: torch.Tensor, **kwargs: torch.Tensor) -> int:
-    """torch's own count (FLOPs = 2 x MACs of products) on a meta copy of ``model``."""
+def torch_macs(model: nn.Module, *args: torch.Tensor, on_cpu: tuple[str, ...] = (), **kwargs: torch.Tensor) -> int:
+    """torch's own count (FLOPs = 2 x MACs of products) on a meta copy of ``model``; the
+    keyword arguments named in ``on_cpu`` (sequence lengths) stay where they are."""
     meta = copy.deepcopy(model).to("meta").eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        meta(*[a.to("meta") for a in args], **{k: v.to("meta") for k, v in kwargs.items()})
+        meta(*[a.to("meta") for a in args], **{k: v if k in on_cpu else v.to("meta") for k, v in kwargs.items()})
     return counter.get_total_flops() // 2
 
 

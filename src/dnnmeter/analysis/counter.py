@@ -9,6 +9,7 @@ attributed to the innermost leaf module, or, when it runs directly in a parent's
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,20 @@ def _new_tensors(output: Any, inputs: Any, computed: bool) -> list[torch.Tensor]
     return [t for t in _tensors(output) if not any(torch._C._is_alias_of(t, s) for s in sources)]
 
 
+_PACK = torch.ops.aten._pack_padded_sequence.default
+
+
+def _pack_at_full_length(x: torch.Tensor, lengths: torch.Tensor, batch_first: bool) -> Any:
+    """torch packs sequences by reading their lengths, which a meta tensor has not: every
+    sequence is packed at full length, the most work any lengths allow. (Lengths given as a
+    CPU tensor, through analysis.inputs.Inputs, are read and counted exactly.)"""
+    warnings.warn("packed sequences are counted at full length: their lengths are not known on the meta "
+                  "device", stacklevel=2)
+    steps, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+    data = torch.empty((steps * batch, *x.shape[2:]), dtype=x.dtype, device="meta")
+    return data, torch.full((steps,), batch, dtype=torch.int64)  # batch_sizes live on the CPU, as torch's
+
+
 @dataclass(slots=True)
 class _Row:
     layer: LayerCost
@@ -153,7 +168,10 @@ class CostCounter(ScopedMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        out = fast_shapes.run(func, args, kwargs, self.fast_shapes)
+        if func is _PACK and args[1].is_meta:
+            out = _pack_at_full_length(*args)
+        else:
+            out = fast_shapes.run(func, args, kwargs, self.fast_shapes)
         handler = self._handlers.get(func) or self._handler(func)
         if handler[0] == _FREE:
             return out

@@ -127,7 +127,7 @@ def _no_distribution_checks() -> Iterator[None]:
 
 def _first_line(exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if "cannot be called on meta tensors" in first or "on a meta tensor" in first:
+    if any(m in first for m in ("cannot be called on meta tensors", "on a meta tensor", "out of meta tensor")):
         return (f"{first} (the forward reads a tensor's value, e.g. .item() or an if on a tensor, which a "
                 "count on the meta device cannot; make that branch depend on shapes only)")
     return first
