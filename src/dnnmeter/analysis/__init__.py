@@ -26,6 +26,9 @@ __all__ = ["KINDS", "Analysis", "Inputs", "KindTotals", "LayerCost", "TensorSpec
            "parse_specs"]
 
 
+MODES = ("inference", "train")
+
+
 def parse_input_size(size: Any) -> tuple[int, ...] | None:
     """``224`` or ``"224"`` -> (3, 224, 224); ``"3,32,32"`` or a sequence -> as given
     (a sequence is taken literally, so ``(16,)`` is a 16-feature vector input)."""
@@ -68,6 +71,7 @@ def analyze(
     batch_size: int | None = None,
     name: str | None = None,
     inputs: Any = None,
+    mode: str = "inference",
 ) -> Analysis:
     """Count ``model``'s cost at ``batch_size`` x ``input_size`` without running it for real.
 
@@ -80,7 +84,13 @@ def analyze(
     (shape and dtype only) or a callable returning one of these (analysis/inputs.py)::
 
         analyze(model, inputs={"ids": TensorSpec((1, 128), torch.int64), "mask": "1x128:bool"})
+
+    ``mode="train"`` counts one training step: the forward in train mode, then the backward
+    through autograd on the meta device (frozen parameters get no weight gradient);
+    ``macs`` and ``flops`` are then forward + backward, ``backward_macs`` the latter part.
     """
+    if mode not in MODES:
+        raise InvalidInputError(f"bad mode {mode!r}: give one of {', '.join(MODES)}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidInputError(f"bad batch size {batch_size!r}: give an integer >= 1")
     size = parse_input_size(input_size)
@@ -93,6 +103,9 @@ def analyze(
         if is_onnx_path(model):
             from dnnmeter.analysis.onnx_count import analyze_onnx
 
+            if mode != "inference":
+                raise InvalidInputError("an ONNX file is counted for inference only; analyze the nn.Module for "
+                                        "mode='train'")
             if specs is not None and (len(specs.args) != 1 or specs.kwargs or specs.args[0].dtype):
                 raise InvalidInputError("an ONNX file takes one input shape (--input 1x3x224x224), "
                                         "without a name or dtype")
@@ -107,7 +120,7 @@ def analyze(
         name = name or type(model).__name__
         default = getattr(model, "input_size", None) or (3, 224, 224)
         size = size or tuple(default)
-    return _count(module, name, size, batch_size or 1, source, published, specs)
+    return _count(module, name, size, batch_size or 1, source, published, specs, mode)
 
 
 def _size_of(specs: Inputs) -> tuple[tuple[int, ...], int]:
@@ -124,6 +137,7 @@ def _count(
     source: str,
     published: Published | None,
     specs: Inputs | None = None,
+    mode: str = "inference",
 ) -> Analysis:
     model = unwrap(model)
     named = list(model.named_modules())
@@ -131,7 +145,7 @@ def _count(
     on_meta = all(t.is_meta for t in params.values()) and all(t.is_meta for t in buffers.values())
     counter = CostCounter(named)
     specs = specs or Inputs((TensorSpec((batch_size, *size)),))
-    run_on_meta(model, named, counter, name, size, batch_size, on_meta, specs)
+    run_on_meta(model, named, counter, name, size, batch_size, on_meta, specs, train=mode == "train")
     layers = _layers_with_params(named, counter)
     return Analysis(
         model=name,
@@ -149,6 +163,9 @@ def _count(
         source=source,
         published=published,
         inputs=spec_text(specs),
+        mode=mode,
+        backward_macs=sum(layer.backward_macs for layer in layers),
+        backward_elementwise_flops=sum(layer.backward_elementwise_flops for layer in layers),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dnnmeter.analysis import backward_formulas as _backward_formulas  # noqa: F401  (registers them)
 from dnnmeter.analysis import fast_shapes
 from dnnmeter.analysis.formulas import FORMULAS, FREE_OPS, Cost
 from dnnmeter.analysis.kinds import module_kind
@@ -123,6 +124,12 @@ class CostCounter(ScopedMode):
         self._stack: list[tuple[str, _Row | None]] = []
         self._calls: dict[str, int] = {}
         self._handlers: dict[Any, tuple[int, Any]] = {}
+        # Training (mode="train"): which row made each autograd node, so that the backward
+        # ops a node runs are charged to the layer whose forward made it.
+        self.track_nodes = False
+        self._pending: list[tuple[Any, tuple[str, _Row | None]]] = []
+        self._in_backward = False
+        self._backward_at: tuple[str, _Row | None] | None = None
 
     # -- module tracking -------------------------------------------------------------------
     def _pre_hook(self, module: nn.Module, args: Any) -> None:
@@ -173,7 +180,11 @@ class CostCounter(ScopedMode):
         else:
             out = fast_shapes.run(func, args, kwargs, self.fast_shapes)
         handler = self._handlers.get(func) or self._handler(func)
+        if self.track_nodes:
+            self._tag_nodes()
         if handler[0] == _FREE:
+            if self.track_nodes:
+                self._pending.append((out, self._where()))
             return out
         if handler[0] == _FORMULA:
             cost = handler[1](*_shape_args(args), out=_out_shape(out))
@@ -181,18 +192,57 @@ class CostCounter(ScopedMode):
             name = str(func.overloadpacket.__name__)
             self.unsupported[name] = self.unsupported.get(name, 0) + 1
             cost = Cost(0, 0, "other")
-        self._charge(func, args, out, cost)
+        row = self._charge(func, args, out, cost)
+        if self.track_nodes:
+            self._pending.append((out, (row.scope, row)))
         return out
 
-    def _charge(self, func: Any, args: Any, out: Any, cost: Cost) -> None:
-        scope, row = self._stack[-1] if self._stack else ("", None)
+    # -- training: attribute backward ops to the forward's rows ------------------------------
+    def _where(self) -> tuple[str, _Row | None]:
+        if self._in_backward:
+            return self._backward_at or ("", None)
+        return self._stack[-1] if self._stack else ("", None)
+
+    def _tag_nodes(self) -> None:
+        """Outputs of earlier ops have their autograd nodes by now: hook each node so
+        that the ops it runs in the backward are charged to the row that made it."""
+        for out, where in self._pending:
+            for t in _tensors(out):
+                node = t.grad_fn
+                if node is not None and node not in self._nodes:
+                    self._nodes[node] = where
+                    node.register_prehook(self._enter_node(where))
+                    node.register_hook(self._leave_node)
+        self._pending.clear()
+
+    def _enter_node(self, where: tuple[str, _Row | None]) -> Any:
+        def hook(grad_outputs: Any) -> None:
+            self._backward_at = where
+
+        return hook
+
+    def _leave_node(self, grad_inputs: Any, grad_outputs: Any) -> None:
+        self._backward_at = None
+
+    def begin_backward(self) -> None:
+        self._tag_nodes()
+        self._in_backward = True
+
+    def start_tracking(self) -> None:
+        self.track_nodes = True
+        self._nodes: dict[Any, tuple[str, _Row | None]] = {}
+
+    def _charge(self, func: Any, args: Any, out: Any, cost: Cost) -> _Row:
+        scope, row = self._where()
         if row is None:  # an op run directly in a parent's forward: a row of its own
             op = func.overloadpacket.__name__
             label = f"{scope}:{op}" if scope else op
+            label += " (backward)" if self._in_backward else ""
+            made = () if self._in_backward else out  # gradients are not activations
             row = _Row(
                 LayerCost(name=label, kind=cost.kind, type=f"aten.{op}",
                           input_shapes=_tensor_shapes(args), output_shapes=_tensor_shapes(out),
-                          activations=_numel(out), activation_bytes=_nbytes(out)),
+                          activations=_numel(made), activation_bytes=_nbytes(made)),
                 scope=scope,
             )
             self.rows.append(row)
@@ -200,7 +250,11 @@ class CostCounter(ScopedMode):
         layer = row.layer
         layer.macs += cost.macs
         layer.elementwise_flops += cost.elementwise_flops
+        if self._in_backward:
+            layer.backward_macs += cost.macs
+            layer.backward_elementwise_flops += cost.elementwise_flops
         if cost.macs:
             row.macs_by_kind[cost.kind] = row.macs_by_kind.get(cost.kind, 0) + cost.macs
         elif cost.elementwise_flops:
             row.ew_by_kind[cost.kind] = row.ew_by_kind.get(cost.kind, 0) + cost.elementwise_flops
+        return row

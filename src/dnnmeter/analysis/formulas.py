@@ -145,8 +145,6 @@ _PER_ELEMENT_1 = {
 # Several FLOPs per output element (documented in docs/conventions.md).
 _PER_ELEMENT_N = {
     "_native_batch_norm_legit_no_training": (2, "norm"),  # scale and shift (folded)
-    "_native_batch_norm_legit": (2, "norm"),
-    "native_batch_norm": (2, "norm"),
     "batch_norm": (2, "norm"),
     "_softmax": (3, "activation"),  # exp, sum, divide
     "_log_softmax": (3, "activation"),
@@ -170,6 +168,21 @@ for _kind, _names in _PER_ELEMENT_1.items():
 for _name, (_factor, _kind) in _PER_ELEMENT_N.items():
     if hasattr(aten, _name):
         register_formula(getattr(aten, _name))(_per_output_element(_factor, _kind))
+
+
+@register_formula(aten._native_batch_norm_legit, aten.native_batch_norm)
+def _batch_norm(x: Shape, weight: Any, bias: Any, *rest: Any, out: Any) -> Cost:
+    """Inference folds the statistics into a scale and shift (2); training computes them
+    from the batch, as layer norm does (4, and 1 for the affine step)."""
+    training = next((a for a in rest if isinstance(a, bool)), False)
+    return _norm_cost(x, weight, bias) if training else Cost(0, 2 * prod(x), "norm")
+
+
+@register_formula(aten.native_dropout)
+def _dropout(x: Shape, p: float, train: Any = None, *_: Any, out: Any) -> Cost:
+    """Training multiplies by the random mask and the 1/(1-p) scale; inference passes the
+    input through."""
+    return Cost(0, 2 * prod(x) if train else 0, "other")
 
 
 def _norm_cost(x: Shape, weight: Any, bias: Any) -> Cost:
@@ -250,7 +263,7 @@ FREE_OPS = frozenset(
         "zeros_like", "ones", "ones_like", "full", "full_like", "new_zeros", "new_ones",
         "new_full", "arange", "fill_", "zero_", "index", "index_select", "gather",
         "constant_pad_nd", "pad", "roll", "flip", "repeat", "expand_as", "as_strided",
-        "dropout", "native_dropout", "feature_dropout", "alpha_dropout", "_assert_async",
+        "dropout", "feature_dropout", "alpha_dropout", "_assert_async",
         "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "is_contiguous",
         "masked_fill", "masked_fill_", "scalar_tensor", "lift_fresh_copy", "linspace",
         "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "tril", "triu", "unfold",
@@ -267,6 +280,9 @@ FREE_OPS = frozenset(
         # tensor creation: random numbers are generated, not computed from the input
         "randn", "randn_like", "rand", "rand_like", "randint", "randint_like", "randperm",
         "normal", "normal_", "uniform_", "bernoulli", "eye", "one_hot",
+        # backward of views (mode="train"): place the gradient into zeros
+        "select_backward", "slice_backward", "diagonal_backward", "unfold_backward",
+        "as_strided_scatter", "slice_scatter", "select_scatter", "diagonal_scatter",
     )
     if hasattr(aten, name)
 ) | frozenset(

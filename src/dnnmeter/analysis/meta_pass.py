@@ -16,6 +16,7 @@ from torch.distributions import Distribution
 from torch.nn.parameter import UninitializedTensorMixin
 from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from dnnmeter.analysis.inputs import Inputs, TensorSpec, describe, model_dtype
 from dnnmeter.errors import ModelBuildError, ModelForwardError
@@ -96,13 +97,36 @@ def check_materialised(model: nn.Module, label: str) -> None:
             )
 
 
+@contextlib.contextmanager
+def train_mode(model: nn.Module, modules: list[nn.Module]) -> Iterator[None]:
+    """``model`` in train mode; the modules that were evaluating are put back afterwards."""
+    evaluating = [m for m in modules if not m.training]
+    model.train()
+    try:
+        yield
+    finally:
+        for m in evaluating:
+            m.training = False
+
+
 def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
     # One name per tensor: named_parameters/named_buffers drop the second name of a tied
     # weight (an embedding shared with the output head, a module used twice), and
-    # functional_call ties the other names to it; giving both would be an error.
-    state = {k: torch.empty_like(v, device="meta") for k, v in model.named_parameters()}
+    # functional_call ties the other names to it; giving both would be an error. A stand-in
+    # needs a gradient where its parameter does (frozen ones get none in mode="train").
+    state = {k: torch.empty_like(v, device="meta").requires_grad_(v.requires_grad)
+             for k, v in model.named_parameters()}
     state.update({k: torch.empty_like(v, device="meta") for k, v in model.named_buffers()})
     return state
+
+
+def _backward(out: Any, label: str) -> None:
+    """Backpropagate a gradient of the outputs' shape through autograd, on the meta device."""
+    roots = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not roots:
+        raise ModelForwardError(f"{label}: no output needs a gradient (every parameter frozen, or the output "
+                                "is not a tensor), so a training step has nothing to count; use mode='inference'")
+    torch.autograd.backward(roots, [torch.empty_like(t) for t in roots])
 
 
 def _forward(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], on_meta: bool) -> Any:
@@ -134,8 +158,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def run_on_meta(model: nn.Module, named: list[tuple[str, nn.Module]], mode: ScopedMode, label: str,
-                size: tuple[int, ...], batch_size: int, on_meta: bool, inputs: Inputs | None = None) -> None:
-    """Run ``model`` once on meta inputs inside ``mode``, in eval mode and without grad.
+                size: tuple[int, ...], batch_size: int, on_meta: bool, inputs: Inputs | None = None,
+                train: bool = False) -> None:
+    """Run ``model`` once on meta inputs inside ``mode``, in eval mode and without grad;
+    with ``train``, in train mode and then backward through autograd (``mode`` needs
+    ``start_tracking`` and ``begin_backward``, as CostCounter has).
 
     The inputs are ``inputs``, else one tensor of ``(batch_size, *size)``; a spec without a
     dtype takes the model's. A failing forward becomes a one-line ModelForwardError naming
@@ -145,9 +172,17 @@ def run_on_meta(model: nn.Module, named: list[tuple[str, nn.Module]], mode: Scop
     inputs = inputs or Inputs((TensorSpec((batch_size, *size)),))
     dtype = model_dtype(t for _, m in named for t in [*m._parameters.values(), *m._buffers.values()] if t is not None)
     args, kwargs = inputs.meta(dtype)
-    with eval_mode(model, [m for _, m in named]), torch.no_grad(), _no_distribution_checks():
+    modules = [m for _, m in named]
+    state = train_mode(model, modules) if train else eval_mode(model, modules)
+    with state, torch.enable_grad() if train else torch.no_grad(), _no_distribution_checks():
         try:
             with mode:
-                _forward(model, args, kwargs, on_meta)
+                if train:
+                    mode.start_tracking()  # type: ignore[attr-defined]
+                # in training, a meta-built model gets stand-ins too: its own .grad stays as it was
+                out = _forward(model, args, kwargs, on_meta and not train)
+                if train:
+                    mode.begin_backward()  # type: ignore[attr-defined]
+                    _backward(out, label)
         except _FORWARD_ERRORS as exc:
             raise ModelForwardError(f"{label}: forward failed at input {describe(inputs)}: {_first_line(exc)}") from exc

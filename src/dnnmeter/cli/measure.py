@@ -34,7 +34,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         task = progress.add_task("counting", total=len(names))
         for name in names:
             progress.update(task, description=f"counting {name}")
-            analyses.append(analyze(name, input_size=size, batch_size=args.batch_size, inputs=specs))
+            analyses.append(analyze(name, input_size=size, batch_size=args.batch_size, inputs=specs,
+                                    mode=args.mode))
             progress.advance(task)
     if args.format == "json":
         print(text.to_json(analyses))
@@ -141,6 +142,8 @@ def add_commands(sub: Any) -> None:
                          help="a forward argument, repeatable: [NAME=]DIMxDIM...[:DTYPE], batch first "
                               "(--input 1x3x224x224; --input ids=1x128:int64 --input mask=1x128:bool); "
                               "replaces --input-size and --batch-size")
+    analyze.add_argument("--mode", choices=("inference", "train"), default="inference",
+                         help="train: one training step, forward + backward through autograd")
     analyze.add_argument("--batch-size", type=common.positive_int,
                          help="default: 1, or the batch an ONNX file was exported with")
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
