@@ -146,3 +146,8 @@ def test_cli_bad_spec_is_one_line_with_exit_status_2(text_module: str, capsys: p
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "unknown dtype" in err and "[NAME=]DIMxDIMx...[:DTYPE]" in err
+
+
+def test_an_onnx_file_takes_one_unnamed_spec(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="ONNX file takes one input shape"):
+        analyze(str(tmp_path / "model.onnx"), inputs={"ids": "1x8:int64"})

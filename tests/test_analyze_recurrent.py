@@ -98,3 +98,11 @@ def test_a_cell_in_a_loop_is_counted_every_step() -> None:
     assert a.macs == 6 * 2 * 4 * 16 * 24 == torch_macs(model, torch.randn(6, 2, 8))
     assert [layer.name for layer in a.layers] == ["cell", *(f"cell#{i}" for i in range(2, 7))]
     assert a.params == sum(p.numel() for p in model.parameters())
+
+
+def test_an_lstm_with_a_projection() -> None:
+    """proj_size: the recurrent products use the projected size, and the projection is a product."""
+    rnn = nn.LSTM(8, 16, proj_size=4)
+    a = analyze(rnn, inputs=(5, 3, 8))
+    per_step = 4 * 16 * (8 + 4) + 16 * 4
+    assert a.macs == 5 * 3 * per_step == torch_macs(rnn, torch.randn(5, 3, 8))

@@ -106,7 +106,8 @@ def analyze(
             if mode != "inference":
                 raise InvalidInputError("an ONNX file is counted for inference only; analyze the nn.Module for "
                                         "mode='train'")
-            if specs is not None and (len(specs.args) != 1 or specs.kwargs or specs.args[0].dtype):
+            if specs is not None and (len(specs.args) != 1 or specs.kwargs
+                                      or not isinstance(specs.args[0], TensorSpec) or specs.args[0].dtype):
                 raise InvalidInputError("an ONNX file takes one input shape (--input 1x3x224x224), "
                                         "without a name or dtype")
             return analyze_onnx(model, input_size=size, batch_size=batch_size)  # type: ignore[arg-type]
