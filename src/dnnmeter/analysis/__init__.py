@@ -14,14 +14,20 @@ import torch
 from torch import nn
 
 from dnnmeter.analysis.counter import CostCounter, Row
+from dnnmeter.analysis.inputs import Inputs, TensorSpec, parse_specs, spec_text
+from dnnmeter.analysis.inputs import resolve as resolve_inputs
 from dnnmeter.analysis.kinds import module_kind, resolve_kind
-from dnnmeter.analysis.meta_pass import run_on_meta
+from dnnmeter.analysis.meta_pass import run_on_meta, unwrap
 from dnnmeter.analysis.result import KINDS, Analysis, KindTotals, LayerCost
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.zoo import create_model, is_onnx_path, resolve
 from dnnmeter.zoo.registry import Published
 
-__all__ = ["KINDS", "Analysis", "KindTotals", "LayerCost", "analyze", "parse_input_size"]
+__all__ = ["KINDS", "Analysis", "Inputs", "KindTotals", "LayerCost", "TensorSpec", "analyze", "parse_input_size",
+           "parse_specs"]
+
+
+MODES = ("inference", "train")
 
 
 def parse_input_size(size: Any) -> tuple[int, ...] | None:
@@ -65,6 +71,8 @@ def analyze(
     input_size: Any = None,
     batch_size: int | None = None,
     name: str | None = None,
+    inputs: Any = None,
+    mode: str = "inference",
 ) -> Analysis:
     """Count ``model``'s cost at ``batch_size`` x ``input_size`` without running it for real.
 
@@ -72,16 +80,37 @@ def analyze(
     file path, or an ``nn.Module`` (left untouched: it is not moved, copied or mutated).
     ``input_size`` is N, (C, H, W) or "C,H,W"; it defaults to the model's own.
     ``batch_size`` defaults to 1, or to the batch an ONNX file fixes.
+    ``inputs`` replaces both for any forward signature: a full shape (batch first), a
+    :class:`TensorSpec`, a tuple of them (positional), a dict (keyword), example tensors
+    (shape and dtype only) or a callable returning one of these (analysis/inputs.py)::
+
+        analyze(model, inputs={"ids": TensorSpec((1, 128), torch.int64), "mask": "1x128:bool"})
+
+    ``mode="train"`` counts one training step: the forward in train mode, then the backward
+    through autograd on the meta device (frozen parameters get no weight gradient);
+    ``macs`` and ``flops`` are then forward + backward, ``backward_macs`` the latter part.
     """
+    if mode not in MODES:
+        raise InvalidInputError(f"bad mode {mode!r}: give one of {', '.join(MODES)}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidInputError(f"bad batch size {batch_size!r}: give an integer >= 1")
     size = parse_input_size(input_size)
+    specs = resolve_inputs(inputs, size, batch_size)
+    if specs is not None:
+        size, batch_size = _size_of(specs)
     published: Published | None = None
     source = "module"
     if isinstance(model, str):
         if is_onnx_path(model):
             from dnnmeter.analysis.onnx_count import analyze_onnx
 
+            if mode != "inference":
+                raise InvalidInputError("an ONNX file is counted for inference only; analyze the nn.Module for "
+                                        "mode='train'")
+            if specs is not None and (len(specs.args) != 1 or specs.kwargs
+                                      or not isinstance(specs.args[0], TensorSpec) or specs.args[0].dtype):
+                raise InvalidInputError("an ONNX file takes one input shape (--input 1x3x224x224), "
+                                        "without a name or dtype")
             return analyze_onnx(model, input_size=size, batch_size=batch_size)  # type: ignore[arg-type]
         entry = resolve(model)
         name = name or entry.name
@@ -93,7 +122,13 @@ def analyze(
         name = name or type(model).__name__
         default = getattr(model, "input_size", None) or (3, 224, 224)
         size = size or tuple(default)
-    return _count(module, name, size, batch_size or 1, source, published)
+    return _count(module, name, size, batch_size or 1, source, published, specs, mode)
+
+
+def _size_of(specs: Inputs) -> tuple[tuple[int, ...], int]:
+    """The first tensor input's shape as (input size, batch): what tables show."""
+    shape = specs.first.shape if specs.first else ()
+    return (tuple(shape[1:]), shape[0]) if shape else ((), 1)
 
 
 def _count(
@@ -103,12 +138,16 @@ def _count(
     batch_size: int,
     source: str,
     published: Published | None,
+    specs: Inputs | None = None,
+    mode: str = "inference",
 ) -> Analysis:
+    model = unwrap(model)
     named = list(model.named_modules())
     params, buffers = _tensors(named)
     on_meta = all(t.is_meta for t in params.values()) and all(t.is_meta for t in buffers.values())
     counter = CostCounter(named)
-    run_on_meta(model, named, counter, name, size, batch_size, on_meta)
+    specs = specs or Inputs((TensorSpec((batch_size, *size)),))
+    run_on_meta(model, named, counter, name, size, batch_size, on_meta, specs, train=mode == "train")
     layers = _layers_with_params(named, counter)
     return Analysis(
         model=name,
@@ -119,11 +158,16 @@ def _count(
         macs=sum(layer.macs for layer in layers),
         elementwise_flops=sum(layer.elementwise_flops for layer in layers),
         activations=sum(layer.activations for layer in layers),
+        activation_bytes=sum(layer.activation_bytes for layer in layers),
         weight_bytes=sum(t.numel() * t.element_size() for t in [*params.values(), *buffers.values()]),
         layers=layers,
         unsupported_ops=dict(sorted(counter.unsupported.items())),
         source=source,
         published=published,
+        inputs=spec_text(specs),
+        mode=mode,
+        backward_macs=sum(layer.backward_macs for layer in layers),
+        backward_elementwise_flops=sum(layer.backward_elementwise_flops for layer in layers),
     )
 
 

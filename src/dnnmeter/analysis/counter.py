@@ -9,6 +9,7 @@ attributed to the innermost leaf module, or, when it runs directly in a parent's
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dnnmeter.analysis import backward_formulas as _backward_formulas  # noqa: F401  (registers them)
 from dnnmeter.analysis import fast_shapes
 from dnnmeter.analysis.formulas import FORMULAS, FREE_OPS, Cost
 from dnnmeter.analysis.kinds import module_kind
@@ -70,16 +72,34 @@ def _numel(values: Any) -> int:
     return sum(t.numel() for t in _tensors(values))
 
 
-def _new_elements(output: Any, inputs: Any, computed: bool) -> int:
-    """Elements of a layer's outputs that are new activations. An output sharing storage
-    with an input, from a layer that computed nothing, is that input passed through or
-    viewed (Identity, eval Dropout, DropPath, Flatten, Permute): not new. A layer that
-    computed in place (ReLU(inplace=True)) made new values and counts."""
+def _nbytes(values: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in _tensors(values))
+
+
+def _new_tensors(output: Any, inputs: Any, computed: bool) -> list[torch.Tensor]:
+    """A layer's outputs that are new activations. An output sharing storage with an
+    input, from a layer that computed nothing, is that input passed through or viewed
+    (Identity, eval Dropout, DropPath, Flatten, Permute): not new. A layer that computed
+    in place (ReLU(inplace=True)) made new values and counts."""
     if computed:
-        return _numel(output)
+        return list(_tensors(output))
     sources = list(_tensors(inputs))
     # _is_alias_of compares storages, which meta tensors have too (their data_ptr is 0).
-    return sum(t.numel() for t in _tensors(output) if not any(torch._C._is_alias_of(t, s) for s in sources))
+    return [t for t in _tensors(output) if not any(torch._C._is_alias_of(t, s) for s in sources)]
+
+
+_PACK = torch.ops.aten._pack_padded_sequence.default
+
+
+def _pack_at_full_length(x: torch.Tensor, lengths: torch.Tensor, batch_first: bool) -> Any:
+    """torch packs sequences by reading their lengths, which a meta tensor has not: every
+    sequence is packed at full length, the most work any lengths allow. (Lengths given as a
+    CPU tensor, through analysis.inputs.Inputs, are read and counted exactly.)"""
+    warnings.warn("packed sequences are counted at full length: their lengths are not known on the meta "
+                  "device", stacklevel=2)
+    steps, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+    data = torch.empty((steps * batch, *x.shape[2:]), dtype=x.dtype, device="meta")
+    return data, torch.full((steps,), batch, dtype=torch.int64)  # batch_sizes live on the CPU, as torch's
 
 
 @dataclass(slots=True)
@@ -106,6 +126,12 @@ class CostCounter(ScopedMode):
         self._stack: list[tuple[str, Row | None]] = []
         self.calls: dict[str, int] = {}  # module name -> calls so far (a module may run twice)
         self._handlers: dict[Any, tuple[int, Any]] = {}
+        # Training (mode="train"): which row made each autograd node, so that the backward
+        # ops a node runs are charged to the layer whose forward made it.
+        self.track_nodes = False
+        self._pending: list[tuple[Any, tuple[str, Row | None]]] = []
+        self._in_backward = False
+        self._backward_at: tuple[str, Row | None] | None = None
 
     # -- module tracking -------------------------------------------------------------------
     def _pre_hook(self, module: nn.Module, args: Any) -> None:
@@ -132,7 +158,9 @@ class CostCounter(ScopedMode):
         _, row = self._stack.pop()
         if row is not None:
             row.layer.output_shapes = _tensor_shapes(output)
-            row.layer.activations = _new_elements(output, args, row.computed)
+            new = _new_tensors(output, args, row.computed)
+            row.layer.activations = _numel(new)
+            row.layer.activation_bytes = _nbytes(new)
 
     # -- op counting -----------------------------------------------------------------------
     def _handler(self, func: Any) -> tuple[int, Any]:
@@ -149,9 +177,16 @@ class CostCounter(ScopedMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        out = fast_shapes.run(func, args, kwargs, self.fast_shapes)
+        if func is _PACK and args[1].is_meta:
+            out = _pack_at_full_length(*args)
+        else:
+            out = fast_shapes.run(func, args, kwargs, self.fast_shapes)
         handler = self._handlers.get(func) or self._handler(func)
+        if self.track_nodes:
+            self._tag_nodes()
         if handler[0] == _FREE:
+            if self.track_nodes:
+                self._pending.append((out, self._where()))
             return out
         if handler[0] == _FORMULA:
             cost = handler[1](*_shape_args(args), out=_out_shape(out))
@@ -159,18 +194,57 @@ class CostCounter(ScopedMode):
             name = str(func.overloadpacket.__name__)
             self.unsupported[name] = self.unsupported.get(name, 0) + 1
             cost = Cost(0, 0, "other")
-        self._charge(func, args, out, cost)
+        row = self._charge(func, args, out, cost)
+        if self.track_nodes:
+            self._pending.append((out, (row.scope, row)))
         return out
 
-    def _charge(self, func: Any, args: Any, out: Any, cost: Cost) -> None:
-        scope, row = self._stack[-1] if self._stack else ("", None)
+    # -- training: attribute backward ops to the forward's rows ------------------------------
+    def _where(self) -> tuple[str, Row | None]:
+        if self._in_backward:
+            return self._backward_at or ("", None)
+        return self._stack[-1] if self._stack else ("", None)
+
+    def _tag_nodes(self) -> None:
+        """Outputs of earlier ops have their autograd nodes by now: hook each node so
+        that the ops it runs in the backward are charged to the row that made it."""
+        for out, where in self._pending:
+            for t in _tensors(out):
+                node = t.grad_fn
+                if node is not None and node not in self._nodes:
+                    self._nodes[node] = where
+                    node.register_prehook(self._enter_node(where))
+                    node.register_hook(self._leave_node)
+        self._pending.clear()
+
+    def _enter_node(self, where: tuple[str, Row | None]) -> Any:
+        def hook(grad_outputs: Any) -> None:
+            self._backward_at = where
+
+        return hook
+
+    def _leave_node(self, grad_inputs: Any, grad_outputs: Any) -> None:
+        self._backward_at = None
+
+    def begin_backward(self) -> None:
+        self._tag_nodes()
+        self._in_backward = True
+
+    def start_tracking(self) -> None:
+        self.track_nodes = True
+        self._nodes: dict[Any, tuple[str, Row | None]] = {}
+
+    def _charge(self, func: Any, args: Any, out: Any, cost: Cost) -> Row:
+        scope, row = self._where()
         if row is None:  # an op run directly in a parent's forward: a row of its own
             op = func.overloadpacket.__name__
             label = f"{scope}:{op}" if scope else op
+            label += " (backward)" if self._in_backward else ""
+            made = () if self._in_backward else out  # gradients are not activations
             row = Row(
                 LayerCost(name=label, kind=cost.kind, type=f"aten.{op}",
                           input_shapes=_tensor_shapes(args), output_shapes=_tensor_shapes(out),
-                          activations=_numel(out)),
+                          activations=_numel(made), activation_bytes=_nbytes(made)),
                 scope=scope,
             )
             self.rows.append(row)
@@ -178,7 +252,11 @@ class CostCounter(ScopedMode):
         layer = row.layer
         layer.macs += cost.macs
         layer.elementwise_flops += cost.elementwise_flops
+        if self._in_backward:
+            layer.backward_macs += cost.macs
+            layer.backward_elementwise_flops += cost.elementwise_flops
         if cost.macs:
             row.macs_by_kind[cost.kind] = row.macs_by_kind.get(cost.kind, 0) + cost.macs
         elif cost.elementwise_flops:
             row.ew_by_kind[cost.kind] = row.ew_by_kind.get(cost.kind, 0) + cost.elementwise_flops
+        return row

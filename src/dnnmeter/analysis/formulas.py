@@ -145,11 +145,7 @@ _PER_ELEMENT_1 = {
 # Several FLOPs per output element (documented in docs/conventions.md).
 _PER_ELEMENT_N = {
     "_native_batch_norm_legit_no_training": (2, "norm"),  # scale and shift (folded)
-    "_native_batch_norm_legit": (2, "norm"),
-    "native_batch_norm": (2, "norm"),
     "batch_norm": (2, "norm"),
-    "native_layer_norm": (5, "norm"),  # mean, subtract, variance, normalise, affine
-    "native_group_norm": (5, "norm"),
     "_softmax": (3, "activation"),  # exp, sum, divide
     "_log_softmax": (3, "activation"),
     "_safe_softmax": (3, "activation"),
@@ -172,6 +168,59 @@ for _kind, _names in _PER_ELEMENT_1.items():
 for _name, (_factor, _kind) in _PER_ELEMENT_N.items():
     if hasattr(aten, _name):
         register_formula(getattr(aten, _name))(_per_output_element(_factor, _kind))
+
+
+@register_formula(aten._native_batch_norm_legit, aten.native_batch_norm)
+def _batch_norm(x: Shape, weight: Any, bias: Any, *rest: Any, out: Any) -> Cost:
+    """Inference folds the statistics into a scale and shift (2); training computes them
+    from the batch, as layer norm does (4, and 1 for the affine step)."""
+    training = next((a for a in rest if isinstance(a, bool)), False)
+    return _norm_cost(x, weight, bias) if training else Cost(0, 2 * prod(x), "norm")
+
+
+@register_formula(aten.native_dropout)
+def _dropout(x: Shape, p: float, train: Any = None, *_: Any, out: Any) -> Cost:
+    """Training multiplies by the random mask and the 1/(1-p) scale; inference passes the
+    input through."""
+    return Cost(0, 2 * prod(x) if train else 0, "other")
+
+
+def _norm_cost(x: Shape, weight: Any, bias: Any) -> Cost:
+    """Mean, subtract, variance, normalise per element, plus the affine step only when the
+    norm has affine parameters (elementwise_affine=False / affine=False has none)."""
+    affine = 1 if weight is not None or bias is not None else 0
+    return Cost(0, (4 + affine) * prod(x), "norm")
+
+
+@register_formula(aten.native_layer_norm)
+def _layer_norm(x: Shape, normalized: Any, weight: Any = None, bias: Any = None, *_: Any, out: Any) -> Cost:
+    return _norm_cost(x, weight, bias)
+
+
+@register_formula(aten.native_group_norm)
+def _group_norm(x: Shape, weight: Any = None, bias: Any = None, *_: Any, out: Any) -> Cost:
+    return _norm_cost(x, weight, bias)
+
+
+# Interpolation: each output element is a weighted sum of its taps (2 per interpolated
+# dimension, 4 per dimension for bicubic): one multiply and one add per tap, less the first
+# add. The weights depend on the output position only and are shared by every channel, so
+# they are not counted (docs/conventions.md).
+_INTERPOLATION_TAPS = {
+    "upsample_linear1d": 2, "upsample_bilinear2d": 4, "upsample_trilinear3d": 8,
+    "upsample_bicubic2d": 16,
+}
+
+
+def _interpolation(taps: int) -> Formula:
+    def formula(*_: Any, out: Any) -> Cost:
+        return Cost(0, (2 * taps - 1) * prod(out), "other")
+
+    return formula
+
+
+for _name, _taps in _INTERPOLATION_TAPS.items():
+    register_formula(getattr(aten, _name))(_interpolation(_taps))
 
 
 @register_formula(aten.max_pool1d, aten.max_pool2d, aten.max_pool3d,
@@ -214,7 +263,7 @@ FREE_OPS = frozenset(
         "zeros_like", "ones", "ones_like", "full", "full_like", "new_zeros", "new_ones",
         "new_full", "arange", "fill_", "zero_", "index", "index_select", "gather",
         "constant_pad_nd", "pad", "roll", "flip", "repeat", "expand_as", "as_strided",
-        "dropout", "native_dropout", "feature_dropout", "alpha_dropout", "_assert_async",
+        "dropout", "feature_dropout", "alpha_dropout", "_assert_async",
         "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "is_contiguous",
         "masked_fill", "masked_fill_", "scalar_tensor", "lift_fresh_copy", "linspace",
         "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "tril", "triu", "unfold",
@@ -222,6 +271,21 @@ FREE_OPS = frozenset(
         "resize_", "set_", "as_strided_", "diagonal", "movedim", "index_put_", "index_put", "scatter",
         "meshgrid", "ravel", "view_as", "detach_", "bernoulli_", "dim", "numel", "size",
         "stride", "unsafe_split", "unsafe_chunk", "unsafe_split_with_sizes", "transpose_",
+        # lookups, padding that copies edge values, packing, unpooling (a scatter)
+        "embedding", "_pack_padded_sequence", "_pad_packed_sequence", "reflection_pad1d",
+        "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
+        "replication_pad3d", "_pad_circular", "max_unpool2d", "max_unpool3d",
+        "upsample_nearest1d", "upsample_nearest3d", "_upsample_nearest_exact1d",
+        "_upsample_nearest_exact2d", "_upsample_nearest_exact3d",
+        # tensor creation: random numbers are generated, not computed from the input
+        "randn", "randn_like", "rand", "rand_like", "randint", "randint_like", "randperm",
+        "normal", "normal_", "uniform_", "bernoulli", "eye", "one_hot",
+        # backward of views (mode="train"): place the gradient into zeros
+        "select_backward", "slice_backward", "diagonal_backward", "unfold_backward",
+        "as_strided_scatter", "slice_scatter", "select_scatter", "diagonal_scatter",
     )
     if hasattr(aten, name)
+) | frozenset(
+    getattr(torch.ops.profiler, name)  # record_function markers
+    for name in ("_record_function_enter", "_record_function_enter_new", "_record_function_exit")
 )

@@ -12,10 +12,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.distributions import Distribution
+from torch.nn.parameter import UninitializedTensorMixin
 from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
-from dnnmeter.errors import ModelForwardError
+from dnnmeter.analysis.inputs import Inputs, TensorSpec, describe, model_dtype
+from dnnmeter.errors import ModelBuildError, ModelForwardError
 
 # Errors a model's forward raises for a bad input (too small, wrong channels, ...).
 _FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, AssertionError, IndexError, NotImplementedError)
@@ -75,26 +79,110 @@ def eval_mode(model: nn.Module, modules: list[nn.Module]) -> Iterator[None]:
             m.training = True
 
 
-def _forward(model: nn.Module, x: torch.Tensor, on_meta: bool) -> Any:
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside nn.DataParallel / DistributedDataParallel wrappers: the wrappers
+    only scatter the batch, and torch.func refuses to reparameterise them."""
+    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
+    return model
+
+
+def check_materialised(model: nn.Module, label: str) -> None:
+    """Lazy modules have no parameter shapes until a real forward: refuse them in one line."""
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if isinstance(t, UninitializedTensorMixin):
+            raise ModelBuildError(
+                f"{label}: {name} is an uninitialised lazy parameter (nn.Lazy* module); run one forward "
+                "on a real input first to materialise it, then count the model"
+            )
+
+
+@contextlib.contextmanager
+def train_mode(model: nn.Module, modules: list[nn.Module]) -> Iterator[None]:
+    """``model`` in train mode; the modules that were evaluating are put back afterwards."""
+    evaluating = [m for m in modules if not m.training]
+    model.train()
+    try:
+        yield
+    finally:
+        for m in evaluating:
+            m.training = False
+
+
+def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    # One name per tensor: named_parameters/named_buffers drop the second name of a tied
+    # weight (an embedding shared with the output head, a module used twice), and
+    # functional_call ties the other names to it; giving both would be an error. A stand-in
+    # needs a gradient where its parameter does (frozen ones get none in mode="train").
+    state = {k: torch.empty_like(v, device="meta").requires_grad_(v.requires_grad)
+             for k, v in model.named_parameters()}
+    state.update({k: torch.empty_like(v, device="meta") for k, v in model.named_buffers()})
+    return state
+
+
+def _backward(out: Any, label: str) -> None:
+    """Backpropagate a gradient of the outputs' shape through autograd, on the meta device."""
+    roots = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not roots:
+        raise ModelForwardError(f"{label}: no output needs a gradient (every parameter frozen, or the output "
+                                "is not a tensor), so a training step has nothing to count; use mode='inference'")
+    torch.autograd.backward(roots, [torch.empty_like(t) for t in roots])
+
+
+def _forward(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], on_meta: bool) -> Any:
     if on_meta:
-        return model(x)
+        return model(*args, **kwargs)
     # A model with real weights is counted through meta stand-ins for its tensors, so the
     # user's model is neither copied nor moved (functional_call puts the originals back).
-    state = {k: torch.empty_like(v, device="meta") for k, v in model.state_dict(keep_vars=True).items()}
-    return torch.func.functional_call(model, state, (x,), strict=False)
+    return torch.func.functional_call(model, _meta_state(model), args, kwargs, strict=False)
+
+
+@contextlib.contextmanager
+def _no_distribution_checks() -> Iterator[None]:
+    """torch.distributions validates its arguments by reading their values, which meta
+    tensors have not; a model returning a distribution is counted without the check."""
+    before = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(before)
+
+
+def _first_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if any(m in first for m in ("cannot be called on meta tensors", "on a meta tensor", "out of meta tensor")):
+        return (f"{first} (the forward reads a tensor's value, e.g. .item() or an if on a tensor, which a "
+                "count on the meta device cannot; make that branch depend on shapes only)")
+    return first
 
 
 def run_on_meta(model: nn.Module, named: list[tuple[str, nn.Module]], mode: ScopedMode, label: str,
-                size: tuple[int, ...], batch_size: int, on_meta: bool) -> None:
-    """Run ``model`` once on a meta batch inside ``mode``, in eval mode and without grad.
+                size: tuple[int, ...], batch_size: int, on_meta: bool, inputs: Inputs | None = None,
+                train: bool = False) -> None:
+    """Run ``model`` once on meta inputs inside ``mode``, in eval mode and without grad;
+    with ``train``, in train mode and then backward through autograd (``mode`` needs
+    ``start_tracking`` and ``begin_backward``, as CostCounter has).
 
-    A failing forward becomes a one-line ModelForwardError naming ``label`` and the input.
+    The inputs are ``inputs``, else one tensor of ``(batch_size, *size)``; a spec without a
+    dtype takes the model's. A failing forward becomes a one-line ModelForwardError naming
+    ``label`` and the input.
     """
-    x = torch.empty((batch_size, *size), device="meta")
-    with eval_mode(model, [m for _, m in named]), torch.no_grad():
+    check_materialised(model, label)
+    inputs = inputs or Inputs((TensorSpec((batch_size, *size)),))
+    dtype = model_dtype(t for _, m in named for t in [*m._parameters.values(), *m._buffers.values()] if t is not None)
+    args, kwargs = inputs.meta(dtype)
+    modules = [m for _, m in named]
+    state = train_mode(model, modules) if train else eval_mode(model, modules)
+    with state, torch.enable_grad() if train else torch.no_grad(), _no_distribution_checks():
         try:
             with mode:
-                _forward(model, x, on_meta)
+                if train:
+                    mode.start_tracking()  # type: ignore[attr-defined]
+                # in training, a meta-built model gets stand-ins too: its own .grad stays as it was
+                out = _forward(model, args, kwargs, on_meta and not train)
+                if train:
+                    mode.begin_backward()  # type: ignore[attr-defined]
+                    _backward(out, label)
         except _FORWARD_ERRORS as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelForwardError(f"{label}: forward failed at input {tuple(x.shape)}: {first}") from exc
+            raise ModelForwardError(f"{label}: forward failed at input {describe(inputs)}: {_first_line(exc)}") from exc

@@ -49,7 +49,10 @@ class LayerCost:
     macs: int = 0
     elementwise_flops: int = 0
     activations: int = 0
+    activation_bytes: int = 0  # each output tensor at its own dtype
     executed: bool = True
+    backward_macs: int = 0  # mode="train": the part of macs / elementwise_flops run by autograd
+    backward_elementwise_flops: int = 0
 
     @property
     def flops(self) -> int:
@@ -95,6 +98,11 @@ class Analysis:
     source: str = ""
     published: Published | None = None
     counted_by: str = "dnnmeter (meta device)"
+    activation_bytes: int = 0  # the activations at each tensor's own dtype
+    inputs: str = ""  # the forward's inputs as specs, e.g. "ids=1x128:int64, mask=1x128:bool"
+    mode: str = "inference"  # or "train": macs and flops are then forward + backward
+    backward_macs: int = 0
+    backward_elementwise_flops: int = 0
 
     @property
     def flops(self) -> int:
@@ -139,6 +147,11 @@ class Analysis:
             "flops": self.flops,
             "elementwise_flops": self.elementwise_flops,
             "activations": self.activations,
+            "activation_bytes": self.activation_bytes,
+            "inputs": self.inputs,
+            "mode": self.mode,
+            "backward_macs": self.backward_macs,
+            "backward_elementwise_flops": self.backward_elementwise_flops,
             "weight_bytes": self.weight_bytes,
             "by_kind": {k: v.to_dict() for k, v in self.by_kind.items()},
             "complete": self.complete,

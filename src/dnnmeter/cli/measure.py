@@ -36,17 +36,19 @@ def _nothing_matches(pattern: str, source: str | None) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from dnnmeter.analysis import analyze, parse_input_size
+    from dnnmeter.analysis import analyze, parse_input_size, parse_specs
     from dnnmeter.report import text
 
     names = common.resolve_all(args.models)
     size = parse_input_size(args.input_size)
+    specs = parse_specs(args.inputs) if args.inputs else None
     analyses = []
     with common.progress(len(names) > 1) as progress:
         task = progress.add_task("counting", total=len(names))
         for name in names:
             progress.update(task, description=f"counting {name}")
-            analyses.append(analyze(name, input_size=size, batch_size=args.batch_size))
+            analyses.append(analyze(name, input_size=size, batch_size=args.batch_size, inputs=specs,
+                                    mode=args.mode))
             progress.advance(task)
     if args.format == "json":
         print(text.to_json(analyses))
@@ -164,6 +166,12 @@ def add_commands(sub: Any) -> None:
     )
     analyze.add_argument("models", nargs="+", metavar="MODEL")
     analyze.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
+    analyze.add_argument("--input", dest="inputs", action="append", metavar="SPEC",
+                         help="a forward argument, repeatable: [NAME=]DIMxDIM...[:DTYPE], batch first "
+                              "(--input 1x3x224x224; --input ids=1x128:int64 --input mask=1x128:bool); "
+                              "replaces --input-size and --batch-size")
+    analyze.add_argument("--mode", choices=("inference", "train"), default="inference",
+                         help="train: one training step, forward + backward through autograd")
     analyze.add_argument("--batch-size", type=common.positive_int,
                          help="default: 1, or the batch an ONNX file was exported with")
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
