@@ -4,7 +4,7 @@
 >>> a = dnnmeter.analyze("resnet50")          # counted on the meta device, nothing allocated
 >>> a.params, a.macs, a.flops
 >>> model = dnnmeter.create_model("vgg16", device="cpu")
->>> dnnmeter.hardware("alexnet").totals["cycles"]          # accesses, reuse, systolic array
+>>> dnnmeter.hardware("alexnet").totals.cycles             # accesses, reuse, systolic array
 >>> dnnmeter.compare("vgg16", ["depthwise-separable"]).ratio("macs")
 >>> dnnmeter.train("tiny_alexnet", "digits", epochs=8).val_accuracy
 

@@ -23,9 +23,10 @@ All counts are in words (one operand), for the whole batch, and are pure functio
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from dnnmeter._serial import Record
 from dnnmeter.hardware.layers import LayerShape
 
 __all__ = [
@@ -103,13 +104,15 @@ def _touched_inputs_per_channel(layer: LayerShape) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class OperandAccesses:
+class OperandAccesses(Record):
     """Accesses by operand, in words."""
 
     weight_reads: int = 0
     input_reads: int = 0
     psum_reads: int = 0
     psum_writes: int = 0
+
+    _derived: ClassVar[tuple[str, ...]] = ("total",)
 
     @property
     def total(self) -> int:
@@ -118,9 +121,6 @@ class OperandAccesses:
     def __add__(self, other: OperandAccesses) -> OperandAccesses:
         return OperandAccesses(self.weight_reads + other.weight_reads, self.input_reads + other.input_reads,
                                self.psum_reads + other.psum_reads, self.psum_writes + other.psum_writes)
-
-    def to_dict(self) -> dict[str, int]:
-        return {**asdict(self), "total": self.total}
 
 
 @dataclass(frozen=True, slots=True)
