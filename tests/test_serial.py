@@ -68,11 +68,6 @@ def test_a_missing_required_key_is_a_one_line_error():
         from_dict(Outer, {"name": "a", "inner": [1], "pair": [1, "y"]})
 
 
-def test_an_integer_read_into_a_float_field_becomes_a_float():
-    assert from_dict(Inner, {"values": [], "ratio": 2}).ratio == 2.0
-    assert isinstance(from_dict(Inner, {"values": [], "ratio": 2}).ratio, float)
-
-
 def test_results_round_trip():
     layer = LayerCost("conv1", "conv", "Conv2d", [[1, 3, 8, 8]], [[1, 4, 8, 8]], params=108, macs=6912)
     a = Analysis("m", (3, 8, 8), 1, 108, 108, 6912, 0, 256, 432, [layer], unsupported_ops={"aten::x": 1})

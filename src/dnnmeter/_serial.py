@@ -100,9 +100,7 @@ def _decode(tp: Any, data: Any, where: str) -> Any:
         return _decode_container(tp, origin or tp, data, where)
     if origin is typing.Literal:
         return data
-    if tp is float and isinstance(data, int) and not isinstance(data, bool):
-        return float(data)  # JSON writes 2.0 as 2
-    return data
+    return data  # scalars as stored: an int in a float field stays an int, so output matches input
 
 
 def _allows_none(tp: Any) -> bool:

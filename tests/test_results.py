@@ -1,0 +1,77 @@
+"""Results between the store and the report: the typed StudyData, and results.json unchanged.
+
+``fixtures/study_store.json.gz`` is the store of a small models study (two test networks and
+resnet18) and a one-epoch modifications study, dumped row by row; ``study_results.json.gz``
+is the results.json the dict-based collection of dnnmeter 0.x wrote from it. The rows carry
+the machine name "fixture-host", so the keys are computed under that name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dnnmeter.results import StudyData, collect, write_outputs
+from dnnmeter.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+VOLATILE = ("created_utc", "dnnmeter_version")  # when and by which version, not what
+
+
+def _load(name: str) -> dict:
+    with gzip.open(FIXTURES / name, "rt") as f:
+        return json.load(f)
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.setattr(socket, "gethostname", lambda: "fixture-host")
+    dump = _load("study_store.json.gz")
+    Store(tmp_path / "results.sqlite").close()  # the schema
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    with db:
+        db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", dump["meta"].items())
+        for row in dump["measurements"]:
+            db.execute(f"INSERT INTO measurements ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                       tuple(row.values()))
+    db.close()
+    with Store(tmp_path / "results.sqlite") as s:
+        yield s
+
+
+def _stable(study: dict) -> dict:
+    return {k: v for k, v in study.items() if k not in VOLATILE}
+
+
+def test_results_json_is_what_the_dict_based_collection_wrote(store: Store, tmp_path: Path) -> None:
+    json_path, csv_path = write_outputs(tmp_path, collect(store))
+    new = json.loads(json_path.read_text())
+    old = _load("study_results.json.gz")
+    assert [m["model"] for m in new["models"]] == ["bench_models:tiny", "bench_models:oom_at_4", "resnet18"]
+    assert len(new["modifications"]["variants"]) == 3 and new["modifications"]["compression"]["quantization"]
+    assert _stable(new) == _stable(old)
+    assert csv_path.read_text().count("\n") == 1 + 6
+
+
+def test_study_data_round_trips_through_the_codec(store: Store) -> None:
+    data = collect(store)
+    assert data.models[2].accuracy is not None and data.models[2].accuracy.label == "published"
+    assert data.models[0].hardware is not None and data.models[0].hardware.totals.macs == data.models[0].analysis.macs
+    text = json.dumps(data.to_dict())
+    again = StudyData.from_dict(json.loads(text))
+    assert again == data
+    assert json.dumps(again.to_dict()) == text
+
+
+def test_a_results_json_from_another_version_still_reads() -> None:
+    old = _load("study_results.json.gz")
+    old["added_by_a_later_version"] = {"x": 1}
+    old["models"][0]["bench"][0]["new_figure_s"] = 0.5
+    data = StudyData.from_dict(old)
+    assert data.models[0].bench[0].batch_size == 1
+    assert _stable(data.to_dict()) == _stable(_load("study_results.json.gz"))
