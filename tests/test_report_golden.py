@@ -29,3 +29,32 @@ def report_text(out: Path) -> str:
 
 def test_the_report_of_a_fixed_study_is_unchanged(tmp_path: Path, golden) -> None:  # type: ignore[no-untyped-def]
     golden("report_fixture.html.txt", report_text(tmp_path / "study"))
+
+
+def test_the_terminal_tables_of_a_fixed_study_are_unchanged(golden) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+
+    from rich.console import Console
+
+    from dnnmeter.report import text, train_text
+    from dnnmeter.report.compression_text import prune_notes, prune_table, quant_notes, quant_table
+    from dnnmeter.report.hardware_text import hardware_tables
+
+    with gzip.open(FIXTURE, "rt") as f:
+        study = json.load(f)
+    buf = io.StringIO()
+    console = Console(file=buf, width=200, color_system=None)
+    sweeps = study["modifications"]["compression"]
+    for shown in (quant_table(sweeps["quantization"]), quant_notes(sweeps["quantization"]),
+                  prune_table(sweeps["pruning"]), prune_notes(sweeps["pruning"])):
+        console.print(shown)
+    for m in study["models"]:
+        for table in hardware_tables(m["hardware"], m["roofline"]):
+            console.print(table)
+    variants = study["modifications"]["variants"]
+    console.print(text.modifications_table(variants))
+    console.print(train_text.comparison_table(variants))
+    for v in variants:
+        console.print(train_text.history_table(v))
+    golden("tables_fixture.txt", buf.getvalue())

@@ -12,7 +12,6 @@ Every figure is saved as PNG (110 dpi) and SVG. What each shows: docs/report.md.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,33 +19,19 @@ from typing import Any, Literal
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
 
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.report import fits as F
-from dnnmeter.report.families import colour
+from dnnmeter.report.plot import FigureResult, colour, figure_result, log_scale, new_figure
 
-DPI = 110
+__all__ = ["FIGURES", "FigureResult", "Spec", "render_figures"]
+
 Model = Mapping[str, Any]
 MARKERS = {"measured": "o", "published": "s", "estimated": "^"}
 MAX_BLOB_PT2 = 1400.0  # area of the largest blob, in points squared
 MIN_BLOB_PT2 = 14.0  # so that a tiny model stays visible
-
-
-@dataclass(frozen=True)
-class FigureResult:
-    """One figure: where its files are, or why it was not drawn."""
-
-    name: str
-    title: str
-    png: Path | None = None
-    svg: Path | None = None
-    skipped_reason: str | None = None
-    caption: str = ""
-    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -64,37 +49,6 @@ Builder = Callable[[Context], Drawn]
 
 
 # --- shared drawing helpers --------------------------------------------------------------------
-
-
-def new_figure(ncols: int = 1, width: float = 7.6, height: float = 4.8) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)  # draw with Agg explicitly; no pyplot backend is consulted
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    for ax in axes:
-        ax.grid(True, color="#dddddd", linewidth=0.6)
-        ax.set_axisbelow(True)
-    return fig, list(axes)
-
-
-def _minor_label(v: float, span: float) -> str:
-    """Label a minor log tick only when major ticks are too few to read values from."""
-    if v <= 0 or span >= 100:
-        return ""
-    mantissa = round(v / 10 ** math.floor(math.log10(v)), 6)
-    return f"{v:g}" if span < 3 or mantissa in (2.0, 5.0) else ""
-
-
-def log_scale(ax: Axes, which: Literal["x", "y"]) -> None:
-    """A log axis labelled with plain numbers (0.1, 1, 70), not 7x10^1."""
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-
-    def minor(v: float, _: object) -> str:
-        lo, hi = sorted(axis.get_view_interval())
-        return _minor_label(v, hi / lo if lo > 0 else math.inf)
-
-    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def accuracy_axis_label(models: Sequence[Model], what: str = "top-1 accuracy (%)") -> str:
@@ -571,16 +525,6 @@ FIGURES: tuple[Spec, ...] = (
 )
 
 
-def save(fig: Figure, out_dir: Path, name: str) -> tuple[Path, Path]:
-    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    fig.savefig(png, dpi=DPI, format="png")
-    # The layout is settled by the PNG's draw; solving it again for the SVG would double the cost.
-    fig.set_layout_engine("none")
-    # No date in the SVG, so that the same data give the same file.
-    fig.savefig(svg, format="svg", metadata={"Date": None})
-    return png, svg
-
-
 def render_one(spec: Spec, ctx: Context, out_dir: Path) -> FigureResult:
     ctx.notes = []
     drawn = spec.build(ctx)
@@ -588,8 +532,7 @@ def render_one(spec: Spec, ctx: Context, out_dir: Path) -> FigureResult:
     if isinstance(drawn, str):
         return FigureResult(spec.name, spec.title, skipped_reason=drawn, caption=spec.caption, notes=notes)
     drawn.suptitle(spec.title, fontsize=10)
-    png, svg = save(drawn, out_dir, spec.name)
-    return FigureResult(spec.name, spec.title, png, svg, caption=spec.caption, notes=notes)
+    return figure_result(drawn, out_dir / spec.name, spec.title, spec.caption, notes)
 
 
 def render_figures(study: Mapping[str, Any], out_dir: Path, fits: F.StudyFits | None = None,

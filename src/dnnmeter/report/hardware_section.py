@@ -16,8 +16,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from dnnmeter.report.figures import FigureResult
-from dnnmeter.report.html import cell, figure_html, head, mark, num, row, table
+from dnnmeter.report.format import num
+from dnnmeter.report.markup import cell, figure_html, head, mark, row, table
+from dnnmeter.report.plot import FigureResult
 
 __all__ = ["hardware_section"]
 

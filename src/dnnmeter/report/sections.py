@@ -12,8 +12,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from dnnmeter.report.figures import FigureResult
-from dnnmeter.report.html import cell, figure_html, head, num, row, table
+from dnnmeter.report.format import num, ratio
+from dnnmeter.report.markup import cell, figure_html, head, row, table
+from dnnmeter.report.plot import FigureResult
 
 Study = Mapping[str, Any]
 # The model whose per-layer accesses and array utilisation the report draws: the hardware
@@ -44,10 +45,6 @@ def hardware_part(study: Study, figures_dir: Path, base: Path) -> str:
 # --- the modifications study -----------------------------------------------------------------
 
 
-def _ratio(value: float | None, first: float | None) -> str:
-    return "-" if value is None or not first else f"{value / first:.2f}x"
-
-
 def _variants_table(variants: Sequence[Mapping[str, Any]]) -> str:
     first = variants[0]
     rows = []
@@ -55,11 +52,11 @@ def _variants_table(variants: Sequence[Mapping[str, Any]]) -> str:
         rows.append(row([
             f'<td class="l">{escape(str(v.get("variant")))}</td>',
             f'<td class="l">{escape(", ".join(v.get("ops") or []) or "-")}</td>',
-            cell(num(v.get("params"), 4)), cell(_ratio(v.get("params"), first.get("params"))),
-            cell(num(v.get("macs"), 4, 1e-6)), cell(_ratio(v.get("macs"), first.get("macs"))),
+            cell(num(v.get("params"), 4)), cell(ratio(v.get("params"), first.get("params"))),
+            cell(num(v.get("macs"), 4, 1e-6)), cell(ratio(v.get("macs"), first.get("macs"))),
             cell(num(v.get("train_accuracy"), 3), "measured"), cell(num(v.get("val_accuracy"), 3), "measured"),
             cell(num(v.get("time_per_epoch_s"), 3), "measured"),
-            cell(_ratio(v.get("time_per_epoch_s"), first.get("time_per_epoch_s"))),
+            cell(ratio(v.get("time_per_epoch_s"), first.get("time_per_epoch_s"))),
             cell(str(len(v.get("history") or []))), cell(str(v.get("nproc", 1))),
         ]))  # fmt: skip
     header = head("variant", "ops", "params", "vs first", "MMACs", "vs first", "train acc.", "val acc.",
