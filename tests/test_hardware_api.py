@@ -27,7 +27,7 @@ from dnnmeter.report.hardware_figures import (
     draw_roofline,
     draw_utilization,
 )
-from dnnmeter.report.hardware_section import hardware_section
+from dnnmeter.report.sections.hardware import hardware_section
 from dnnmeter.report.hardware_text import hardware_tables
 
 ALEXNET_MACS, ALEXNET_NAIVE, ALEXNET_BOUND = 724_406_816, 2_897_627_264, 62_028_963

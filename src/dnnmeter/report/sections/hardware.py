@@ -1,5 +1,5 @@
 """The report's hardware section: accesses with and without reuse, the roofline, array
-utilisation, as one HTML fragment in the style of :mod:`dnnmeter.report.html`.
+utilisation, as one HTML fragment.
 
 It reads only stored dicts (``HardwareResult.to_dict()``, ``RooflineResult.to_dict()``) and
 the figures drawn from them (:mod:`dnnmeter.report.hardware_figures`), so the report can be
@@ -17,10 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from dnnmeter.report.format import num
+from dnnmeter.report.hardware_figures import draw_accesses, draw_roofline, draw_utilization
 from dnnmeter.report.markup import cell, figure_html, head, mark, row, table
 from dnnmeter.report.plot import FigureResult
+from dnnmeter.report.sections import Page
 
-__all__ = ["hardware_section"]
+__all__ = ["hardware_section", "html"]
+
+# The model whose per-layer accesses and array utilisation the report draws: the hardware
+# study's example network; the first model with a hardware result when it is absent.
+EXAMPLE_MODELS = ("alexnet", "resnet18")
 
 Result = Mapping[str, Any]
 
@@ -193,3 +199,22 @@ def hardware_section(results: Sequence[Result], rooflines: Sequence[Result] = ()
         parts.append("<h3>Figures</h3>")
         parts += [figure_html(f, base) for f in figures]
     return "".join(parts)
+
+
+def html(page: Page) -> str:
+    """The hardware section of the study's models, with its figures (empty without any)."""
+    study, figures_dir, base = page.study, page.figures_dir, page.base
+    models = study.get("models") or []
+    results = [m["hardware"] for m in models if m.get("hardware")]
+    roofs = [m["roofline"] for m in models if m.get("roofline")]
+    if not results and not roofs:
+        return ""
+    figures: list[FigureResult] = []
+    example = next((r for name in EXAMPLE_MODELS for r in results if r.get("model") == name), None)
+    example = example or (results[0] if results else None)
+    if example is not None:
+        stem = figures_dir / f"hardware_{example['model']}"
+        figures += [draw_accesses(example, f"{stem}_accesses"), draw_utilization(example, f"{stem}_utilization")]
+    if roofs:
+        figures.append(draw_roofline(roofs, figures_dir / "hardware_roofline"))
+    return hardware_section(results, roofs, figures, base)
