@@ -19,12 +19,14 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from dnnmeter._serial import SerialError
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.report import fits as F
 from dnnmeter.report.format import num
 from dnnmeter.report.markup import CSS, SCRIPT, plain
 from dnnmeter.report.plot import FigureResult
 from dnnmeter.report.sections import Page, Section, compression, environment, hardware, models, modifications
+from dnnmeter.results.records import StudyData
 
 __all__ = ["SECTIONS", "page", "render_all", "write_report"]
 
@@ -104,7 +106,7 @@ def write_report(study: Mapping[str, Any], figures: Sequence[FigureResult], fits
 def render_all(study_dir: Path) -> Path:
     """Read DIR/results.json, draw DIR/figures/*.png|svg, write DIR/report.html; returns its path."""
     study_dir = Path(study_dir)
-    study = _read(study_dir / "results.json")
+    study = _validated(_read(study_dir / "results.json"), study_dir)
     text = document(body(Page(study, F.compute_fits(study), study_dir / "figures", study_dir)))
     return _write(study_dir / "report.html", text)
 
@@ -116,6 +118,16 @@ def _read(source: Path) -> dict[str, Any]:
         raise InvalidInputError(f"no {source}; run `dnnmeter study --out {source.parent}` first") from None
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _validated(study: dict[str, Any], study_dir: Path) -> dict[str, Any]:
+    """``study`` read through the typed records: every key the report reads is there (missing
+    optional ones at their defaults), and a file that does not fit is refused in one line."""
+    try:
+        return StudyData.from_dict(study).to_dict()  # type: ignore[no-any-return]
+    except SerialError as exc:
+        raise InvalidInputError(f"{study_dir / 'results.json'} does not fit this dnnmeter's results ({exc}); "
+                                f"write it again from the store: dnnmeter report --out {study_dir}") from None
 
 
 def _write(out: Path, text: str) -> Path:
