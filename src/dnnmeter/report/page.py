@@ -86,7 +86,8 @@ def page(study: Mapping[str, Any], figures: Sequence[FigureResult], fits: F.Stud
          sections: Sequence[str] = ()) -> str:
     """The page of ``study`` with its models figures drawn already and ``sections`` as the
     HTML fragments after them."""
-    return document(body(Page(study, fits, base / "figures", base, figures), list(sections)))
+    data = _records(study, base)
+    return document(body(Page(data, data.to_dict(), fits, base / "figures", base, figures), list(sections)))
 
 
 def document(body_html: str) -> str:
@@ -106,8 +107,9 @@ def write_report(study: Mapping[str, Any], figures: Sequence[FigureResult], fits
 def render_all(study_dir: Path) -> Path:
     """Read DIR/results.json, draw DIR/figures/*.png|svg, write DIR/report.html; returns its path."""
     study_dir = Path(study_dir)
-    study = _validated(_read(study_dir / "results.json"), study_dir)
-    text = document(body(Page(study, F.compute_fits(study), study_dir / "figures", study_dir)))
+    data = _records(_read(study_dir / "results.json"), study_dir)
+    study = data.to_dict()
+    text = document(body(Page(data, study, F.compute_fits(study), study_dir / "figures", study_dir)))
     return _write(study_dir / "report.html", text)
 
 
@@ -120,11 +122,11 @@ def _read(source: Path) -> dict[str, Any]:
         raise InvalidInputError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def _validated(study: dict[str, Any], study_dir: Path) -> dict[str, Any]:
-    """``study`` read through the typed records: every key the report reads is there (missing
-    optional ones at their defaults), and a file that does not fit is refused in one line."""
+def _records(study: Mapping[str, Any], study_dir: Path) -> StudyData:
+    """``study`` as typed records: every key the report reads is there (missing optional ones
+    at their defaults), and a file that does not fit is refused in one line."""
     try:
-        return StudyData.from_dict(study).to_dict()  # type: ignore[no-any-return]
+        return StudyData.from_dict(study)
     except SerialError as exc:
         raise InvalidInputError(f"{study_dir / 'results.json'} does not fit this dnnmeter's results ({exc}); "
                                 f"write it again from the store: dnnmeter report --out {study_dir}") from None

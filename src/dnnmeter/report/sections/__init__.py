@@ -15,15 +15,18 @@ from typing import Any
 
 from dnnmeter.report import fits as F
 from dnnmeter.report.plot import FigureResult
+from dnnmeter.results.records import StudyData
 
 Study = Mapping[str, Any]
 
 
 @dataclass
 class Page:
-    """What every section reads: the study, its fits, where figures go and where the page is.
-    ``figures`` are the models study's figures when they were drawn beforehand."""
+    """What every section reads: the study as typed records (``data``) and as the results.json
+    dict (``study``, for the sections not yet moved to the records), its fits, where figures
+    go and where the page is. ``figures`` are the models study's figures when drawn beforehand."""
 
+    data: StudyData
     study: Study
     fits: F.StudyFits
     figures_dir: Path
