@@ -20,7 +20,8 @@ from dnnmeter.hardware import (
     write_topology,
 )
 from dnnmeter.hardware.ceilings import Ceilings
-from dnnmeter.hardware.roofline import roofline
+from dnnmeter.hardware.records import HardwareRecord
+from dnnmeter.hardware.roofline import RooflineRecord, roofline
 from dnnmeter.report.hardware_figures import (
     draw_accesses,
     draw_hardware_figures,
@@ -164,7 +165,7 @@ def test_figures_and_html_section(tmp_path: Path, alexnet: hw.HardwareResult) ->
     for fig in figures:
         assert fig.skipped_reason is None and fig.png and fig.png.stat().st_size > 1000
         assert fig.svg and fig.svg.read_text().lstrip().startswith("<?xml")
-    html = hardware_section([d], [roof], figures, tmp_path)
+    html = hardware_section([HardwareRecord.from_dict(d)], [RooflineRecord.from_dict(roof)], figures, tmp_path)
     assert html.count("<table>") >= 4 and html.count('src="data:image/png;base64,') == 3
     assert 'id="alex_roofline"' in html and "alexnet-2012" in html and "fc6" in html
 

@@ -1,21 +1,25 @@
 """The report's hardware section: accesses with and without reuse, the roofline, array
 utilisation, as one HTML fragment.
 
-It reads only stored dicts (``HardwareResult.to_dict()``, ``RooflineResult.to_dict()``) and
-the figures drawn from them (:mod:`dnnmeter.report.hardware_figures`), so the report can be
+It reads the stored records (:class:`~dnnmeter.hardware.records.HardwareRecord`,
+:class:`~dnnmeter.hardware.roofline.RooflineRecord`, e.g. ``HardwareResult.record()``) and the
+figures drawn from them (:mod:`dnnmeter.report.hardware_figures`), so the report can be
 rebuilt from the store. Every hardware count is estimated (a model of the hardware, not a
 measurement); the ceilings and the measured times of the roofline are measured.
 
->>> html = hardware_section([hw.to_dict()], [roof.to_dict()], figures, Path("out"))  # doctest: +SKIP
+>>> html = hardware_section([hw.record()], [roof.record()], figures, Path("out"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from dnnmeter.hardware.ceilings import Ceilings
+from dnnmeter.hardware.records import HardwareLayer, HardwareRecord
+from dnnmeter.hardware.roofline import RooflineLayer, RooflineRecord
 from dnnmeter.report.format import num
 from dnnmeter.report.hardware_figures import draw_accesses, draw_roofline, draw_utilization
 from dnnmeter.report.markup import cell, figure_html, head, mark, row, table
@@ -28,15 +32,12 @@ __all__ = ["hardware_section", "html"]
 # study's example network; the first model with a hardware result when it is absent.
 EXAMPLE_MODELS = ("alexnet", "resnet18")
 
-Result = Mapping[str, Any]
-
-
 def _text(value: Any) -> str:
     return f'<td class="l">{escape(str(value))}</td>'
 
 
-def _settings_line(results: Sequence[Result]) -> str:
-    settings = [dict(r.get("settings") or {}) for r in results]
+def _settings_line(results: Sequence[HardwareRecord]) -> str:
+    settings = [dict(r.settings) for r in results]
     distinct = {(tuple(s.get("array") or ()), s.get("dataflow"), tuple(s.get("sram_kb") or ()), s.get("bits"),
                  s.get("energy_table")) for s in settings}
     if len(distinct) != 1:
@@ -57,31 +58,28 @@ def _energy(value: float | None, unit: str) -> str:
     return cell(num(value, 3, 1e-9), "estimated")
 
 
-def _energy_unit(results: Sequence[Result]) -> tuple[str, str]:
-    units = {((r.get("totals") or {}).get("energy") or {}).get("unit") for r in results}
-    if units == {"J"}:
+def _energy_unit(results: Sequence[HardwareRecord]) -> tuple[str, str]:
+    if {r.totals.energy.unit for r in results} == {"J"}:
         return "J", "mJ"
     return "normalized", "G x one MAC"
 
 
-def summary_table(results: Sequence[Result]) -> str:
+def summary_table(results: Sequence[HardwareRecord]) -> str:
     unit, shown = _energy_unit(results)
     hdr = head("network", "GMACs", "naive accesses (M)", "with all reuse (M)", "DRAM lower bound (M)",
                "reuse gain (x)", "array DRAM (M)", "DRAM / bound", "array cycles (M)", "utilisation (%)",
                f"energy naive ({shown})", f"energy reuse ({shown})", f"energy array ({shown})")
     rows = []
     for r in results:
-        t = r.get("totals") or {}
-        e = t.get("energy") or {}
-        e_unit = e.get("unit", unit)
+        t, e = r.totals, r.totals.energy
         rows.append(row([
-            _text(r.get("model")), cell(num(t.get("macs"), 4, 1e-9)), cell(num(t.get("naive_accesses"), 4, 1e-6)),
-            cell(num((t.get("accesses_with_reuse") or {}).get("all"), 4, 1e-6)),
-            cell(num(t.get("dram_lower_bound"), 4, 1e-6)), cell(num((t.get("reduction_by_reuse") or {}).get("all"), 3)),
-            cell(num(t.get("dram_accesses"), 4, 1e-6)), cell(num(t.get("dram_vs_lower_bound"), 3)),
-            cell(num(t.get("cycles"), 4, 1e-6)),
-            cell(num(t.get("utilization"), 3, 100), why_missing="no layer on the array"),
-            _energy(e.get("naive"), e_unit), _energy(e.get("reuse"), e_unit), _energy(e.get("systolic"), e_unit),
+            _text(r.model), cell(num(t.macs, 4, 1e-9)), cell(num(t.naive_accesses, 4, 1e-6)),
+            cell(num(t.accesses_with_reuse.get("all"), 4, 1e-6)),
+            cell(num(t.dram_lower_bound, 4, 1e-6)), cell(num(t.reduction_by_reuse.get("all"), 3)),
+            cell(num(t.dram_accesses, 4, 1e-6)), cell(num(t.dram_vs_lower_bound, 3)),
+            cell(num(t.cycles, 4, 1e-6)),
+            cell(num(t.utilization, 3, 100), why_missing="no layer on the array"),
+            _energy(e.naive, e.unit), _energy(e.reuse, e.unit), _energy(e.systolic, e.unit),
         ]))
     legend = ("<p class=\"muted\">Naive: 4 accesses per MAC (read weight, input and partial sum, write the sum). "
               "With all reuse: what is left when convolutional, filter, image and partial-sum reuse are all "
@@ -92,11 +90,10 @@ def summary_table(results: Sequence[Result]) -> str:
     return table(hdr, rows) + legend
 
 
-def _reuse_table(results: Sequence[Result]) -> str:
+def _reuse_table(results: Sequence[HardwareRecord]) -> str:
     kinds = ("convolutional", "filter", "image", "psum", "all")
     hdr = head("network", *[f"{k} reuse alone (x fewer)" if k != "all" else "all reuse (x fewer)" for k in kinds])
-    rows = [row([_text(r.get("model")),
-                 *[cell(num(((r.get("totals") or {}).get("reduction_by_reuse") or {}).get(k), 3)) for k in kinds]])
+    rows = [row([_text(r.model), *[cell(num(r.totals.reduction_by_reuse.get(k), 3)) for k in kinds]])
             for r in results]
     return "<h3>What each kind of data reuse saves</h3>" + table(hdr, rows)
 
@@ -104,33 +101,32 @@ def _reuse_table(results: Sequence[Result]) -> str:
 # --- roofline ---------------------------------------------------------------------------------
 
 
-def _ceilings_text(ceilings: Mapping[str, Any]) -> str:
-    if not ceilings.get("peak_flops_per_s"):
-        return f"<p>No ceilings: {escape(str(ceilings.get('unavailable_reason') or 'not measured'))}.</p>"
-    label = str(ceilings.get("label") or "measured")
-    return (f"<p>Ceilings of {escape(str(ceilings.get('device_name') or ceilings.get('device')))} "
-            f"({escape(str(ceilings.get('dtype')))}, {escape(str(ceilings.get('threads') or '-'))} thread(s)): peak "
-            f"{num(ceilings['peak_flops_per_s'], 3, 1e-9)}{mark(label)} GFLOP/s "
-            f"({escape(str(ceilings.get('flops_method')))}), bandwidth "
-            f"{num(ceilings['bandwidth_bytes_per_s'], 3, 1e-9)}{mark(label)} GB/s "
-            f"({escape(str(ceilings.get('bandwidth_method')))}); ridge point "
-            f"{num(ceilings.get('ridge_flops_per_byte'), 3)} FLOPs per byte. A layer whose arithmetic intensity "
+def _ceilings_text(c: Ceilings) -> str:
+    if not c.peak_flops_per_s:
+        return f"<p>No ceilings: {escape(str(c.unavailable_reason or 'not measured'))}.</p>"
+    label = c.label or "measured"
+    return (f"<p>Ceilings of {escape(str(c.device_name or c.device))} "
+            f"({escape(str(c.dtype))}, {escape(str(c.threads or '-'))} thread(s)): peak "
+            f"{num(c.peak_flops_per_s, 3, 1e-9)}{mark(label)} GFLOP/s "
+            f"({escape(str(c.flops_method))}), bandwidth "
+            f"{num(c.bandwidth_bytes_per_s, 3, 1e-9)}{mark(label)} GB/s "
+            f"({escape(str(c.bandwidth_method))}); ridge point "
+            f"{num(c.ridge_flops_per_byte, 3)} FLOPs per byte. A layer whose arithmetic intensity "
             "(2 x MACs per byte of its DRAM lower bound) is below the ridge is memory-bound.</p>")
 
 
-def roofline_table(rooflines: Sequence[Result]) -> str:
+def roofline_table(rooflines: Sequence[RooflineRecord]) -> str:
     hdr = head("network", "batch", "GFLOPs (2 x GMACs)", "FLOPs per byte", "compute-bound layers",
                "memory-bound layers", "attainable (ms)", "measured (ms)", "of the roofline (%)")
     rows = []
     for r in rooflines:
-        t = r.get("totals") or {}
-        bounds = t.get("bound_counts") or {}
+        t = r.totals
         rows.append(row([
-            _text(r.get("model")), cell(str(r.get("batch_size", "-"))), cell(num(t.get("flops"), 4, 1e-9)),
-            cell(num(t.get("arithmetic_intensity_flops_per_byte"), 3)), cell(str(bounds.get("compute", 0))),
-            cell(str(bounds.get("memory", 0))), cell(num(t.get("attainable_time_s"), 3, 1e3), "estimated"),
-            cell(num(t.get("measured_latency_s"), 3, 1e3), "measured", r.get("latency_unavailable_reason")),
-            cell(num(t.get("fraction_of_roofline"), 3, 100), "measured", r.get("latency_unavailable_reason")),
+            _text(r.model), cell(str(r.batch_size)), cell(num(t.flops, 4, 1e-9)),
+            cell(num(t.arithmetic_intensity_flops_per_byte, 3)), cell(str(t.bound_counts.get("compute", 0))),
+            cell(str(t.bound_counts.get("memory", 0))), cell(num(t.attainable_time_s, 3, 1e3), "estimated"),
+            cell(num(t.measured_latency_s, 3, 1e3), "measured", r.latency_unavailable_reason),
+            cell(num(t.fraction_of_roofline, 3, 100), "measured", r.latency_unavailable_reason),
         ]))
     note = ("<p class=\"muted\">Attainable: the sum over conv, linear and matmul layers of 2 x MACs / "
             "min(peak, intensity x bandwidth); element-wise layers are not in it. Measured: median forward "
@@ -141,44 +137,47 @@ def roofline_table(rooflines: Sequence[Result]) -> str:
 # --- per layer ----------------------------------------------------------------------------------
 
 
-def _layer_rows(result: Result | None, roof: Result | None) -> list[str]:
-    by_name = {layer["name"]: layer for layer in (roof or {}).get("layers") or []}
-    layers = (result or {}).get("layers") or [{"name": n, "kind": v.get("kind")} for n, v in by_name.items()]
-    reason = (roof or {}).get("layer_times_unavailable_reason")
-    rows = []
-    for layer in layers:
-        rl = by_name.get(layer["name"], {})
-        rows.append(row([
-            _text(layer["name"]), _text(layer.get("kind")), cell(num(layer.get("macs"), 4, 1e-6)),
-            cell(num(layer.get("naive_accesses"), 4, 1e-6)),
-            cell(num((layer.get("accesses_with_reuse") or {}).get("all"), 4, 1e-6)),
-            cell(num(layer.get("dram_lower_bound"), 4, 1e-6)), cell(num(layer.get("dram_accesses"), 4, 1e-6)),
-            cell(num(layer.get("cycles"), 4, 1e-3)), cell(num(layer.get("utilization"), 3, 100)),
-            cell(num(layer.get("mapping_efficiency"), 3, 100)),
-            cell(num(rl.get("arithmetic_intensity_flops_per_byte"), 3)), _text(rl.get("bound", "-")),
-            cell(num(rl.get("attainable_time_s"), 3, 1e3)),
-            cell(num(rl.get("measured_time_s"), 3, 1e3), "measured", reason or "not measured"),
-            cell(num(rl.get("fraction_of_roofline"), 3, 100), None, reason or "not measured"),
-        ]))
-    return rows
+def _layer_row(name: str, kind: str, hw: HardwareLayer | None, rl: RooflineLayer | None, reason: str | None) -> str:
+    def of(field: str) -> Any:
+        return None if hw is None else getattr(hw, field)
+
+    return row([
+        _text(name), _text(kind), cell(num(of("macs"), 4, 1e-6)), cell(num(of("naive_accesses"), 4, 1e-6)),
+        cell(num(None if hw is None else hw.accesses_with_reuse.get("all"), 4, 1e-6)),
+        cell(num(of("dram_lower_bound"), 4, 1e-6)), cell(num(of("dram_accesses"), 4, 1e-6)),
+        cell(num(of("cycles"), 4, 1e-3)), cell(num(of("utilization"), 3, 100)),
+        cell(num(of("mapping_efficiency"), 3, 100)),
+        cell(num(rl and rl.arithmetic_intensity_flops_per_byte, 3)), _text(rl.bound if rl else "-"),
+        cell(num(rl and rl.attainable_time_s, 3, 1e3)),
+        cell(num(rl and rl.measured_time_s, 3, 1e3), "measured", reason or "not measured"),
+        cell(num(rl and rl.fraction_of_roofline, 3, 100), None, reason or "not measured"),
+    ])
 
 
-def layers_details(result: Result | None, roof: Result | None) -> str:
+def _layer_rows(result: HardwareRecord | None, roof: RooflineRecord | None) -> list[str]:
+    by_name = {layer.name: layer for layer in (roof.layers if roof else [])}
+    reason = roof.layer_times_unavailable_reason if roof else None
+    if result is not None and result.layers:
+        return [_layer_row(hl.name, hl.kind, hl, by_name.get(hl.name), reason) for hl in result.layers]
+    return [_layer_row(name, rl.kind, None, rl, reason) for name, rl in by_name.items()]
+
+
+def layers_details(result: HardwareRecord | None, roof: RooflineRecord | None) -> str:
     """One model's per-layer table, folded (a network can have hundreds of layers)."""
-    model = (result or roof or {}).get("model", "?")
+    model = result.model if result is not None else roof.model if roof is not None else "?"
     hdr = head("layer", "kind", "MACs (M)", "naive (M)", "all reuse (M)", "lower bound (M)", "array DRAM (M)",
                "cycles (k)", "utilisation (%)", "mapping (%)", "FLOPs/byte", "bound", "attainable (ms)",
                "measured (ms)", "of roofline (%)", left=2)
     rows = _layer_rows(result, roof)
-    notes = [*((result or {}).get("notes") or []), *((roof or {}).get("notes") or [])]
-    if (roof or {}).get("layer_times_unavailable_reason"):
-        notes.append("measured per layer: " + str(roof["layer_times_unavailable_reason"]))  # type: ignore[index]
+    notes = [*(result.notes if result else []), *(roof.notes if roof else [])]
+    if roof is not None and roof.layer_times_unavailable_reason:
+        notes.append("measured per layer: " + roof.layer_times_unavailable_reason)
     note = "".join(f"<li>{escape(str(n))}</li>" for n in notes)
     return (f"<details><summary>{escape(str(model))}: per layer ({len(rows)} layers)</summary>"
             + table(hdr, rows) + (f"<ul class=\"muted\">{note}</ul>" if note else "") + "</details>")
 
 
-def hardware_section(results: Sequence[Result], rooflines: Sequence[Result] = (),
+def hardware_section(results: Sequence[HardwareRecord], rooflines: Sequence[RooflineRecord] = (),
                      figures: Sequence[FigureResult] = (), base: Path = Path(".")) -> str:
     """The report's hardware section: settings, a table per model (accesses, reuse, array,
     energy), the roofline table, per-layer tables (folded) and the figures. ``base`` is the
@@ -189,10 +188,10 @@ def hardware_section(results: Sequence[Result], rooflines: Sequence[Result] = ()
     if results:
         parts += [_settings_line(results), summary_table(results), _reuse_table(results)]
     if rooflines:
-        parts += ["<h3>Roofline</h3>", _ceilings_text(rooflines[0].get("ceilings") or {}), roofline_table(rooflines)]
-    roofs = {r.get("model"): r for r in rooflines}
-    names = list(dict.fromkeys([*(r.get("model") for r in results), *roofs]))
-    by_model = {r.get("model"): r for r in results}
+        parts += ["<h3>Roofline</h3>", _ceilings_text(rooflines[0].ceilings), roofline_table(rooflines)]
+    roofs = {r.model: r for r in rooflines}
+    by_model = {r.model: r for r in results}
+    names = list(dict.fromkeys([*by_model, *roofs]))
     parts.append("<h3>Per layer</h3>")
     parts += [layers_details(by_model.get(n), roofs.get(n)) for n in names]
     if figures:
@@ -203,18 +202,17 @@ def hardware_section(results: Sequence[Result], rooflines: Sequence[Result] = ()
 
 def html(page: Page) -> str:
     """The hardware section of the study's models, with its figures (empty without any)."""
-    study, figures_dir, base = page.study, page.figures_dir, page.base
-    models = study.get("models") or []
-    results = [m["hardware"] for m in models if m.get("hardware")]
-    roofs = [m["roofline"] for m in models if m.get("roofline")]
+    results = [m.hardware for m in page.data.models if m.hardware is not None]
+    roofs = [m.roofline for m in page.data.models if m.roofline is not None]
     if not results and not roofs:
         return ""
     figures: list[FigureResult] = []
-    example = next((r for name in EXAMPLE_MODELS for r in results if r.get("model") == name), None)
+    example = next((r for name in EXAMPLE_MODELS for r in results if r.model == name), None)
     example = example or (results[0] if results else None)
     if example is not None:
-        stem = figures_dir / f"hardware_{example['model']}"
-        figures += [draw_accesses(example, f"{stem}_accesses"), draw_utilization(example, f"{stem}_utilization")]
+        stem = page.figures_dir / f"hardware_{example.model}"
+        drawn = example.to_dict()  # the figures read dicts: the CLI draws them from a fresh result's
+        figures += [draw_accesses(drawn, f"{stem}_accesses"), draw_utilization(drawn, f"{stem}_utilization")]
     if roofs:
-        figures.append(draw_roofline(roofs, figures_dir / "hardware_roofline"))
-    return hardware_section(results, roofs, figures, base)
+        figures.append(draw_roofline([r.to_dict() for r in roofs], page.figures_dir / "hardware_roofline"))
+    return hardware_section(results, roofs, figures, page.base)
