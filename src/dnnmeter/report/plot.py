@@ -50,12 +50,12 @@ def new_figure(ncols: int = 1, width: float = 7.6, height: float = 4.8, grid: bo
     return fig, list(axes)
 
 
-def save(fig: Figure, stem: Path | str) -> tuple[Path, Path]:
-    """Write ``stem``.png and ``stem``.svg (folders made as needed); returns both paths."""
+def save(fig: Figure, stem: Path | str, dpi: int = DPI) -> tuple[Path, Path]:
+    """Write ``stem``.png (at ``dpi``) and ``stem``.svg (folders made as needed); returns both paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")
-    fig.savefig(png, dpi=DPI, format="png")
+    fig.savefig(png, dpi=dpi, format="png")
     # The layout is settled by the PNG's draw; solving it again for the SVG would double the cost.
     fig.set_layout_engine("none")
     # No date in the SVG, so that the same data give the same file.
@@ -64,13 +64,13 @@ def save(fig: Figure, stem: Path | str) -> tuple[Path, Path]:
 
 
 def figure_result(drawn: Figure | str, stem: Path | str, title: str, caption: str = "",
-                  notes: tuple[str, ...] = ()) -> FigureResult:
+                  notes: tuple[str, ...] = (), dpi: int = DPI) -> FigureResult:
     """Save ``drawn`` at ``stem``, or, when it is the reason nothing was drawn, say so.
     The figure's name (its HTML anchor) is the stem's file name."""
     name = Path(stem).name
     if isinstance(drawn, str):
         return FigureResult(name, title, skipped_reason=drawn, caption=caption, notes=notes)
-    png, svg = save(drawn, stem)
+    png, svg = save(drawn, stem, dpi)
     return FigureResult(name, title, png, svg, caption=caption, notes=notes)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from dnnmeter.report.format import num, ratio
 from dnnmeter.report.markup import cell, figure_html, head, row, table
-from dnnmeter.report.plot import FigureResult
+from dnnmeter.report.plot import FigureResult, figure_result
 from dnnmeter.report.sections import Page
 
 
@@ -59,18 +59,13 @@ def _averaging_text(variants: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _curves_figure(variants: Sequence[Mapping[str, Any]], figures_dir: Path) -> FigureResult:
-    from dnnmeter.train.curves import plot_curves
+    from dnnmeter.train.curves import CURVES_DPI, curves_figure
 
     title = "Training and validation curves of every variant"
     caption = "Loss and top-1 accuracy per epoch; solid lines validation, dashed training (the seed's figure)."
     runs = [{**v, "model": v.get("variant"), "distributed": None} for v in variants if v.get("history")]
-    if not runs:
-        return FigureResult(name="modifications_curves", title=title, skipped_reason="no variant has a history",
-                            caption=caption)
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    png = plot_curves(runs, figures_dir / "modifications_curves.png")
-    svg = plot_curves(runs, figures_dir / "modifications_curves.svg")
-    return FigureResult(name="modifications_curves", title=title, png=png, svg=svg, caption=caption)
+    drawn = curves_figure(runs) if runs else "no variant has a history"
+    return figure_result(drawn, figures_dir / "modifications_curves", title, caption, dpi=CURVES_DPI)
 
 
 def html(page: Page) -> str:
