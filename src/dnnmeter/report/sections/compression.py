@@ -60,13 +60,12 @@ def _fine_tune_text(points: Sequence[Mapping[str, Any]]) -> str:
 
 def html(page: Page) -> str:
     """The quantization and pruning sweeps of the first variant, trained."""
-    study, figures_dir, base = page.study, page.figures_dir, page.base
-
-    comp = (study.get("modifications") or {}).get("compression") or {}
-    quant, prune = comp.get("quantization") or [], comp.get("pruning") or []
-    if not quant and not prune:
+    figures_dir, base = page.figures_dir, page.base
+    comp = page.data.modifications.compression
+    quant, prune = (comp.quantization, comp.pruning) if comp is not None else ([], [])
+    if comp is None or not quant and not prune:
         return ""
-    parts = [f'<h2 id="compression">Quantization and pruning of the trained {escape(str(comp.get("variant")))} '
+    parts = [f'<h2 id="compression">Quantization and pruning of the trained {escape(str(comp.variant))} '
              "network</h2><p>Accuracy on the validation split it was trained against; fixed point is "
              "fake-quantised (weights per output channel, activations per tensor), so its latency is not "
              "measured; int8 runs torch's int8 kernels. Unstructured pruning zeroes weights (dense hardware "

@@ -70,20 +70,19 @@ def _curves_figure(variants: Sequence[Mapping[str, Any]], figures_dir: Path) -> 
 
 def html(page: Page) -> str:
     """The variants trained, their curves, what each change bought and cost."""
-    study, figures_dir, base = page.study, page.figures_dir, page.base
-    mods = study.get("modifications") or {}
-    variants = mods.get("variants") or []
+    mods = page.data.modifications
+    variants = mods.variants  # TrainResult dicts with the variant's cost, until TrainResult is a record
     if not variants:
         return ""
-    s = mods.get("settings") or {}
-    what = (f"Each variant trained on {s.get('data')} with seed {s.get('seed')}, the same settings for all "
-            f"(epochs {variants[0].get('settings', {}).get('epochs', '?')}, batch "
-            f"{variants[0].get('settings', {}).get('batch_size', '?')}, augmentation "
-            f"{', '.join(s.get('augment') or []) or 'none'}). Ratios are against the first variant.")
+    s = mods.settings
+    first = variants[0].get("settings", {})
+    what = (f"Each variant trained on {s.data if s else None} with seed {s.seed if s else None}, the same settings "
+            f"for all (epochs {first.get('epochs', '?')}, batch {first.get('batch_size', '?')}, augmentation "
+            f"{', '.join(s.augment if s else ()) or 'none'}). Ratios are against the first variant.")
     parts = ['<h2 id="modifications">Operation modifications: what each change buys and costs</h2>',
              f"<p>{escape(what)}</p>", _variants_table(variants), _averaging_text(variants)]
     parts += [_classes_text(v) for v in variants if (v.get("nproc") or 1) == 1]
-    parts.append(figure_html(_curves_figure(variants, figures_dir), base))
+    parts.append(figure_html(_curves_figure(variants, page.figures_dir), page.base))
     return "".join(parts)
 
 
