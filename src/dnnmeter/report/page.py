@@ -27,6 +27,7 @@ from dnnmeter.report.markup import CSS, SCRIPT, plain
 from dnnmeter.report.plot import FigureResult
 from dnnmeter.report.sections import Page, Section, compression, environment, hardware, models, modifications
 from dnnmeter.results.records import StudyData
+from dnnmeter.results.settings import StudySettings
 
 __all__ = ["SECTIONS", "page", "render_all", "write_report"]
 
@@ -42,37 +43,36 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
-def run_line(study: Mapping[str, Any]) -> str:
-    s = study.get("settings") or {}
-    models = s.get("models") or [F.name_of(m) for m in study.get("models") or []]
-    threads = s.get("threads")
+def run_line(data: StudyData) -> str:
+    s = data.settings or StudySettings(models=(), device="?", batch_sizes=())
+    models = list(s.models) or [m.model for m in data.models]
     parts = [
         f"{len(models)} models ({', '.join(str(m) for m in models)})",
-        f"on {s.get('device', '?')}",
-        f"batch sizes {plain(s.get('batch_sizes'))}",
-        f"{num(F.number(s.get('time_budget_s')))} s of timing per point",
-        f"{'default' if threads is None else threads} thread(s)"
-        + (f" ({s['threads_chosen']})" if s.get("threads_chosen") else ""),
+        f"on {s.device}",
+        f"batch sizes {plain(s.batch_sizes)}",
+        f"{num(F.number(s.time_budget_s))} s of timing per point",
+        f"{'default' if s.threads is None else s.threads} thread(s)"
+        + (f" ({s.threads_chosen})" if s.threads_chosen else ""),
     ]
-    budgets = [f"{k} = {s[k]}" for k in ("max_latency_ms", "max_memory_mb", "max_energy_j") if s.get(k) is not None]
+    budgets = [f"{k} = {getattr(s, k)}" for k in ("max_latency_ms", "max_memory_mb", "max_energy_j")
+               if getattr(s, k) is not None]
     parts.append("budgets: " + ", ".join(budgets) if budgets else "no budget")
     return "<p>What was run: " + escape("; ".join(parts)) + ".</p>"
 
 
-def header(study: Mapping[str, Any]) -> str:
-    s = study.get("settings") or {}
-    n = len(study.get("models") or [])
-    stamp = f"dnnmeter {study.get('dnnmeter_version', '?')}, results of {study.get('created_utc', '?')}"
+def header(data: StudyData) -> str:
+    n = len(data.models)
+    stamp = f"dnnmeter {data.dnnmeter_version}, results of {data.created_utc}"
     if not n:  # only a modifications study in this store
         return f"<h1>dnnmeter study: operation modifications</h1><p class=\"muted\">{escape(stamp)}</p>"
-    title = f"dnnmeter study: {n} models on {s.get('device', '?')}"
-    return (f"<h1>{escape(title)}</h1><p class=\"muted\">{escape(stamp)}</p>" + run_line(study))
+    title = f"dnnmeter study: {n} models on {data.settings.device if data.settings else '?'}"
+    return (f"<h1>{escape(title)}</h1><p class=\"muted\">{escape(stamp)}</p>" + run_line(data))
 
 
 def body(page: Page, fragments: Sequence[str] | None = None) -> str:
     """The header and every section; ``fragments`` replace the sections that draw their own
     figures (hardware, modifications, compression), at the place of the first of them."""
-    parts = [header(page.study)]
+    parts = [header(page.data)]
     for section in SECTIONS:
         if section.draws and fragments is not None:
             parts.extend(fragments)
