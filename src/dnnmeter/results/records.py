@@ -70,8 +70,9 @@ class ModelRecord(Record):
     hardware: HardwareRecord | None = None
     roofline: BenchedRoofline | None = None
 
-    def ok_points(self) -> list[BenchPoint]:
-        return [b for b in self.bench if b.status == "ok"]
+    def point(self, batch_size: int) -> BenchPoint | None:
+        """The bench point at ``batch_size`` whatever its status, or None."""
+        return next((b for b in self.bench if b.batch_size == batch_size), None)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dnnmeter.report.format import num
 from dnnmeter.report.markup import cell, figure_html, head, mark, plain, row, table
 from dnnmeter.report.plot import FigureResult
 from dnnmeter.report.sections import Page
+from dnnmeter.results.records import ModelRecord
 
 Model = Mapping[str, Any]
 
@@ -26,47 +27,47 @@ def html(page: Page) -> str:
     figures = page.figures
     if figures is None:
         figures = render_figures(study, page.figures_dir, page.fits)
-    return "".join([summary_table(study), fits_section(page.fits), pareto_section(page.fits),
+    return "".join([summary_table(page.data.models), fits_section(page.fits), pareto_section(page.fits),
                     figures_section(figures, page.base)])
 
 
 # --- the summary table (the seed's Table I) ----------------------------------------------------
 
 
-def batch1(m: Model, key: str, scale: float, digits: int = 3) -> str:
+def batch1(m: ModelRecord, field: str, scale: float, digits: int = 3) -> str:
     """A cell for a measured value at batch size 1, or a dash saying why there is none."""
-    p = F.bench_point(m, 1)
-    value = F.measured(m, 1, key)
-    if value is not None:
-        return cell(num(value, digits, scale), "measured")
+    p = m.point(1)
     if p is None:
         return cell("-", why_missing="not measured at batch size 1")
-    if p.get("status") != "ok":
-        return cell("-", why_missing=f"{p.get('status')}: {p.get('error') or ''}")
-    why = p.get("power_unavailable_reason") if key == "power_w" else None
-    return cell("-", why_missing=why or f"no {key}")
+    if p.status != "ok":
+        return cell("-", why_missing=f"{p.status}: {p.error or ''}")
+    value = F.number(getattr(p, field))
+    if value is not None:
+        return cell(num(value, digits, scale), "measured")
+    why = p.power_unavailable_reason if field == "power_w" else None
+    return cell("-", why_missing=why or f"no {field}")
 
 
-def summary_row(m: Model) -> str:
-    label = F.accuracy_label(m)
+def summary_row(m: ModelRecord) -> str:
+    acc, a = m.accuracy, m.analysis
+    label = acc.label if acc is not None and acc.label else None
     no_acc = "no accuracy for this model"
-    macs = F.macs_per_image(m)
-    swatch = f'<span class="swatch" style="background:{colour(m.get("family"))}"></span>'
+    flops = None if a is None else 2 * (a.macs / (a.batch_size or 1))  # per image, as the seed's table
+    swatch = f'<span class="swatch" style="background:{colour(m.family)}"></span>'
     return row([
-        f'<td class="l">{escape(F.name_of(m))}</td>',
-        f'<td class="l">{swatch}{escape(str(m.get("family") or "-"))}</td>',
-        cell(num(F.top1(m), 4, 100), label, no_acc),
-        cell(num(F.top5(m), 4, 100), label, no_acc),
-        cell(num(F.analysis_value(m, "params"), 4, 1e-6), "measured", "no analysis"),
-        cell(num(None if macs is None else 2 * macs, 4, 1e-9), "measured", "no analysis"),
+        f'<td class="l">{escape(m.model)}</td>',
+        f'<td class="l">{swatch}{escape(m.family or "-")}</td>',
+        cell(num(F.number(acc and acc.top1), 4, 100), label, no_acc),
+        cell(num(F.number(acc and acc.top5), 4, 100), label, no_acc),
+        cell(num(F.number(a and a.params), 4, 1e-6), "measured", "no analysis"),
+        cell(num(flops, 4, 1e-9), "measured", "no analysis"),
         batch1(m, "power_w", 1.0),
         batch1(m, "latency_s_per_image", 1e3),
         batch1(m, "peak_memory_bytes", 1e-6),
     ])
 
 
-def summary_table(study: Mapping[str, Any]) -> str:
-    models = study.get("models") or []
+def summary_table(models: Sequence[ModelRecord]) -> str:
     hdr = head("network", "family", "top-1 (%)", "top-5 (%)", "parameters (M)", "GFLOPs (2 x GMACs)",
                "power (W)", "ms per image", "peak memory (MB)", left=2)
     legend = ("<p class=\"muted\">Per image; time, power and memory at batch size 1. Sources: "
