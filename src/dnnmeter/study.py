@@ -68,9 +68,6 @@ def _prepare(settings: StudySettings) -> StudySettings:
                    batch_sizes=tuple(sorted(set(settings.batch_sizes))))
 
 
-_keys = study_keys  # the tests' name for it
-
-
 def run_study(settings: StudySettings, progress: Progress | None = None) -> StudyOutputs:
     """Run (or resume) the study described by ``settings``; returns where the outputs are."""
     settings = _prepare(settings)
@@ -88,7 +85,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None) -> Stud
     with Store(out / "results.sqlite") as store:
         store.set_meta(STUDY_META_KEY, json.dumps(settings.to_dict()))
         for model in settings.models:
-            keys = _keys(settings, model)
+            keys = study_keys(settings, model)
             _static(store, model, keys, step)
             _hardware(store, model, settings, keys, step)
             if keys["measured_accuracy"] is not None:
