@@ -124,7 +124,7 @@ class OperandAccesses(Record):
 
 
 @dataclass(frozen=True, slots=True)
-class LayerAccesses:
+class LayerAccesses(Record):
     """One layer's MACs, access counts and reuse factors (words; whole batch).
 
     Reuse factors are how many MACs use one access: ``weight_conv_reuse = E*F``,
@@ -151,10 +151,6 @@ class LayerAccesses:
     psum_accumulations: int
     by_reuse: dict[str, OperandAccesses]
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "by_reuse"}
-        d["by_reuse"] = {k: v.to_dict() for k, v in self.by_reuse.items()}
-        return d
 
 
 def layer_accesses(layer: LayerShape) -> LayerAccesses:
@@ -191,7 +187,7 @@ def layer_accesses(layer: LayerShape) -> LayerAccesses:
 
 
 @dataclass(frozen=True)
-class AccessReport:
+class AccessReport(Record):
     """Access counts of a list of layers: per layer, and totals (words; whole batch)."""
 
     layers: list[LayerAccesses] = field(default_factory=list)
@@ -228,18 +224,13 @@ class AccessReport:
                 totals[kind] = totals[kind] + acc
         return totals
 
+    _derived: ClassVar[tuple[str, ...]] = ("macs", "naive_accesses", "weights", "inputs", "outputs", "lower_bound",
+                                           "by_reuse")
+
     def to_dict(self, per_layer: bool = True) -> dict[str, Any]:
-        return {
-            "unit": "words",
-            "macs": self.macs,
-            "naive_accesses": self.naive_accesses,
-            "weights": self.weights,
-            "inputs": self.inputs,
-            "outputs": self.outputs,
-            "lower_bound": self.lower_bound,
-            "by_reuse": {k: v.to_dict() for k, v in self.by_reuse.items()},
-            "layers": [a.to_dict() for a in self.layers] if per_layer else [],
-        }
+        d = {"unit": "words", **super().to_dict()}
+        d["layers"] = d.pop("layers") if per_layer else []
+        return d
 
 
 def count_accesses(layers: Iterable[LayerShape]) -> AccessReport:
