@@ -75,3 +75,15 @@ def test_a_results_json_from_another_version_still_reads() -> None:
     data = StudyData.from_dict(old)
     assert data.models[0].bench[0].batch_size == 1
     assert _stable(data.to_dict()) == _stable(_load("study_results.json.gz"))
+
+
+def test_the_stored_analysis_summary_keeps_every_field_of_an_analysis() -> None:
+    # A field added to Analysis must be added to AnalysisSummary too, or the study drops it
+    # between the store and results.json (unknown keys are ignored on the way back).
+    from dataclasses import fields
+
+    from dnnmeter.analysis.result import Analysis, AnalysisSummary
+
+    summary = {f.name for f in fields(AnalysisSummary)}
+    assert {f.name for f in fields(Analysis)} <= summary
+    assert set(Analysis._derived) <= summary
