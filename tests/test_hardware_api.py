@@ -20,14 +20,15 @@ from dnnmeter.hardware import (
     write_topology,
 )
 from dnnmeter.hardware.ceilings import Ceilings
-from dnnmeter.hardware.roofline import roofline
+from dnnmeter.hardware.records import HardwareRecord
+from dnnmeter.hardware.roofline import RooflineRecord, roofline
 from dnnmeter.report.hardware_figures import (
     draw_accesses,
     draw_hardware_figures,
     draw_roofline,
     draw_utilization,
 )
-from dnnmeter.report.hardware_section import hardware_section
+from dnnmeter.report.sections.hardware import hardware_section
 from dnnmeter.report.hardware_text import hardware_tables
 
 ALEXNET_MACS, ALEXNET_NAIVE, ALEXNET_BOUND = 724_406_816, 2_897_627_264, 62_028_963
@@ -102,9 +103,9 @@ def test_topology_import_path(tmp_path: Path) -> None:
     path = write_topology(original_alexnet_layers(), tmp_path / "alexnet.csv")
     one = hardware(topology=path)
     assert one.source == "topology" and one.model == "alexnet"
-    assert one.totals["macs"] == ALEXNET_MACS  # grouped layers become one row per group
+    assert one.totals.macs == ALEXNET_MACS  # grouped layers become one row per group
     assert len(one.layers) == 11  # conv2, conv4 and conv5 split in two
-    assert hardware(str(path), batch_size=2).totals["macs"] == 2 * ALEXNET_MACS  # a .csv model is a topology
+    assert hardware(str(path), batch_size=2).totals.macs == 2 * ALEXNET_MACS  # a .csv model is a topology
 
 
 def test_export_scalesim_writes_the_run(tmp_path: Path) -> None:
@@ -142,7 +143,7 @@ def test_parsers() -> None:
 
 
 def test_the_package_is_callable() -> None:
-    assert hw(original_alexnet_layers()).totals["macs"] == ALEXNET_MACS
+    assert hw(original_alexnet_layers()).totals.macs == ALEXNET_MACS
     assert hw.count_accesses is not None  # the package's parts are still there
 
 
@@ -164,7 +165,7 @@ def test_figures_and_html_section(tmp_path: Path, alexnet: hw.HardwareResult) ->
     for fig in figures:
         assert fig.skipped_reason is None and fig.png and fig.png.stat().st_size > 1000
         assert fig.svg and fig.svg.read_text().lstrip().startswith("<?xml")
-    html = hardware_section([d], [roof], figures, tmp_path)
+    html = hardware_section([HardwareRecord.from_dict(d)], [RooflineRecord.from_dict(roof)], figures, tmp_path)
     assert html.count("<table>") >= 4 and html.count('src="data:image/png;base64,') == 3
     assert 'id="alex_roofline"' in html and "alexnet-2012" in html and "fc6" in html
 
@@ -177,3 +178,21 @@ def test_figures_say_why_they_are_not_drawn(tmp_path: Path) -> None:
     roof["ceilings"] = {**roof["ceilings"], "peak_flops_per_s": None, "unavailable_reason": "no CUDA device"}
     assert "no CUDA device" in (draw_roofline(roof, tmp_path / "r").skipped_reason or "")
     assert not (tmp_path / "r.png").exists()
+
+
+def test_totals_are_typed_and_the_old_dict_form_warns():
+    totals = hardware(original_alexnet_layers()).totals
+    assert totals.macs == ALEXNET_MACS and totals.energy.label == "estimated"
+    with pytest.warns(DeprecationWarning, match="totals.naive_accesses"):
+        assert totals["naive_accesses"] == totals.naive_accesses
+    with pytest.warns(DeprecationWarning):
+        assert totals["energy"]["naive"] == totals.energy.naive  # the old nested dict
+
+
+def test_a_stored_hardware_dict_reads_back_as_the_same_record():
+    from dnnmeter.hardware.records import HardwareRecord
+
+    stored = json.loads(json.dumps(hardware("resnet18", array="16x16").to_dict()))
+    record = HardwareRecord.from_dict({**stored, "added_by_a_later_version": 1})
+    assert record.totals.cycles == stored["totals"]["cycles"] and record.layers[0].U == (2, 2)
+    assert record.to_dict() == stored

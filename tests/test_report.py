@@ -179,6 +179,16 @@ def test_a_missing_results_file_is_a_clear_error(tmp_path: Path) -> None:
         render_all(tmp_path)
 
 
+def test_a_results_file_that_does_not_fit_the_records_is_a_one_line_error(tmp_path: Path) -> None:
+    data = study()
+    del data["models"][0]["bench"][0]["batch_size"]
+    data["models"][1]["added_by_a_later_version"] = 1  # tolerated
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    with pytest.raises(InvalidInputError, match=r"no 'batch_size' in the stored data.*dnnmeter report --out") as caught:
+        render_all(tmp_path)
+    assert "\n" not in str(caught.value)
+
+
 def test_an_unknown_figure_name_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="known: top1_per_network"):
         render_figures(study(), tmp_path, names={"top1_per_netwrk"})

@@ -142,12 +142,13 @@ def test_measured_accuracy_replaces_the_published_figure(tmp_path: Path) -> None
 
 def test_accuracy_that_cannot_be_measured_falls_back_to_published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dnnmeter.store import Store
-    from dnnmeter.study import _keys, _measured_accuracy, _prepare
+    from dnnmeter.results.settings import study_keys
+    from dnnmeter.study import _measured_accuracy, _prepare
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no cached weights: never downloaded
     settings = _prepare(StudySettings(models=("resnet18",), out=str(tmp_path), data="digits", weights="default"))
     with Store(tmp_path / "results.sqlite") as store:
-        notes = _measured_accuracy(store, "resnet18", settings, _keys(settings, "resnet18")["measured_accuracy"],
+        notes = _measured_accuracy(store, "resnet18", settings, study_keys(settings, "resnet18")["measured_accuracy"],
                                    lambda what, measured: None)
         assert not list(store.rows("accuracy"))
     assert len(notes) == 1 and "accuracy not measured" in notes[0] and "published figure" in notes[0]

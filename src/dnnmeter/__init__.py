@@ -5,7 +5,7 @@
 >>> a.params, a.macs, a.flops
 (25557032, 4089184256, 8217631232)
 >>> model = dnnmeter.create_model("vgg16", device="cpu")
->>> dnnmeter.hardware("alexnet").totals["cycles"]          # accesses, reuse, systolic array
+>>> dnnmeter.hardware("alexnet").totals.cycles             # accesses, reuse, systolic array
 2574274
 >>> dnnmeter.compare("vgg16", ["depthwise-separable"]).ratio("macs")
 0.128...

@@ -17,71 +17,27 @@ study resumes at the first unfinished variant; the report redraws everything fro
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dnnmeter.errors import InvalidInputError
-from dnnmeter.store import Store, machine_id, measurement_key
+from dnnmeter.results.collect import MODIFICATIONS_META_KEY as META_KEY
+from dnnmeter.results.collect import collect_modifications
+from dnnmeter.results.settings import (
+    COMPRESSION,
+    TINY_FAMILY,
+    ModificationsSettings,
+    Variant,
+    compression_keys,
+    training_key,
+)
+from dnnmeter.store import Store
+
+__all__ = ["COMPRESSION", "TINY_FAMILY", "ModificationsOutputs", "ModificationsSettings", "Variant",
+           "run_modifications"]
 
 Progress = Callable[[str, int, int], None]  # (what is being done, steps done, steps in all)
-
-TINY_FAMILY = (("plain", "tiny_alexnet"), ("depthwise", "tiny_alexnet_dw"), ("depthwise + residual", "tiny_alexnet_dw_res"))
-META_KEY = "last_modifications"
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One network to train: a zoo model with ``ops`` applied, in ``nproc`` processes."""
-
-    name: str
-    model: str
-    ops: tuple[str, ...] = ()
-    nproc: int = 1
-    strategy: str = "ddp"
-
-    def slug(self) -> str:
-        return re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()
-
-
-@dataclass
-class ModificationsSettings:
-    data: str = "digits"
-    models: tuple[str, ...] = ()  # empty: the tiny AlexNet family
-    ops: tuple[str, ...] = ()
-    epochs: int | None = None  # None: train's default for the data (10 on digits, 100 on a folder)
-    batch_size: int | None = None
-    lr: float | None = None
-    augment: tuple[str, ...] = ()
-    seed: int = 0
-    out: str = "study-out"
-    averaged_nproc: int = 2  # 0 or 1: no averaged-training comparison
-    threads: int | None = None
-    compression: bool = True  # quantization and pruning sweeps of the first variant, trained
-    prune_fine_tune_epochs: int = 1  # each pruned copy retrained this long (masks kept) before it is scored
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def variants(self) -> list[Variant]:
-        if self.models:
-            found = []
-            for model in self.models:
-                found.append(Variant(model, model))
-                for i in range(len(self.ops)):
-                    ops = self.ops[: i + 1]
-                    found.append(Variant(f"{model} + {' + '.join(ops)}", model, ops))
-        else:
-            if self.ops:
-                raise InvalidInputError("--op needs --models: the tiny family already is plain, depthwise and residual")
-            found = [Variant(name, model) for name, model in TINY_FAMILY]
-        if self.averaged_nproc > 1:
-            first = found[0]
-            found.append(Variant(f"{first.name}, {self.averaged_nproc} processes averaged", first.model, first.ops,
-                                 nproc=self.averaged_nproc, strategy="average"))
-        return found
 
 
 @dataclass
@@ -91,14 +47,6 @@ class ModificationsOutputs:
     sweeps: int = 0  # quantization and pruning sweeps run
     skipped_as_done: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def _key(settings: ModificationsSettings, variant: Variant) -> str:
-    return measurement_key(
-        "training", variant.model, ops=list(variant.ops), nproc=variant.nproc, strategy=variant.strategy,
-        data=settings.data, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-        augment=list(settings.augment), seed=settings.seed, threads=settings.threads, machine=machine_id(),
-    )  # fmt: skip
 
 
 def _train_kwargs(settings: ModificationsSettings) -> dict[str, Any]:
@@ -157,16 +105,6 @@ def _train_variant(variant: Variant, settings: ModificationsSettings, progress: 
 
 # --- quantization and pruning of the first variant, trained ---------------------------------
 
-COMPRESSION = ("quantization", "pruning unstructured", "pruning structured")
-
-
-def _compression_keys(settings: ModificationsSettings, variant: Variant) -> dict[str, str]:
-    trained = _key(settings, variant)
-    return {what: measurement_key("compression", variant.model, what=what, trained=trained,
-                                  fine_tune_epochs=settings.prune_fine_tune_epochs if what != "quantization" else 0)
-            for what in COMPRESSION}
-
-
 def _splits(settings: ModificationsSettings, trained: dict[str, Any]) -> tuple[Any, Any]:
     """The (train, val) splits the variant was trained and scored on, normalised as it was
     trained (no augmentation)."""
@@ -187,7 +125,7 @@ def _compress(store: Store, settings: ModificationsSettings, variant: Variant, t
     from dnnmeter.modify.prune import pruning_sweep
     from dnnmeter.modify.quantize import quantization_sweep
 
-    keys = {what: key for what, key in _compression_keys(settings, variant).items() if not store.has(key)}
+    keys = {what: key for what, key in compression_keys(settings, variant).items() if not store.has(key)}
     if not keys or not trained.get("checkpoint"):
         return 0
     module, _ = _module(variant, settings)
@@ -218,7 +156,7 @@ def run_modifications(settings: ModificationsSettings, progress: Progress | None
     with Store(out / "results.sqlite") as store:
         store.set_meta(META_KEY, json.dumps(settings.to_dict()))
         for i, variant in enumerate(variants):
-            key = _key(settings, variant)
+            key = training_key(settings, variant)
             if store.has(key):
                 outputs.skipped_as_done += 1
                 progress(f"{variant.name}: trained (stored)", i + 1, len(variants))
@@ -235,31 +173,8 @@ def run_modifications(settings: ModificationsSettings, progress: Progress | None
             progress(f"{variant.name}: trained", i + 1, len(variants))
         if settings.compression:
             first = variants[0]
-            trained = next(iter(store.rows("training", keys={_key(settings, first)})), None)
+            trained = next(iter(store.rows("training", keys={training_key(settings, first)})), None)
             if trained is not None:
                 outputs.sweeps += _compress(store, settings, first, trained.data, progress)
-        outputs.variants = collect_modifications(store)["variants"] or []
+        outputs.variants = collect_modifications(store).variants
     return outputs
-
-
-def collect_modifications(store: Store) -> dict[str, Any]:
-    """The last modifications study in ``store`` (results.json's ``modifications``); empty
-    ``variants`` when none was run."""
-    raw = store.get_meta(META_KEY)
-    if raw is None:
-        return {"settings": None, "variants": []}
-    stored = json.loads(raw)
-    known = {k: v for k, v in stored.items() if k in ModificationsSettings.__dataclass_fields__}
-    settings = ModificationsSettings(**{**known, **{k: tuple(known.get(k) or ()) for k in ("models", "ops", "augment")}})
-    variants = settings.variants()
-    keys = {_key(settings, v): v for v in variants}
-    found = {row.key: row.data for row in store.rows("training", keys=set(keys))}
-    wanted = {key: what for what, key in _compression_keys(settings, variants[0]).items()}
-    sweeps = {wanted[row.key]: row.data for row in store.rows("compression", keys=set(wanted))}
-    compression = {
-        "variant": variants[0].name,
-        "quantization": (sweeps.get("quantization") or {}).get("points", []),
-        "pruning": [p for what in COMPRESSION[1:] for p in (sweeps.get(what) or {}).get("points", [])],
-    }
-    return {"settings": settings.to_dict(), "variants": [found[k] for k in keys if k in found],
-            "compression": compression}

@@ -8,9 +8,10 @@ Activations are elements (not bytes) of the layers' outputs.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from dnnmeter._serial import Record, to_dict
 from dnnmeter.zoo.registry import Published
 
 # The kinds a layer can have, in the order tables list them.
@@ -32,7 +33,7 @@ def flops_of(macs: int, elementwise_flops: int = 0) -> int:
 
 
 @dataclass(slots=True)
-class LayerCost:
+class LayerCost(Record):
     """One leaf module call, or one op run outside any leaf module (``parent:op``).
 
     ``params`` are the layer's own parameters; rows with ``executed=False`` hold the
@@ -54,29 +55,23 @@ class LayerCost:
     backward_macs: int = 0  # mode="train": the part of macs / elementwise_flops run by autograd
     backward_elementwise_flops: int = 0
 
+    _derived: ClassVar[tuple[str, ...]] = ("flops",)
+
     @property
     def flops(self) -> int:
         return flops_of(self.macs, self.elementwise_flops)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["flops"] = self.flops
-        return d
-
 
 @dataclass
-class KindTotals:
+class KindTotals(Record):
     params: int = 0
     macs: int = 0
     flops: int = 0
     layers: int = 0
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
 
 @dataclass
-class Analysis:
+class Analysis(Record):
     """The static cost of one model at one input size and batch size.
 
     ``macs``/``flops`` are for the whole batch. ``unsupported_ops`` maps ops the counter has
@@ -103,6 +98,8 @@ class Analysis:
     mode: str = "inference"  # or "train": macs and flops are then forward + backward
     backward_macs: int = 0
     backward_elementwise_flops: int = 0
+
+    _derived: ClassVar[tuple[str, ...]] = ("flops", "complete", "by_kind")
 
     @property
     def flops(self) -> int:
@@ -136,27 +133,47 @@ class Analysis:
         return {"conv": conv, "fc": kinds["linear"]}
 
     def to_dict(self, per_layer: bool = True) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "source": self.source,
-            "input_size": list(self.input_size),
-            "batch_size": self.batch_size,
-            "params": self.params,
-            "trainable_params": self.trainable_params,
-            "macs": self.macs,
-            "flops": self.flops,
-            "elementwise_flops": self.elementwise_flops,
-            "activations": self.activations,
-            "activation_bytes": self.activation_bytes,
-            "inputs": self.inputs,
-            "mode": self.mode,
-            "backward_macs": self.backward_macs,
-            "backward_elementwise_flops": self.backward_elementwise_flops,
-            "weight_bytes": self.weight_bytes,
-            "by_kind": {k: v.to_dict() for k, v in self.by_kind.items()},
-            "complete": self.complete,
-            "unsupported_ops": dict(self.unsupported_ops),
-            "published": self.published.to_dict() if self.published else None,
-            "counted_by": self.counted_by,
-            "layers": [layer.to_dict() for layer in self.layers] if per_layer else [],
-        }
+        d = super().to_dict()
+        layers = d.pop("layers")
+        d["layers"] = layers if per_layer else []  # last: the long list after the totals
+        return d
+
+    def summary(self) -> AnalysisSummary:
+        """The totals without the layers, as a study stores them (per-kind sums kept)."""
+        return AnalysisSummary.from_dict({**self.to_dict(per_layer=False), "conv_vs_fc": to_dict(self.conv_vs_fc())})
+
+
+@dataclass
+class AnalysisSummary(Record):
+    """An :class:`Analysis` as a study stores it: its totals, per-kind sums and the
+    conv-vs-fc split, without the per-layer rows (``layers`` is empty)."""
+
+    model: str
+    input_size: tuple[int, ...]
+    batch_size: int
+    params: int
+    trainable_params: int
+    macs: int
+    flops: int
+    elementwise_flops: int
+    activations: int
+    weight_bytes: int
+    source: str = ""
+    by_kind: dict[str, KindTotals] = field(default_factory=dict)
+    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    published: Published | None = None
+    counted_by: str = "dnnmeter (meta device)"
+    activation_bytes: int = 0
+    inputs: str = ""
+    mode: str = "inference"
+    backward_macs: int = 0
+    backward_elementwise_flops: int = 0
+    layers: list[LayerCost] = field(default_factory=list)
+    conv_vs_fc: dict[str, KindTotals] = field(default_factory=dict)
+
+    _derived: ClassVar[tuple[str, ...]] = ("complete",)
+
+    @property
+    def complete(self) -> bool:
+        """False when ``unsupported_ops`` left work out of the totals (also for older stores)."""
+        return not self.unsupported_ops

@@ -23,9 +23,10 @@ All counts are in words (one operand), for the whole batch, and are pure functio
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from dnnmeter._serial import Record
 from dnnmeter.hardware.layers import LayerShape
 
 __all__ = [
@@ -103,13 +104,15 @@ def _touched_inputs_per_channel(layer: LayerShape) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class OperandAccesses:
+class OperandAccesses(Record):
     """Accesses by operand, in words."""
 
     weight_reads: int = 0
     input_reads: int = 0
     psum_reads: int = 0
     psum_writes: int = 0
+
+    _derived: ClassVar[tuple[str, ...]] = ("total",)
 
     @property
     def total(self) -> int:
@@ -119,12 +122,9 @@ class OperandAccesses:
         return OperandAccesses(self.weight_reads + other.weight_reads, self.input_reads + other.input_reads,
                                self.psum_reads + other.psum_reads, self.psum_writes + other.psum_writes)
 
-    def to_dict(self) -> dict[str, int]:
-        return {**asdict(self), "total": self.total}
-
 
 @dataclass(frozen=True, slots=True)
-class LayerAccesses:
+class LayerAccesses(Record):
     """One layer's MACs, access counts and reuse factors (words; whole batch).
 
     Reuse factors are how many MACs use one access: ``weight_conv_reuse = E*F``,
@@ -151,10 +151,6 @@ class LayerAccesses:
     psum_accumulations: int
     by_reuse: dict[str, OperandAccesses]
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "by_reuse"}
-        d["by_reuse"] = {k: v.to_dict() for k, v in self.by_reuse.items()}
-        return d
 
 
 def layer_accesses(layer: LayerShape) -> LayerAccesses:
@@ -191,7 +187,7 @@ def layer_accesses(layer: LayerShape) -> LayerAccesses:
 
 
 @dataclass(frozen=True)
-class AccessReport:
+class AccessReport(Record):
     """Access counts of a list of layers: per layer, and totals (words; whole batch)."""
 
     layers: list[LayerAccesses] = field(default_factory=list)
@@ -228,18 +224,13 @@ class AccessReport:
                 totals[kind] = totals[kind] + acc
         return totals
 
+    _derived: ClassVar[tuple[str, ...]] = ("macs", "naive_accesses", "weights", "inputs", "outputs", "lower_bound",
+                                           "by_reuse")
+
     def to_dict(self, per_layer: bool = True) -> dict[str, Any]:
-        return {
-            "unit": "words",
-            "macs": self.macs,
-            "naive_accesses": self.naive_accesses,
-            "weights": self.weights,
-            "inputs": self.inputs,
-            "outputs": self.outputs,
-            "lower_bound": self.lower_bound,
-            "by_reuse": {k: v.to_dict() for k, v in self.by_reuse.items()},
-            "layers": [a.to_dict() for a in self.layers] if per_layer else [],
-        }
+        d = {"unit": "words", **super().to_dict()}
+        d["layers"] = d.pop("layers") if per_layer else []
+        return d
 
 
 def count_accesses(layers: Iterable[LayerShape]) -> AccessReport:

@@ -9,7 +9,7 @@ answers in milliseconds.
 
 >>> from dnnmeter.hardware import hardware, original_alexnet_layers
 >>> r = hardware(original_alexnet_layers())
->>> r.totals["macs"], r.totals["naive_accesses"], r.totals["dram_lower_bound"]
+>>> r.totals.macs, r.totals.naive_accesses, r.totals.dram_lower_bound
 (724406816, 2897627264, 62028963)
 >>> r = hardware("resnet18", array="16x16", dataflow="ws", bits=8)
 >>> r.to_dict()["layers"][0]["utilization"]          # doctest: +SKIP
@@ -27,6 +27,7 @@ from typing import Any
 from torch import nn
 
 from dnnmeter.analysis import parse_input_size
+from dnnmeter.analysis.result import flops_of
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.hardware.accesses import (
     REUSE_KINDS,
@@ -41,6 +42,7 @@ from dnnmeter.hardware.energy import (
     get_energy_table,
 )
 from dnnmeter.hardware.layers import LayerShape, extract_layers
+from dnnmeter.hardware.records import EnergyTotals, HardwareLayer, HardwareRecord, HardwareTotals
 from dnnmeter.hardware.scalesim_io import ScaleSimConfig, export_scalesim, read_topology
 from dnnmeter.hardware.systolic import (
     DATAFLOWS,
@@ -117,8 +119,8 @@ class HardwareResult:
     """One model's hardware cost: its layers, their accesses, a systolic run and energies.
 
     ``accesses``, ``systolic`` and ``energy`` are the full records of the other modules;
-    :attr:`totals` and :meth:`to_dict` flatten them into the figures a table or a store
-    wants. Counts are words (one operand of ``bits`` bits) for the whole batch; energies
+    :attr:`totals` (a :class:`HardwareTotals`) and :meth:`record` flatten them into the
+    figures a table or a store wants. Counts are words (one operand of ``bits`` bits) for the whole batch; energies
     are estimated, in ``energy_table.unit`` (joules, or units of one ALU MAC for eyeriss).
     """
 
@@ -136,60 +138,52 @@ class HardwareResult:
     exported: dict[str, str] = field(default_factory=dict)
 
     @property
-    def totals(self) -> dict[str, Any]:
+    def totals(self) -> HardwareTotals:
         acc, run = self.accesses, self.systolic
-        return {
-            **_access_fields(acc.macs, acc.naive_accesses, acc.weights, acc.inputs, acc.outputs,
-                             acc.lower_bound, acc.by_reuse),
-            **_systolic_totals(run),
-            "energy": self._energy_totals(),
-        }
+        return HardwareTotals(**_access_fields(acc), **_systolic_totals(run), energy=self._energy_totals())
 
-    def _energy_totals(self) -> dict[str, Any]:
+    def _energy_totals(self) -> EnergyTotals:
         table = self.energy_table
-        out: dict[str, Any] = {"label": "estimated", "table": table.name, "unit": table.unit,
-                               "bits": self.settings["bits"], "source": table.source}
-        for scenario, estimate in self.energy.items():
-            out[scenario] = estimate.total
-        out["by_level"] = {s: dict(e.by_level) for s, e in self.energy.items()}
-        out["notes"] = sorted({n for e in self.energy.values() for n in e.notes})
-        return out
+        return EnergyTotals(
+            label="estimated", table=table.name, unit=table.unit, bits=self.settings["bits"], source=table.source,
+            **{scenario: estimate.total for scenario, estimate in self.energy.items()},
+            by_level={s: dict(e.by_level) for s, e in self.energy.items()},
+            notes=sorted({n for e in self.energy.values() for n in e.notes}),
+        )
 
-    def layer_dicts(self) -> list[dict[str, Any]]:
-        return [_layer_dict(shape, acc, sys, energy) for shape, acc, sys, energy in
+    def layer_records(self) -> list[HardwareLayer]:
+        return [_layer_record(shape, acc, sys, energy) for shape, acc, sys, energy in
                 zip(self.layers, self.accesses.layers, self.systolic.layers, self.layer_energy)]
 
+    def layer_dicts(self) -> list[dict[str, Any]]:
+        return [layer.to_dict() for layer in self.layer_records()]
+
+    def record(self) -> HardwareRecord:
+        """The figures a table or a store wants, as one typed record."""
+        return HardwareRecord(model=self.model, source=self.source, settings=dict(self.settings), totals=self.totals,
+                              layers=self.layer_records(), unsupported=list(self.unsupported),
+                              notes=list(self.notes), exported=dict(self.exported))
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "source": self.source,
-            "label": "estimated",
-            "unit": "words of `bits` bits for accesses; cycles; energy in totals.energy.unit",
-            "settings": dict(self.settings),
-            "totals": self.totals,
-            "layers": self.layer_dicts(),
-            "unsupported": list(self.unsupported),
-            "notes": list(self.notes),
-            "exported": dict(self.exported),
-        }
+        return self.record().to_dict()
 
 
-def _access_fields(macs: int, naive: int, weights: int, inputs: int, outputs: int, bound: int,
-                   by_reuse: dict[str, Any]) -> dict[str, Any]:
+def _access_fields(acc: AccessReport | LayerAccesses) -> dict[str, Any]:
     """The access figures shared by the totals and each layer."""
+    naive, by_reuse = acc.naive_accesses, acc.by_reuse
     with_reuse = {kind: by_reuse[kind].total for kind in REUSE_KINDS}
     return {
-        "macs": macs,
-        "flops": 2 * macs,  # products only: element-wise work is not in a hardware layer
+        "macs": acc.macs,
+        "flops": flops_of(acc.macs),  # products only: element-wise work is not in a hardware layer
         "naive_accesses": naive,
-        "weights": weights,
-        "inputs": inputs,
-        "outputs": outputs,
-        "dram_lower_bound": bound,
+        "weights": acc.weights,
+        "inputs": acc.inputs,
+        "outputs": acc.outputs,
+        "dram_lower_bound": acc.lower_bound,
         "accesses_with_reuse": with_reuse,
         # naive / accesses left: how many times fewer accesses each reuse (and all) gives
         "reduction_by_reuse": {kind: (naive / n if n else None) for kind, n in with_reuse.items()},
-        "accesses_by_operand": {kind: by_reuse[kind].to_dict() for kind in REUSE_KINDS},
+        "accesses_by_operand": {kind: by_reuse[kind] for kind in REUSE_KINDS},
     }
 
 
@@ -209,25 +203,20 @@ def _systolic_totals(run: SystolicResult) -> dict[str, Any]:
     }
 
 
-def _layer_dict(shape: LayerShape, acc: LayerAccesses, sys: LayerSystolic,
-                energy: dict[str, float]) -> dict[str, Any]:
-    shape_d = shape.to_dict()
-    d: dict[str, Any] = {"name": shape.name, "kind": shape.kind}
-    d.update({k: shape_d[k] for k in SHAPE_FIELDS})
-    d.update(_access_fields(acc.macs, acc.naive_accesses, acc.weights, acc.inputs, acc.outputs,
-                            acc.lower_bound, acc.by_reuse))
-    d["reuse_factors"] = {k: getattr(acc, k) for k in (
+def _layer_record(shape: LayerShape, acc: LayerAccesses, sys: LayerSystolic,
+                  energy: dict[str, float]) -> HardwareLayer:
+    reuse_factors = {k: getattr(acc, k) for k in (
         "weight_conv_reuse", "weight_filter_reuse", "input_conv_reuse", "input_conv_reuse_approx",
         "input_image_reuse", "psum_accumulations")}
-    d.update(
-        cycles=sys.cycles, folds=sys.folds, utilization=sys.utilization,
+    return HardwareLayer(
+        name=shape.name, kind=shape.kind, **{k: getattr(shape, k) for k in SHAPE_FIELDS}, **_access_fields(acc),
+        reuse_factors=reuse_factors, cycles=sys.cycles, folds=sys.folds, utilization=sys.utilization,
         compute_utilization=sys.compute_utilization, mapping_efficiency=sys.mapping_efficiency,
         sram_reads=dict(sys.sram_reads), sram_writes=dict(sys.sram_writes), sram_accesses=sys.sram_accesses,
         dram_reads=dict(sys.dram_reads), dram_writes=dict(sys.dram_writes), dram_accesses=sys.dram_accesses,
         dram_vs_lower_bound=sys.dram_vs_lower_bound,
+        **{f"energy_{scenario}": value for scenario, value in energy.items()},
     )
-    d.update({f"energy_{scenario}": value for scenario, value in energy.items()})
-    return d
 
 
 # --- where the layers come from ---------------------------------------------------------------

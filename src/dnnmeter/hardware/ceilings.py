@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import torch
 
+from dnnmeter._serial import Record
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.names import CEILING_DTYPES
 from dnnmeter.measure.environment import cpu_model
@@ -43,7 +44,7 @@ FALLBACK_LLC_BYTES = 32 * 2**20  # when the OS does not say: larger than most de
 
 
 @dataclass(frozen=True)
-class Ceilings:
+class Ceilings(Record):
     """Peak compute and memory bandwidth of one device; None with ``unavailable_reason`` when
     they could not be measured. ``label`` is "measured" or "published" (given by hand)."""
 
@@ -63,6 +64,8 @@ class Ceilings:
     budget_s: float | None = None
     unavailable_reason: str | None = None
 
+    _derived: ClassVar[tuple[str, ...]] = ("ridge_flops_per_byte",)
+
     @property
     def ridge_flops_per_byte(self) -> float | None:
         """The arithmetic intensity where the memory roof meets the compute roof."""
@@ -70,13 +73,6 @@ class Ceilings:
             return None
         return self.peak_flops_per_s / self.bandwidth_bytes_per_s
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ridge_flops_per_byte": self.ridge_flops_per_byte}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Ceilings:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def last_level_cache_bytes(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int | None:

@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from dnnmeter._serial import Record
 from dnnmeter.errors import InvalidInputError, MissingDependencyError
 from dnnmeter.hardware.accesses import AccessReport, count_accesses
 from dnnmeter.hardware.layers import LayerShape
@@ -83,7 +84,7 @@ class ArithmeticCost:
 
 
 @dataclass(frozen=True)
-class EnergyTable:
+class EnergyTable(Record):
     """Costs per access by level (per ``reference_bits`` word) and per MAC by precision.
 
     ``unit`` is "J" (absolute) or "normalized" (relative to one ALU operation)."""
@@ -110,10 +111,6 @@ class EnergyTable:
                 return self.levels[candidate] * bits / self.reference_bits
         raise InvalidInputError(f"energy table {self.name!r} has no cost for {level!r} or any level beyond it")
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["arithmetic"] = [asdict(a) for a in self.arithmetic]
-        return d
 
 
 _PJ = 1e-12
@@ -239,7 +236,7 @@ def access_profile(source: AccessReport | SystolicResult, scenario: str = "reuse
 
 
 @dataclass(frozen=True)
-class EnergyEstimate:
+class EnergyEstimate(Record):
     """An estimated energy, by level, in ``unit`` ("J" or "normalized"). Never a measurement."""
 
     table: str
@@ -253,6 +250,8 @@ class EnergyEstimate:
     label: str = "estimated"
     notes: list[str] = field(default_factory=list)
 
+    _derived: ClassVar[tuple[str, ...]] = ("total", "energy_j")
+
     @property
     def total(self) -> float:
         return sum(self.by_level.values())
@@ -262,13 +261,6 @@ class EnergyEstimate:
         """The total in joules, or None for a normalised table (it has no absolute scale)."""
         return self.total if self.unit == "J" else None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label, "table": self.table, "unit": self.unit, "bits": self.bits,
-            "scenario": self.scenario, "total": self.total, "energy_j": self.energy_j,
-            "by_level": dict(self.by_level), "accesses_by_level": dict(self.accesses_by_level),
-            "mac_cost": asdict(self.mac_cost), "source": self.source, "notes": list(self.notes),
-        }
 
 
 def estimate_energy(

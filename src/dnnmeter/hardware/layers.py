@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from dnnmeter._serial import Record
 from dnnmeter.analysis import parse_input_size
 from dnnmeter.analysis import fast_shapes
 from dnnmeter.analysis.meta_pass import ScopedMode, run_on_meta
@@ -44,7 +45,7 @@ Pair = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
-class LayerShape:
+class LayerShape(Record):
     """One product layer. Counts are for the whole batch; ``U``, ``pad`` and ``dilation`` are
     (height, width) pairs; H and W are the *unpadded* input.
 
@@ -72,6 +73,8 @@ class LayerShape:
     dilation: Pair = (1, 1)
     groups: int = 1
 
+    _derived: ClassVar[tuple[str, ...]] = ("macs",)
+
     def __post_init__(self) -> None:
         if self.kind not in LAYER_KINDS:
             raise InvalidInputError(f"{self.name}: unknown layer kind {self.kind!r}; use one of {LAYER_KINDS}")
@@ -88,10 +91,6 @@ class LayerShape:
         """N * M * (C/groups) * R * S * E * F, as dnnmeter.analysis counts a convolution."""
         return self.N * self.M * (self.C // self.groups) * self.R * self.S * self.E * self.F
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.update(U=list(self.U), pad=list(self.pad), dilation=list(self.dilation), macs=self.macs)
-        return d
 
 
 def gemm_shape(layer: LayerShape) -> tuple[int, int, int, int]:

@@ -25,8 +25,10 @@ pass. ``fraction_of_roofline`` = attainable time / measured time: 1 is the machi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from dnnmeter._serial import Record
 
 import torch
 from torch import nn
@@ -41,7 +43,7 @@ from dnnmeter.measure.threads import torch_threads
 from dnnmeter.measure.timing import TimingSettings, time_calls
 from dnnmeter.zoo import create_model
 
-__all__ = ["RooflineLayer", "RooflineResult", "attainable_flops_per_s", "roofline", "roofline_layer"]
+__all__ = ["RooflineLayer", "RooflineRecord", "RooflineResult", "RooflineTotals", "attainable_flops_per_s", "roofline", "roofline_layer"]
 
 
 def attainable_flops_per_s(intensity: float, peak_flops_per_s: float, bandwidth_bytes_per_s: float) -> float:
@@ -50,7 +52,7 @@ def attainable_flops_per_s(intensity: float, peak_flops_per_s: float, bandwidth_
 
 
 @dataclass(frozen=True)
-class RooflineLayer:
+class RooflineLayer(Record):
     """One layer under the roof; the measured fields are None when not measured."""
 
     name: str
@@ -65,9 +67,6 @@ class RooflineLayer:
     measured_time_s: float | None = None
     measured_flops_per_s: float | None = None
     fraction_of_roofline: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def roofline_layer(layer: LayerShape, ceilings: Ceilings, dtype_bytes: int = 4,
@@ -140,24 +139,59 @@ class RooflineResult:
         """How many layers are compute-bound and how many memory-bound."""
         return {b: sum(layer.bound == b for layer in self.layers) for b in ("compute", "memory")}
 
+    def record(self) -> RooflineRecord:
+        """The figures a table or a store wants, as one typed record."""
+        totals = RooflineTotals(
+            flops=self.flops, min_bytes=self.min_bytes,
+            arithmetic_intensity_flops_per_byte=self.flops / self.min_bytes if self.min_bytes else None,
+            attainable_time_s=self.attainable_time_s, measured_latency_s=self.measured_latency_s,
+            measured_layers_time_s=self.measured_layers_time_s, fraction_of_roofline=self.fraction_of_roofline,
+            bound_counts=self.counts(),
+        )
+        return RooflineRecord(
+            model=self.model, label="measured" if self.ceilings.label == "measured" else "estimated",
+            ceilings=self.ceilings, dtype_bytes=self.dtype_bytes, batch_size=self.batch_size,
+            input_size=self.input_size, threads=self.threads, totals=totals,
+            latency_samples_s=list(self.latency_samples_s), latency_unavailable_reason=self.latency_unavailable_reason,
+            layer_times_unavailable_reason=self.layer_times_unavailable_reason, layers=list(self.layers),
+            notes=list(self.notes),
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model, "label": "measured" if self.ceilings.label == "measured" else "estimated",
-            "ceilings": self.ceilings.to_dict(), "dtype_bytes": self.dtype_bytes,
-            "batch_size": self.batch_size, "input_size": self.input_size, "threads": self.threads,
-            "totals": {
-                "flops": self.flops, "min_bytes": self.min_bytes,
-                "arithmetic_intensity_flops_per_byte": self.flops / self.min_bytes if self.min_bytes else None,
-                "attainable_time_s": self.attainable_time_s, "measured_latency_s": self.measured_latency_s,
-                "measured_layers_time_s": self.measured_layers_time_s,
-                "fraction_of_roofline": self.fraction_of_roofline, "bound_counts": self.counts(),
-            },
-            "latency_samples_s": list(self.latency_samples_s),
-            "latency_unavailable_reason": self.latency_unavailable_reason,
-            "layer_times_unavailable_reason": self.layer_times_unavailable_reason,
-            "layers": [layer.to_dict() for layer in self.layers],
-            "notes": list(self.notes),
-        }
+        return self.record().to_dict()
+
+
+@dataclass(frozen=True)
+class RooflineTotals(Record):
+    """The whole model under the roof: sums over the product layers, and the measured latency."""
+
+    flops: int
+    min_bytes: int
+    arithmetic_intensity_flops_per_byte: float | None
+    attainable_time_s: float
+    measured_latency_s: float | None = None
+    measured_layers_time_s: float | None = None
+    fraction_of_roofline: float | None = None
+    bound_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RooflineRecord(Record):
+    """A :class:`RooflineResult` as stored: ``label`` is "measured" when the ceilings were."""
+
+    model: str
+    label: str
+    ceilings: Ceilings
+    dtype_bytes: int
+    batch_size: int
+    input_size: list[int] | None
+    totals: RooflineTotals
+    threads: int | None = None
+    latency_samples_s: list[float] = field(default_factory=list)
+    latency_unavailable_reason: str | None = None
+    layer_times_unavailable_reason: str | None = None
+    layers: list[RooflineLayer] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 # --- measuring on the CPU -----------------------------------------------------------------------

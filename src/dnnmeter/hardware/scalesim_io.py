@@ -38,10 +38,11 @@ import configparser
 import csv
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dnnmeter._serial import Record
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.hardware.layers import LayerShape, gemm_shape, linear_layer
 
@@ -238,7 +239,7 @@ def write_layout(layers: Iterable[LayerShape], path: str | Path, fmt: str = "con
 
 
 @dataclass(frozen=True)
-class ScaleSimConfig:
+class ScaleSimConfig(Record):
     """The architecture of a SCALE-Sim run. SRAM sizes in KB; bandwidth in words per cycle."""
 
     array_rows: int = 32
@@ -259,8 +260,6 @@ class ScaleSimConfig:
     def sram_kb(self) -> tuple[int, int, int]:
         return (self.ifmap_sram_kb, self.filter_sram_kb, self.ofmap_sram_kb)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def write_config(config: ScaleSimConfig, path: str | Path) -> Path:

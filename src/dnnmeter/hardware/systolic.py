@@ -31,8 +31,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from math import ceil
-from typing import Any
+from typing import Any, ClassVar
 
+from dnnmeter._serial import Record
 from dnnmeter import names
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.hardware.accesses import lower_bound
@@ -108,7 +109,7 @@ def _fold_util_cycles(mapping: GemmMapping, dataflow: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class LayerSystolic:
+class LayerSystolic(Record):
     """One layer on the array. Access counts are in words (one operand of ``bits``).
 
     ``utilization`` = MACs / (cycles * rows * cols) (SCALE-Sim's "Overall Util");
@@ -133,6 +134,8 @@ class LayerSystolic:
     dram_writes: dict[str, int]
     lower_bound: int
 
+    _derived: ClassVar[tuple[str, ...]] = ("dram_accesses", "sram_accesses", "dram_vs_lower_bound")
+
     @property
     def dram_accesses(self) -> int:
         return sum(self.dram_reads.values()) + sum(self.dram_writes.values())
@@ -146,11 +149,6 @@ class LayerSystolic:
         """DRAM traffic as a multiple of the layer's lower bound (1.0 is ideal)."""
         return self.dram_accesses / self.lower_bound
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d.update(dram_accesses=self.dram_accesses, sram_accesses=self.sram_accesses,
-                 dram_vs_lower_bound=self.dram_vs_lower_bound)
-        return d
 
 
 def _sram_counts(m: GemmMapping, P: int, K: int, Q: int, dataflow: str) -> tuple[dict[str, int], dict[str, int]]:
@@ -251,7 +249,7 @@ def _validate(array: tuple[int, int], dataflow: str, bits: int) -> tuple[int, in
 
 
 @dataclass(frozen=True)
-class SystolicResult:
+class SystolicResult(Record):
     """Every layer of a network on one array configuration, with totals (words and cycles)."""
 
     array: tuple[int, int]
@@ -260,6 +258,10 @@ class SystolicResult:
     bits: int
     layers: list[LayerSystolic] = field(default_factory=list)
     model: str = "scale-sim-3 compute model (closed form)"
+
+    _derived: ClassVar[tuple[str, ...]] = ("cycles", "macs", "utilization", "sram_reads", "sram_writes", "dram_reads",
+                                           "dram_writes", "dram_accesses", "dram_bytes", "lower_bound",
+                                           "dram_vs_lower_bound")
 
     @property
     def cycles(self) -> int:
@@ -315,26 +317,9 @@ class SystolicResult:
         return self.dram_accesses / self.lower_bound if self.lower_bound else 0.0
 
     def to_dict(self, per_layer: bool = True) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "array": list(self.array),
-            "dataflow": self.dataflow,
-            "sram_kb": list(self.sram_kb),
-            "bits": self.bits,
-            "unit": "words of `bits` bits; cycles",
-            "cycles": self.cycles,
-            "macs": self.macs,
-            "utilization": self.utilization,
-            "sram_reads": self.sram_reads,
-            "sram_writes": self.sram_writes,
-            "dram_reads": self.dram_reads,
-            "dram_writes": self.dram_writes,
-            "dram_accesses": self.dram_accesses,
-            "dram_bytes": self.dram_bytes,
-            "lower_bound": self.lower_bound,
-            "dram_vs_lower_bound": self.dram_vs_lower_bound,
-            "layers": [layer.to_dict() for layer in self.layers] if per_layer else [],
-        }
+        d = {**super().to_dict(), "unit": "words of `bits` bits; cycles"}
+        d["layers"] = d.pop("layers") if per_layer else []
+        return d
 
 
 def simulate(layers: Iterable[LayerShape], array: tuple[int, int] = (32, 32), dataflow: str = "os",

@@ -6,14 +6,16 @@ be measured on this machine are ``None`` with the reason beside them, never 0.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from dnnmeter._serial import Record
 
 STATUSES = ("ok", "oom", "error", "skipped")
 
 
 @dataclass
-class BenchResult:
+class BenchResult(Record):
     """Latency, throughput, memory, power and energy of one model at one batch size.
 
     Latencies are per batch, in seconds; ``latency_s_per_image`` divides the median by the
@@ -51,12 +53,8 @@ class BenchResult:
     settings: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
 
+    _derived: ClassVar[tuple[str, ...]] = ("n_samples",)
+
     @property
     def n_samples(self) -> int:
         return len(self.samples_s)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["input_size"] = list(self.input_size)
-        d["n_samples"] = self.n_samples
-        return d

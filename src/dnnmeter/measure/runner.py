@@ -22,10 +22,7 @@ OnResult = Callable[[BenchResult], None]
 
 
 def _from_line(line: str) -> BenchResult:
-    raw = json.loads(line[len(RESULT_PREFIX):])
-    raw.pop("n_samples", None)
-    raw["input_size"] = tuple(raw["input_size"])
-    return BenchResult(**raw)
+    return BenchResult.from_dict(json.loads(line[len(RESULT_PREFIX):]))
 
 
 def _death(returncode: int, stderr_tail: str) -> str:

@@ -7,10 +7,12 @@ latency; :class:`ModifyResult` puts the model before and after side by side.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+
+from dnnmeter._serial import Record
 
 # The figures compared before and after; ratios are after / before.
 COST_FIELDS: tuple[str, ...] = (
@@ -19,7 +21,7 @@ COST_FIELDS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class Change:
+class Change(Record):
     """One layer rewritten by one op. ``method`` is ``fx`` or ``surgery`` (see docs/modify.md)."""
 
     name: str
@@ -27,20 +29,14 @@ class Change:
     detail: str
     method: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class Skip:
+class Skip(Record):
     """A layer an op would consider but left unchanged, and why."""
 
     name: str
     op: str
     reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -55,7 +51,7 @@ class Rewrite:
 
 
 @dataclass
-class Cost:
+class Cost(Record):
     """One model's cost at one input and batch size. ``latency_s`` is the median of the
     timed samples, or None with ``latency_reason`` saying why it was not measured."""
 
@@ -70,12 +66,9 @@ class Cost:
     latency_spread: float | None = None
     latency_samples_s: list[float] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
-class ModifyResult:
+class ModifyResult(Record):
     """The cost of ``model`` before and after ``ops``.
 
     ``to_dict()`` gives ``{"model", "ops", "before", "after", ...}``; the extra keys are the
@@ -85,11 +78,11 @@ class ModifyResult:
 
     model: str
     ops: list[str]
+    before: Cost
+    after: Cost
     layers: str | None
     input_size: tuple[int, ...]
     batch_size: int
-    before: Cost
-    after: Cost
     changes: list[Change] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     timing_settings: dict[str, Any] | None = None
@@ -104,16 +97,4 @@ class ModifyResult:
         return None if a is None or not b else a / b
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "ops": list(self.ops),
-            "before": self.before.to_dict(),
-            "after": self.after.to_dict(),
-            "ratio": {name: self.ratio(name) for name in COST_FIELDS},
-            "layers": self.layers,
-            "input_size": list(self.input_size),
-            "batch_size": self.batch_size,
-            "changes": [c.to_dict() for c in self.changes],
-            "skipped": [s.to_dict() for s in self.skipped],
-            "timing_settings": self.timing_settings,
-        }
+        return {**super().to_dict(), "ratio": {name: self.ratio(name) for name in COST_FIELDS}}

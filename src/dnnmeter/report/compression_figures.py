@@ -15,33 +15,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from dnnmeter.errors import InvalidInputError
+from dnnmeter.report.plot import new_figure, save
 
-DPI = 110
 Point = Mapping[str, Any]
 
 
 def _dicts(points: Sequence[Any]) -> list[Point]:
     return [p if isinstance(p, Mapping) else p.to_dict() for p in points]
-
-
-def _save(fig: Figure, stem: Path | str) -> tuple[Path, Path]:
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    png, svg = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")
-    fig.savefig(png, dpi=DPI, format="png")
-    fig.savefig(svg, format="svg", metadata={"Date": None})  # no date: same data, same file
-    return png, svg
-
-
-def _new(width: float, height: float, panels: int = 1) -> tuple[Figure, list[Any]]:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, panels, squeeze=False)[0]
-    return fig, list(axes)
 
 
 def accuracy_vs_bits(points: Sequence[Any], stem: Path | str, title: str = "Accuracy against bits") -> tuple[Path, Path]:
@@ -50,7 +31,7 @@ def accuracy_vs_bits(points: Sequence[Any], stem: Path | str, title: str = "Accu
     rows = [p for p in _dicts(points) if p["top1"] is not None]
     if not rows:
         raise InvalidInputError("accuracy against bits: no point has a measured top-1")
-    fig, (ax,) = _new(6.0, 4.0)
+    fig, (ax,) = new_figure(1, 6.0, 4.0, grid=False)
     fixed = sorted((p for p in rows if p["kind"] in ("float", "fake")), key=lambda p: p["bits"])
     ax.plot([p["bits"] for p in fixed], [100 * p["top1"] for p in fixed], "o-", label="fixed point (fake-quantised)")
     for p in rows:
@@ -70,7 +51,7 @@ def accuracy_vs_bits(points: Sequence[Any], stem: Path | str, title: str = "Accu
     ax.grid(alpha=0.3)
     ax.legend(loc="center right", fontsize=8)
     ax.set_title(title, fontsize=10)
-    return _save(fig, stem)
+    return save(fig, stem)
 
 
 def _by_method(rows: list[Point]) -> dict[str, list[Point]]:
@@ -87,7 +68,7 @@ def accuracy_vs_sparsity(points: Sequence[Any], stem: Path | str,
     rows = _dicts(points)
     if not any(p["top1"] is not None for p in rows):
         raise InvalidInputError("accuracy against sparsity: no point has a measured top-1")
-    fig, (acc, cost) = _new(10.0, 4.0, panels=2)
+    fig, (acc, cost) = new_figure(2, 10.0, 4.0, grid=False)
     for i, (method, group) in enumerate(_by_method(rows).items()):
         colour = f"C{i}"  # one colour per method in both panels; the line style says the quantity
         xs = [100 * p["sparsity"] for p in group]
@@ -109,4 +90,4 @@ def accuracy_vs_sparsity(points: Sequence[Any], stem: Path | str,
     cost.grid(alpha=0.3)
     cost.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, stem)
+    return save(fig, stem)

@@ -11,6 +11,8 @@ from typing import Any
 
 from rich.table import Table
 
+from dnnmeter.report.format import fixed, millions, ms, pct
+
 Point = Mapping[str, Any]
 
 
@@ -25,21 +27,11 @@ def _size_unit(values: Sequence[float | None]) -> tuple[str, float]:
 
 
 def _bytes(n: float | None, scale: float) -> str:
-    return "-" if n is None else f"{n / scale:,.3f}"
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{1e3 * seconds:,.3f}"
+    return fixed(None if n is None else n / scale, 3)
 
 
 def _pct(fraction: float | None, signed: bool = False) -> str:
-    if fraction is None:
-        return "-"
-    return f"{100 * fraction:+.2f}" if signed else f"{100 * fraction:.2f}"
-
-
-def _m(n: float | None) -> str:
-    return "-" if n is None else f"{n / 1e6:,.3f}"
+    return pct(fraction, sign=False, signed=signed)
 
 
 def quant_table(points: Sequence[Any], title: str = "Quantization") -> Table:
@@ -52,7 +44,7 @@ def quant_table(points: Sequence[Any], title: str = "Quantization") -> Table:
     for p in rows:
         variant = p["kind"] if p["kind"] != "int8" else f"int8 ({p.get('int8_path') or 'failed'})"
         sqnr = "-" if p["sqnr_db"] is None else f"{p['sqnr_db']:.1f}"
-        table.add_row(variant, str(p["bits"]), _bytes(p["size_bytes"], scale), p["size_kind"], _ms(p["latency_s"]),
+        table.add_row(variant, str(p["bits"]), _bytes(p["size_bytes"], scale), p["size_kind"], ms(p["latency_s"]),
                       sqnr, _pct(p["top1"]), _pct(p["accuracy_delta"], signed=True))
     return table
 
@@ -84,9 +76,9 @@ def prune_table(points: Sequence[Any], title: str | None = None) -> Table:
     for p in rows:
         compressed = _bytes(p["compressed_size_bytes"], scale) + ("*" if p["compressed_size_kind"] == "estimated" else "")
         cycles = (p.get("hardware") or {}).get("cycles")
-        table.add_row(p["method"], f"{100 * p['sparsity']:.0f}", _m(p["params"]), _m(p["nonzero_params"]),
-                      _bytes(p["size_bytes"], scale), compressed, _m(p["macs"]), _m(p["effective_macs"]),
-                      "-" if cycles is None else f"{cycles:,}", _ms(p["latency_s"]), _pct(p["top1"]),
+        table.add_row(p["method"], pct(p["sparsity"], 0, sign=False), millions(p["params"], 3), millions(p["nonzero_params"], 3),
+                      _bytes(p["size_bytes"], scale), compressed, millions(p["macs"], 3), millions(p["effective_macs"], 3),
+                      fixed(cycles, 0), ms(p["latency_s"]), _pct(p["top1"]),
                       _pct(p["accuracy_delta"], signed=True))
     return table
 

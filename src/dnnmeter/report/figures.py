@@ -12,41 +12,40 @@ Every figure is saved as PNG (110 dpi) and SVG. What each shows: docs/report.md.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter
 
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.report import fits as F
-from dnnmeter.report.families import colour
+from dnnmeter.report.model_marks import (
+    accuracy_axis_label,
+    add_family_legend,
+    at_batch,
+    bars,
+    blob_sizes,
+    failed_points_note,
+    gmacs,
+    has_power,
+    label_handles,
+    largest_batch,
+    mparams,
+    no_power_reason,
+    pick,
+    scatter_models,
+    top1_pct,
+    weights_mb,
+)
+from dnnmeter.report.plot import FigureResult, colour, figure_result, log_scale, new_figure
 
-DPI = 110
+__all__ = ["FIGURES", "FigureResult", "Spec", "render_figures"]
+
 Model = Mapping[str, Any]
-MARKERS = {"measured": "o", "published": "s", "estimated": "^"}
-MAX_BLOB_PT2 = 1400.0  # area of the largest blob, in points squared
-MIN_BLOB_PT2 = 14.0  # so that a tiny model stays visible
-
-
-@dataclass(frozen=True)
-class FigureResult:
-    """One figure: where its files are, or why it was not drawn."""
-
-    name: str
-    title: str
-    png: Path | None = None
-    svg: Path | None = None
-    skipped_reason: str | None = None
-    caption: str = ""
-    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -58,178 +57,8 @@ class Context:
     notes: list[str] = field(default_factory=list)
 
 
-LegendLoc = Literal["best", "upper left", "upper right", "lower left", "lower right"]
 Drawn = Figure | str  # a figure, or the reason it was not drawn
 Builder = Callable[[Context], Drawn]
-
-
-# --- shared drawing helpers --------------------------------------------------------------------
-
-
-def new_figure(ncols: int = 1, width: float = 7.6, height: float = 4.8) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)  # draw with Agg explicitly; no pyplot backend is consulted
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    for ax in axes:
-        ax.grid(True, color="#dddddd", linewidth=0.6)
-        ax.set_axisbelow(True)
-    return fig, list(axes)
-
-
-def _minor_label(v: float, span: float) -> str:
-    """Label a minor log tick only when major ticks are too few to read values from."""
-    if v <= 0 or span >= 100:
-        return ""
-    mantissa = round(v / 10 ** math.floor(math.log10(v)), 6)
-    return f"{v:g}" if span < 3 or mantissa in (2.0, 5.0) else ""
-
-
-def log_scale(ax: Axes, which: Literal["x", "y"]) -> None:
-    """A log axis labelled with plain numbers (0.1, 1, 70), not 7x10^1."""
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-
-    def minor(v: float, _: object) -> str:
-        lo, hi = sorted(axis.get_view_interval())
-        return _minor_label(v, hi / lo if lo > 0 else math.inf)
-
-    axis.set_minor_formatter(FuncFormatter(minor))
-
-
-def accuracy_axis_label(models: Sequence[Model], what: str = "top-1 accuracy (%)") -> str:
-    """The axis label says where the accuracy figures come from (published, measured, ...)."""
-    labels = sorted({F.accuracy_label(m) or "unlabelled" for m in models if F.top1(m) is not None})
-    return f"{what}, {' / '.join(labels)}" if labels else what
-
-
-def blob_sizes(values: Sequence[float]) -> list[float]:
-    """Marker areas proportional to ``values`` (the paper's blobs), never vanishing."""
-    top = max(values) if values else 0.0
-    if top <= 0:
-        return [MIN_BLOB_PT2 for _ in values]
-    return [max(MIN_BLOB_PT2, MAX_BLOB_PT2 * v / top) for v in values]
-
-
-def mixed_labels(models: Sequence[Model]) -> bool:
-    return len({F.accuracy_label(m) for m in models if F.top1(m) is not None}) > 1
-
-
-def marker_of(m: Model, mixed: bool) -> str:
-    """Circles, as in the paper; shapes tell accuracy sources apart only when they are mixed."""
-    return MARKERS.get(F.accuracy_label(m) or "measured", "o") if mixed else "o"
-
-
-def label_marker_handles(models: Sequence[Model]) -> list[Line2D]:
-    if not mixed_labels(models):
-        return []
-    labels = dict.fromkeys(F.accuracy_label(m) or "measured" for m in models if F.top1(m) is not None)
-    return [Line2D([], [], marker=MARKERS.get(lab, "o"), linestyle="", color="#777777", label=f"{lab} accuracy")
-            for lab in labels]
-
-
-def scatter_models(ax: Axes, models: Sequence[Model], xs: Sequence[float], ys: Sequence[float],
-                   sizes: Sequence[float] | None = None) -> None:
-    """One marker per model in its family's colour, named beside it."""
-    mixed = mixed_labels(models)
-    for i, (m, x, y) in enumerate(zip(models, xs, ys)):
-        marker = marker_of(m, mixed)
-        size = sizes[i] if sizes is not None else 40.0
-        ax.scatter([x], [y], s=size, color=colour(m.get("family")), alpha=0.55 if sizes else 0.9,
-                   edgecolors="#333333", linewidths=0.6, marker=marker, zorder=3)
-        ax.annotate(F.name_of(m), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, zorder=4)
-
-
-def family_handles(models: Sequence[Model]) -> list[Line2D]:
-    families = list(dict.fromkeys(str(m.get("family") or "unknown") for m in models))
-    return [Line2D([], [], marker="o", linestyle="", color=colour(f), label=f) for f in families]
-
-
-def add_family_legend(ax: Axes, models: Sequence[Model], extra: Sequence[Any] = (),
-                      loc: LegendLoc = "best") -> None:
-    handles = [*family_handles(models), *label_marker_handles(models), *extra]
-    ax.legend(handles=handles, fontsize=7, loc=loc, framealpha=0.85, title="family",
-              title_fontsize=7)
-
-
-def pick(models: Sequence[Model], x: Callable[[Model], float | None],
-         y: Callable[[Model], float | None]) -> tuple[list[Model], list[float], list[float]]:
-    """The models with both values, and the values."""
-    rows = [(m, x(m), y(m)) for m in models]
-    kept = [(m, a, b) for m, a, b in rows if a is not None and b is not None]
-    return [m for m, _, _ in kept], [a for _, a, _ in kept], [b for _, _, b in kept]
-
-
-def largest_batch(models: Sequence[Model], key: str) -> int:
-    """The largest batch size at which at least two models have ``key`` (else 1)."""
-    sizes = [b for b in F.batch_sizes(models)
-             if sum(F.measured(m, b, key) is not None for m in models) >= 2]
-    return max(sizes, default=1)
-
-
-def failed_points_note(models: Sequence[Model]) -> str | None:
-    failed = [f"{F.name_of(m)} at batch size {p.get('batch_size')} ({p.get('status')})"
-              for m in models for p in m.get("bench") or [] if p.get("status") not in ("ok", None)]
-    return "not drawn, not measured: " + ", ".join(failed) if failed else None
-
-
-def no_power_reason(models: Sequence[Model]) -> str:
-    reasons = list(dict.fromkeys(F.power_unavailable_reason(m) for m in models))
-    return "no power readings: " + "; ".join(reasons[:3])
-
-
-def has_power(models: Sequence[Model]) -> bool:
-    return any(F.number(p.get("power_w")) is not None for m in models for p in m.get("bench") or []
-               if p.get("status") == "ok")
-
-
-def gmacs(m: Model) -> float | None:
-    v = F.macs_per_image(m)
-    return None if v is None else v / 1e9
-
-
-def mparams(m: Model) -> float | None:
-    v = F.analysis_value(m, "params")
-    return None if v is None else v / 1e6
-
-
-def weights_mb(m: Model) -> float | None:
-    v = F.analysis_value(m, "weight_bytes")
-    return None if v is None else v / 1e6
-
-
-def top1_pct(m: Model) -> float | None:
-    v = F.top1(m)
-    return None if v is None else 100.0 * v
-
-
-def at_batch(key: str, batch: int, scale: float = 1.0) -> Callable[[Model], float | None]:
-    def read(m: Model) -> float | None:
-        v = F.measured(m, batch, key)
-        return None if v is None else v * scale
-    return read
-
-
-# --- accuracy ----------------------------------------------------------------------------------
-
-HATCH = {"published": "///", "estimated": "..", "measured": ""}
-
-
-def label_handles(models: Sequence[Model]) -> list[Any]:
-    from matplotlib.patches import Patch
-
-    labels = dict.fromkeys(F.accuracy_label(m) or "measured" for m in models)
-    return [Patch(facecolor="white", edgecolor="#333333", hatch=HATCH.get(lab, ""), label=lab) for lab in labels]
-
-
-def bars(ax: Axes, models: Sequence[Model], values: Sequence[float]) -> None:
-    """One bar per model in its family colour; hatching says where the accuracy comes from."""
-    xs = np.arange(len(models))
-    for x, m, v in zip(xs, models, values):
-        ax.bar([x], [v], color=colour(m.get("family")), edgecolor="#333333", linewidth=0.6,
-               hatch=HATCH.get(F.accuracy_label(m) or "measured", ""))
-    ax.set_xticks(xs, [F.name_of(m) for m in models], rotation=35, ha="right", fontsize=8)
-    ax.grid(False, axis="x")
 
 
 def draw_top1_per_network(ctx: Context) -> Drawn:
@@ -571,16 +400,6 @@ FIGURES: tuple[Spec, ...] = (
 )
 
 
-def save(fig: Figure, out_dir: Path, name: str) -> tuple[Path, Path]:
-    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    fig.savefig(png, dpi=DPI, format="png")
-    # The layout is settled by the PNG's draw; solving it again for the SVG would double the cost.
-    fig.set_layout_engine("none")
-    # No date in the SVG, so that the same data give the same file.
-    fig.savefig(svg, format="svg", metadata={"Date": None})
-    return png, svg
-
-
 def render_one(spec: Spec, ctx: Context, out_dir: Path) -> FigureResult:
     ctx.notes = []
     drawn = spec.build(ctx)
@@ -588,8 +407,7 @@ def render_one(spec: Spec, ctx: Context, out_dir: Path) -> FigureResult:
     if isinstance(drawn, str):
         return FigureResult(spec.name, spec.title, skipped_reason=drawn, caption=spec.caption, notes=notes)
     drawn.suptitle(spec.title, fontsize=10)
-    png, svg = save(drawn, out_dir, spec.name)
-    return FigureResult(spec.name, spec.title, png, svg, caption=spec.caption, notes=notes)
+    return figure_result(drawn, out_dir / spec.name, spec.title, spec.caption, notes)
 
 
 def render_figures(study: Mapping[str, Any], out_dir: Path, fits: F.StudyFits | None = None,

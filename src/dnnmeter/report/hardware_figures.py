@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from dnnmeter.report.figures import FigureResult, log_scale, new_figure, save
+from dnnmeter.report.plot import FigureResult, figure_result, log_scale, new_figure
 
 __all__ = ["draw_accesses", "draw_hardware_figures", "draw_roofline", "draw_utilization"]
 
@@ -29,16 +29,6 @@ Result = Mapping[str, Any]
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MAX_TICK_LABELS = 40  # beyond this, every k-th layer is named so the labels stay readable
 MAX_LABEL_CHARS = 26  # longer layer names keep their tail, which tells layers apart
-
-
-def _write(fig: Figure | str, stem: Path | str, title: str, caption: str) -> FigureResult:
-    stem = Path(stem)
-    name = stem.name  # the HTML anchor: unique per model when the stems are
-    if isinstance(fig, str):
-        return FigureResult(name=name, title=title, skipped_reason=fig, caption=caption)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    png, svg = save(fig, stem.parent, stem.name)
-    return FigureResult(name=name, title=title, png=png, svg=svg, caption=caption)
 
 
 def _width(n_layers: int) -> float:
@@ -99,7 +89,7 @@ def draw_accesses(result: Result, stem: Path | str) -> FigureResult:
                "a partial sum and writes the sum), what is left when convolutional, filter, image and "
                "partial-sum reuse are all exploited, the DRAM traffic of the simulated systolic array, and the "
                "lower bound (each weight, input and output moved once). Counts, not measurements")
-    return _write(_draw_accesses(result), stem, f"{result.get('model', '?')}: accesses per layer",
+    return figure_result(_draw_accesses(result), stem, f"{result.get('model', '?')}: accesses per layer",
                   caption)
 
 
@@ -147,7 +137,7 @@ def draw_utilization(result: Result, stem: Path | str) -> FigureResult:
     caption = ("Utilisation of the systolic array per layer (MACs over cycles x PEs, SCALE-Sim's overall "
                "utilisation, from dnnmeter's closed form of its compute model) and mapping efficiency (the "
                "share of PEs that the layer's matrix product fills in each fold); estimated")
-    return _write(_draw_utilization(result), stem,
+    return figure_result(_draw_utilization(result), stem,
                   f"{result.get('model', '?')}: array utilisation per layer", caption)
 
 
@@ -233,7 +223,7 @@ def draw_roofline(roofs: Result | Sequence[Result], stem: Path | str) -> FigureR
                "A layer left of the ridge is memory-bound, right of it compute-bound. Hollow: the attainable "
                "rate, min(peak, intensity x bandwidth); filled: 2 x MACs over the layer's time in torch.profiler; "
                "star: the model's product FLOPs over its measured forward latency")
-    return _write(_draw_roofline(items), stem, f"Roofline: {names}", caption)
+    return figure_result(_draw_roofline(items), stem, f"Roofline: {names}", caption)
 
 
 def draw_hardware_figures(result: Result | None, roof: Result | None, out_dir: Path | str,

@@ -11,32 +11,22 @@ from typing import Any
 
 from rich.table import Table
 
+from dnnmeter.report.format import energy, si, times
+from dnnmeter.report.format import ms as format_ms
+from dnnmeter.report.format import pct as format_pct
+
 __all__ = ["ceilings_table", "hardware_layers_table", "hardware_tables", "hardware_totals_table",
            "roofline_layers_table", "roofline_table"]
 
 Result = Mapping[str, Any]
 
 
-def count(n: float | None, digits: int = 3) -> str:
-    """1234567 -> "1.23 M"; None -> "-"."""
-    if n is None:
-        return "-"
-    for scale, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.{digits}g} {unit}"
-    return f"{n:.{digits}g}"
-
-
 def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def times(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3g}x"
+    return format_pct(x, 1)
 
 
 def ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.3g}"
+    return format_ms(seconds, significant=True)
 
 
 def _settings_text(result: Result) -> str:
@@ -45,13 +35,6 @@ def _settings_text(result: Result) -> str:
     sram = "/".join(str(v) for v in s.get("sram_kb") or [])
     return (f"array {array[0]}x{array[-1]}, dataflow {s.get('dataflow')}, SRAM {sram} KB, {s.get('bits')}-bit words, "
             f"batch {s.get('batch_size') or '-'}, energy table {s.get('energy_table')}")
-
-
-def _energy_text(value: float | None, unit: str) -> str:
-    """Joules as mJ; a normalised table's units are multiples of one ALU MAC."""
-    if value is None:
-        return "-"
-    return f"{value * 1e3:.4g} mJ" if unit == "J" else f"{value:.4g} MAC-units"
 
 
 def hardware_totals_table(result: Result) -> Table:
@@ -63,25 +46,25 @@ def hardware_totals_table(result: Result) -> Table:
     table.add_column("value", justify="right")
     table.add_column("note", justify="left")
     rows = [
-        ("MACs", count(t["macs"]), "products of conv, linear and matmul layers"),
-        ("naive accesses", count(t["naive_accesses"]), "4 per MAC, words"),
+        ("MACs", si(t["macs"]), "products of conv, linear and matmul layers"),
+        ("naive accesses", si(t["naive_accesses"]), "4 per MAC, words"),
     ]
     for kind, left in t["accesses_with_reuse"].items():
         if kind != "none":
-            rows.append((f"with {kind} reuse" if kind != "all" else "with all reuse", count(left),
+            rows.append((f"with {kind} reuse" if kind != "all" else "with all reuse", si(left),
                          f"{times(t['reduction_by_reuse'][kind])} fewer than naive"))
     rows += [
-        ("DRAM lower bound", count(t["dram_lower_bound"]), "each weight, input and output once"),
-        ("array cycles", count(t["cycles"]), "SCALE-Sim compute model, no stalls"),
+        ("DRAM lower bound", si(t["dram_lower_bound"]), "each weight, input and output once"),
+        ("array cycles", si(t["cycles"]), "SCALE-Sim compute model, no stalls"),
         ("array utilisation", pct(t["utilization"]), "MACs / (cycles x PEs)"),
-        ("SRAM reads / writes", f"{count(sum(t['sram_reads'].values()))} / {count(sum(t['sram_writes'].values()))}", "words"),
-        ("DRAM reads / writes", f"{count(sum(t['dram_reads'].values()))} / {count(sum(t['dram_writes'].values()))}", "words"),
+        ("SRAM reads / writes", f"{si(sum(t['sram_reads'].values()))} / {si(sum(t['sram_writes'].values()))}", "words"),
+        ("DRAM reads / writes", f"{si(sum(t['dram_reads'].values()))} / {si(sum(t['dram_writes'].values()))}", "words"),
         ("DRAM vs lower bound", times(t["dram_vs_lower_bound"]), "1x: every word moved once"),
     ]
-    energy = t["energy"]
+    joules = t["energy"]
     for scenario in ("naive", "reuse", "systolic"):
-        rows.append((f"energy, {scenario}", _energy_text(energy.get(scenario), energy["unit"]),
-                     f"estimated ({energy['table']}, {energy['bits']} bits)"))
+        rows.append((f"energy, {scenario}", energy(joules.get(scenario), joules["unit"]),
+                     f"estimated ({joules['table']}, {joules['bits']} bits)"))
     for row in rows:
         table.add_row(*row)
     return table
@@ -98,12 +81,12 @@ def hardware_layers_table(result: Result) -> Table:
     unit = ((result.get("totals") or {}).get("energy") or {}).get("unit", "")
     for layer in layers:
         table.add_row(
-            str(layer["name"]), str(layer["kind"]), count(layer["macs"]), count(layer["naive_accesses"]),
-            count(layer["accesses_with_reuse"]["all"]), count(layer["dram_lower_bound"]), count(layer["cycles"]),
+            str(layer["name"]), str(layer["kind"]), si(layer["macs"]), si(layer["naive_accesses"]),
+            si(layer["accesses_with_reuse"]["all"]), si(layer["dram_lower_bound"]), si(layer["cycles"]),
             pct(layer["utilization"]), pct(layer["mapping_efficiency"]),
-            f"{count(sum(layer['sram_reads'].values()))} / {count(sum(layer['sram_writes'].values()))}",
-            f"{count(sum(layer['dram_reads'].values()))} / {count(sum(layer['dram_writes'].values()))}",
-            times(layer["dram_vs_lower_bound"]), _energy_text(layer.get("energy_reuse"), unit),
+            f"{si(sum(layer['sram_reads'].values()))} / {si(sum(layer['sram_writes'].values()))}",
+            f"{si(sum(layer['dram_reads'].values()))} / {si(sum(layer['dram_writes'].values()))}",
+            times(layer["dram_vs_lower_bound"]), energy(layer.get("energy_reuse"), unit),
         )
     return table
 
@@ -137,8 +120,8 @@ def roofline_table(roof: Result) -> Table:
     bounds = t.get("bound_counts") or {}
     latency = t.get("measured_latency_s")
     rows = [
-        ("FLOPs (2 x MACs, products)", count(t["flops"])),
-        ("minimum bytes (DRAM lower bound)", count(t["min_bytes"])),
+        ("FLOPs (2 x MACs, products)", si(t["flops"])),
+        ("minimum bytes (DRAM lower bound)", si(t["min_bytes"])),
         ("arithmetic intensity (FLOP/byte)", f"{t['arithmetic_intensity_flops_per_byte'] or 0:.3g}"),
         ("layers compute- / memory-bound", f"{bounds.get('compute', 0)} / {bounds.get('memory', 0)}"),
         ("attainable time (ms)", ms(t["attainable_time_s"])),

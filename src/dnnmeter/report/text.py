@@ -15,23 +15,8 @@ from typing import Any
 from rich.table import Table
 
 from dnnmeter.analysis.result import Analysis
+from dnnmeter.report.format import billions, millions, ms, pct, share, size_text
 from dnnmeter.zoo.registry import ModelEntry
-
-
-def millions(n: int | float | None, digits: int = 2) -> str:
-    return "-" if n is None else f"{n / 1e6:,.{digits}f}"
-
-
-def billions(n: int | float | None, digits: int = 3) -> str:
-    return "-" if n is None else f"{n / 1e9:,.{digits}f}"
-
-
-def share(part: int, whole: int) -> str:
-    return "-" if not whole else f"{100.0 * part / whole:.1f}%"
-
-
-def size_text(size: Sequence[int]) -> str:
-    return "x".join(str(s) for s in size)
 
 
 def to_json(items: Iterable[Any]) -> str:
@@ -166,10 +151,6 @@ def _cell(value: Any) -> Any:
 # --- bench ----------------------------------------------------------------------------------
 
 
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{1e3 * seconds:,.3f}"
-
-
 def bench_tables(results: Sequence[Any]) -> list[Table]:
     """One table per model: a row per batch size."""
     tables: list[Table] = []
@@ -186,7 +167,7 @@ def bench_tables(results: Sequence[Any]) -> list[Table]:
         for r in points:
             table.add_row(
                 str(r.batch_size), r.status if r.status == "ok" else f"{r.status}: {r.error}",
-                _ms(r.latency_s_median), _ms(r.latency_s_per_image),
+                ms(r.latency_s_median), ms(r.latency_s_per_image),
                 "-" if r.images_per_s is None else f"{r.images_per_s:,.1f}",
                 "-" if r.peak_memory_bytes is None else f"{r.peak_memory_bytes / 1e6:,.1f}",
                 "-" if r.power_w is None else f"{r.power_w:.1f}",
@@ -222,24 +203,20 @@ def bench_csv(results: Sequence[Any]) -> str:
 # --- eval -----------------------------------------------------------------------------------
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
 def eval_tables(result: Any) -> list[Table]:
     """The totals, then the five best and five worst classes."""
     top = Table(title=f"{result.model} on {result.data} ({result.n} images; weights: {result.weights})",
                 title_justify="left")
     for col in ("top-1", f"top-{getattr(result, 'top5_k', 5)}", "images/s", "skipped"):
         top.add_column(col, justify="right")
-    top.add_row(_pct(result.top1), _pct(result.top5), f"{result.images_per_s:,.1f}", str(len(result.skipped)))
+    top.add_row(pct(result.top1), pct(result.top5), f"{result.images_per_s:,.1f}", str(len(result.skipped)))
     tables = [top]
     for title, rows in (("best classes", result.best_classes), ("worst classes", result.worst_classes)):
         t = Table(title=title, title_justify="left")
         for col in ("class", "name", "correct", "images", "accuracy"):
             t.add_column(col, justify="left" if col == "name" else "right")
         for r in rows:
-            t.add_row(str(r["class_index"]), str(r["class_name"]), str(r["correct"]), str(r["count"]), _pct(r["accuracy"]))
+            t.add_row(str(r["class_index"]), str(r["class_name"]), str(r["correct"]), str(r["count"]), pct(r["accuracy"]))
         tables.append(t)
     return tables
 
@@ -260,7 +237,7 @@ def modifications_table(variants: Sequence[dict[str, Any]]) -> Table:
             str(v.get("variant")),
             with_ratio(v.get("params"), first.get("params"), millions(v.get("params"), 3)),
             with_ratio(v.get("macs"), first.get("macs"), millions(v.get("macs"), 2)),
-            _pct(v.get("train_accuracy")), _pct(v.get("val_accuracy")),
+            pct(v.get("train_accuracy")), pct(v.get("val_accuracy")),
             with_ratio(epoch_s, first.get("time_per_epoch_s"), "-" if epoch_s is None else f"{epoch_s:.2f}"),
             str(len(v.get("history") or [])), str(v.get("nproc", 1)),
         )  # fmt: skip

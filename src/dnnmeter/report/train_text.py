@@ -12,17 +12,16 @@ from typing import Any
 
 from rich.table import Table
 
+from dnnmeter.report.format import fixed
+from dnnmeter.report.format import pct as percent
+
 
 def _d(run: Any) -> dict[str, Any]:
     return run if isinstance(run, dict) else run.to_dict()
 
 
-def percent(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
-
-
 def number(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
+    return fixed(x, digits, grouped=False)
 
 
 def _threads(n: int | None) -> str:

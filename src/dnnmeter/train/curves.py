@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dnnmeter.train.result import TrainResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+CURVES_DPI = 120
 
 
 def _as_dict(run: TrainResult | dict[str, Any]) -> dict[str, Any]:
@@ -27,6 +32,13 @@ def _label(run: dict[str, Any]) -> str:
 
 def plot_curves(results: Sequence[TrainResult | dict[str, Any]], path: str | Path) -> Path:
     """Draw loss and accuracy per epoch of every run in ``results`` into ``path`` (PNG, SVG...)."""
+    path = Path(path)
+    curves_figure(results).savefig(path, dpi=CURVES_DPI)
+    return path
+
+
+def curves_figure(results: Sequence[TrainResult | dict[str, Any]]) -> Figure:
+    """Loss and accuracy per epoch of every run in ``results``, as one two-panel figure."""
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -59,6 +71,4 @@ def plot_curves(results: Sequence[TrainResult | dict[str, Any]], path: str | Pat
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     acc_ax.legend(fontsize="small", loc="lower right")
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    return path
+    return fig

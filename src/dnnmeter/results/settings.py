@@ -1,0 +1,134 @@
+"""What a study was asked to do, and the store keys its measurements are filed under.
+
+Both the studies (which write the rows) and :mod:`dnnmeter.results.collect` (which reads
+them back) compute the keys here, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from dnnmeter._serial import Record
+from dnnmeter.errors import InvalidInputError
+from dnnmeter.store import machine_id, measurement_key
+from dnnmeter.zoo import SEED_MODELS
+
+# `make study` must finish in under 10 minutes on 2 CPU cores for the 18 seed models.
+DEFAULT_BATCH_SIZES = (1, 2, 4)
+DEFAULT_TIME_BUDGET_S = 0.5
+
+# The hardware model's settings in the study: SCALE-Sim's defaults (docs/hardware.md).
+HARDWARE_SETTINGS: dict[str, Any] = {"array": (32, 32), "dataflow": "os", "sram_kb": (64, 64, 64), "bits": 8,
+                                     "energy_table": "eyeriss"}
+CEILINGS_MODEL = "(this machine's ceilings)"
+
+TINY_FAMILY = (("plain", "tiny_alexnet"), ("depthwise", "tiny_alexnet_dw"), ("depthwise + residual", "tiny_alexnet_dw_res"))
+COMPRESSION = ("quantization", "pruning unstructured", "pruning structured")
+
+
+@dataclass
+class StudySettings(Record):
+    models: tuple[str, ...] = SEED_MODELS
+    device: str = "cpu"
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    out: str = "study-out"
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    threads: int | None = None
+    threads_chosen: str | None = None
+    dtype: str = "float32"
+    max_latency_ms: float | None = None
+    max_memory_mb: float | None = None
+    max_energy_j: float | None = None  # per image
+    data: str | None = None  # evaluate accuracy on this data set (a folder or "digits")
+    weights: str | None = None  # ... with these weights ("default" or a file)
+    eval_limit: int | None = None  # ... on this many images
+
+
+def ceilings_identity(settings: StudySettings) -> dict[str, Any]:
+    return {"device": settings.device, "threads": settings.threads, "machine": machine_id()}
+
+
+def study_keys(settings: StudySettings, model: str) -> dict[str, Any]:
+    """The keys of ``model``'s rows in the models study: analysis, accuracy (published and
+    measured), one bench point per batch size, the hardware model and the roofline."""
+    machine = machine_id()
+    bench = {
+        b: measurement_key("bench", model, device=settings.device, batch_size=b, dtype=settings.dtype,
+                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine)
+        for b in settings.batch_sizes
+    }
+    measured = None
+    if settings.data is not None:
+        measured = measurement_key("accuracy", model, label="measured", data=settings.data,
+                                   weights=settings.weights, limit=settings.eval_limit)
+    return {"analysis": measurement_key("analysis", model, batch_size=1),
+            "accuracy": measurement_key("accuracy", model, label="published"),
+            "measured_accuracy": measured, "bench": bench,
+            "hardware": measurement_key("hardware", model, batch_size=1, **HARDWARE_SETTINGS),
+            "roofline": measurement_key("roofline", model, batch_size=1, **ceilings_identity(settings))}
+
+
+@dataclass(frozen=True)
+class Variant(Record):
+    """One network to train: a zoo model with ``ops`` applied, in ``nproc`` processes."""
+
+    name: str
+    model: str
+    ops: tuple[str, ...] = ()
+    nproc: int = 1
+    strategy: str = "ddp"
+
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()
+
+
+@dataclass
+class ModificationsSettings(Record):
+    data: str = "digits"
+    models: tuple[str, ...] = ()  # empty: the tiny AlexNet family
+    ops: tuple[str, ...] = ()
+    epochs: int | None = None  # None: train's default for the data (10 on digits, 100 on a folder)
+    batch_size: int | None = None
+    lr: float | None = None
+    augment: tuple[str, ...] = ()
+    seed: int = 0
+    out: str = "study-out"
+    averaged_nproc: int = 2  # 0 or 1: no averaged-training comparison
+    threads: int | None = None
+    compression: bool = True  # quantization and pruning sweeps of the first variant, trained
+    prune_fine_tune_epochs: int = 1  # each pruned copy retrained this long (masks kept) before it is scored
+
+    def variants(self) -> list[Variant]:
+        if self.models:
+            found = []
+            for model in self.models:
+                found.append(Variant(model, model))
+                for i in range(len(self.ops)):
+                    ops = self.ops[: i + 1]
+                    found.append(Variant(f"{model} + {' + '.join(ops)}", model, ops))
+        else:
+            if self.ops:
+                raise InvalidInputError("--op needs --models: the tiny family already is plain, depthwise and residual")
+            found = [Variant(name, model) for name, model in TINY_FAMILY]
+        if self.averaged_nproc > 1:
+            first = found[0]
+            found.append(Variant(f"{first.name}, {self.averaged_nproc} processes averaged", first.model, first.ops,
+                                 nproc=self.averaged_nproc, strategy="average"))
+        return found
+
+
+def training_key(settings: ModificationsSettings, variant: Variant) -> str:
+    return measurement_key(
+        "training", variant.model, ops=list(variant.ops), nproc=variant.nproc, strategy=variant.strategy,
+        data=settings.data, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+        augment=list(settings.augment), seed=settings.seed, threads=settings.threads, machine=machine_id(),
+    )  # fmt: skip
+
+
+def compression_keys(settings: ModificationsSettings, variant: Variant) -> dict[str, str]:
+    trained = training_key(settings, variant)
+    return {what: measurement_key("compression", variant.model, what=what, trained=trained,
+                                  fine_tune_epochs=settings.prune_fine_tune_epochs if what != "quantization" else 0)
+            for what in COMPRESSION}
