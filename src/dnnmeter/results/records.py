@@ -40,7 +40,7 @@ class AccuracyRecord(Record):
     skipped: int | None = None
     reason: str | None = None
 
-    _omitted_if_none: ClassVar[tuple[str, ...]] = ("n", "skipped", "reason")
+    _omitted_if_none: ClassVar[tuple[str, ...]] = ("n", "skipped", "reason", "source", "weights")
 
 
 @dataclass
