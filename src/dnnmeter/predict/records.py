@@ -33,7 +33,9 @@ def default_dir() -> Path:
 def machine_identity(environment: dict[str, Any]) -> dict[str, Any]:
     """The part of the environment that decides kernel speed; its hash names the calibration."""
     keys = ("hostname", "cpu_model", "cpu_cores_available", "torch", "device", "gpu_name")
-    return {k: environment.get(k) for k in keys}
+    identity = {k: environment.get(k) for k in keys}
+    identity["device"] = str(identity["device"] or "cpu").split(":")[0]  # cuda:0 and cuda: the GPU name tells
+    return identity
 
 
 def calibration_key(identity: dict[str, Any], threads: int | None, dtype: str) -> str:
