@@ -32,6 +32,7 @@ from dnnmeter import hardware
 from dnnmeter.hardware import HardwareResult
 from dnnmeter.measure import BenchResult, benchmark
 from dnnmeter.modify import ModifyResult, compare, modify
+from dnnmeter.predict import Calibration, Prediction, calibrate, predict
 from dnnmeter.train import TrainResult, train
 from dnnmeter.zoo import SEED_MODELS, ModelEntry, Published, create_model, list_models, resolve
 
@@ -39,6 +40,7 @@ __all__ = [
     "SEED_MODELS",
     "Analysis",
     "BenchResult",
+    "Calibration",
     "DnnmeterError",
     "EvalResult",
     "HardwareResult",
@@ -50,18 +52,21 @@ __all__ = [
     "ModelEntry",
     "ModelForwardError",
     "ModifyResult",
+    "Prediction",
     "Published",
     "TrainResult",
     "UnknownModelError",
     "__version__",
     "analyze",
     "benchmark",
+    "calibrate",
     "compare",
     "create_model",
     "evaluate",
     "hardware",
     "list_models",
     "modify",
+    "predict",
     "resolve",
     "train",
 ]

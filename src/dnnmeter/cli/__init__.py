@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from dnnmeter import __version__
-from dnnmeter.cli import changes, hardware, measure, studies
+from dnnmeter.cli import changes, hardware, measure, predict, studies
 from dnnmeter.errors import DnnmeterError
 
 EXIT_USAGE = 2
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dnnmeter {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for area in (measure, changes, hardware, studies):
+    for area in (measure, changes, hardware, studies, predict):
         area.add_commands(sub)
     return parser
 

@@ -79,7 +79,7 @@ def _calibration(device: str, threads: int | None, dtype: str, directory: Path) 
 
     identity = records.machine_identity(capture_environment(device, threads))
     key = records.calibration_key(identity, threads, dtype)
-    return records.load_calibration(directory, key, records.command_for(device, threads, dtype))
+    return records.load_calibration(directory, key, records.command_for(device, threads, dtype, directory))
 
 
 def predict(models: str | Sequence[str], batch_sizes: Sequence[int] = (1,), device: str = "cpu",

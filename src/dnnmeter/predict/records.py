@@ -44,8 +44,10 @@ def calibration_key(identity: dict[str, Any], threads: int | None, dtype: str) -
     return f"{device}-{digest}-t{threads if threads is not None else 'any'}-{dtype}"
 
 
-def command_for(device: str, threads: int | None, dtype: str) -> str:
-    parts = ["dnnmeter calibrate", f"--device {device}" if device != "cpu" else "",
+def command_for(device: str, threads: int | None, dtype: str, directory: Path | None = None) -> str:
+    """The ``dnnmeter calibrate`` command line that makes the calibration asked for."""
+    out = f"--out {directory}" if directory is not None and directory != default_dir() else ""
+    parts = ["dnnmeter calibrate", out, f"--device {device}" if device != "cpu" else "",
              f"--threads {threads}" if threads is not None else "", f"--dtype {dtype}" if dtype != "float32" else ""]
     return " ".join(p for p in parts if p)
 
