@@ -10,7 +10,7 @@ See docs/predict.md for the method, its accuracy and its limits.
 from __future__ import annotations
 
 from dnnmeter.predict.api import Prediction, predict
-from dnnmeter.predict.calibrate import Calibration, calibrate
+from dnnmeter.predict.calibration import Calibration, calibrate
 from dnnmeter.predict.records import CalibrationMissingError
 
 __all__ = ["Calibration", "CalibrationMissingError", "Prediction", "calibrate", "predict"]
