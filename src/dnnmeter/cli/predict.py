@@ -25,8 +25,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         def show(done: int, total: int, what: str) -> None:
             progress.update(task, completed=done, total=total, description=f"calibrating {what}")
 
-        result = calibrate(device=args.device, threads=args.threads, dtype=args.dtype, budget_s=args.budget_min * 60,
-                           out=args.out, per_group=args.per_group, on_progress=show)
+        try:
+            result = calibrate(device=args.device, threads=args.threads, dtype=args.dtype,
+                               budget_s=args.budget_min * 60, out=args.out, per_group=args.per_group, on_progress=show)
+        except KeyboardInterrupt:
+            print("dnnmeter: interrupted; every finished kernel is kept: rerun the same command to resume",
+                  file=sys.stderr)
+            return 130
     state = "complete" if result.complete else "partial: rerun the same command to measure the rest"
     print(f"dnnmeter: calibration {result.key}: {result.kernels_measured} of {result.kernels_in_grid} kernels "
           f"and networks measured ({result.measured_now} now, {result.elapsed_s:.0f} s; {state})")
