@@ -210,3 +210,16 @@ def test_calibrate_cli_resumes_and_reports(tmp_path, capsys, monkeypatch) -> Non
 def test_bad_budget_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(Exception, match="bad budget"):
         calibrate(threads=1, out=tmp_path, budget_s=0)
+
+
+def test_cli_budget_filter_csv_and_out_files(calibrated, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out, _ = calibrated
+    every = predict(["resnet18", "alexnet", "mobilenet_v3_small"], threads=1, calibration_dir=out)
+    budget_ms = sorted(p.latency_s for p in every)[1] * 1e3 * 1.0001
+    args = ["predict", "resnet18", "alexnet", "mobilenet_v3_small", "--threads", "1", "--calibration", str(out),
+            "--max-latency-ms", str(budget_ms), "--format", "csv", "--out", str(tmp_path / "p")]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("model,batch_size,latency_s,") and len(lines) == 3
+    assert json.loads((tmp_path / "p" / "predictions.json").read_text())[0]["source"] == "predicted"
+    assert (tmp_path / "p" / "predictions.csv").read_text().splitlines() == lines
