@@ -13,7 +13,8 @@
    (a) FLOPs line: t = c * FLOPs (through the origin, relative error);
    (b) MACs+bytes line: per layer t = a + b*MACs + c*bytes (non-negative), summed.
    Per family and overall: share within +-10% and +-20%, median and 90th-percentile
-   absolute error, Spearman and Kendall rank correlation.
+   absolute error, Spearman and Kendall rank correlation; and how often the predicted
+   interval (latency_s_low to latency_s_high) holds the measurement.
 
     .venv/bin/python benchmarks/predict_accuracy.py                  # full run, prints the tables
     .venv/bin/python benchmarks/predict_accuracy.py --write          # and writes its BENCHMARKS.md section
@@ -178,17 +179,20 @@ def main() -> int:
         for name, sub in subsets.items() if sub
     }  # fmt: skip
     ceiling = float(np.mean([r["rounds_agree_10pct"] for r in rows])) if rows else None
+    covered = (float(np.mean([r["predicted_low_s"] <= r["measured_s"] <= r["predicted_high_s"] for r in rows]))
+               if rows else None)  # how often the stated interval holds the measurement
     summary = {
         "cpu": cpu_name(), "threads": args.threads, "calibration_key": cal.key, "calibration_complete": cal.complete,
         "kernels_measured": cal.kernels_measured, "calibrate_s": calibrate_s, "predict_zoo_s": predict_zoo_s,
         "zoo_models_predicted": len(ok), "measure_s": measure_s, "points": len(rows),
-        "ceiling_rounds_within_10pct": ceiling, "calibration_networks": sorted(calib_models.MODELS),
+        "ceiling_rounds_within_10pct": ceiling, "interval_coverage": covered, "calibration_networks": sorted(calib_models.MODELS),
         "scores": results, "rows": rows,
     }  # fmt: skip
     text = (f"{BEGIN}\n## Latency prediction (`benchmarks/predict_accuracy.py`)\n\n"
             f"{cpu_name()}, {args.threads} thread(s); calibration {calibrate_s / 60:.1f} min "
             f"({cal.kernels_measured} kernels and networks), whole torchvision zoo predicted in {predict_zoo_s:.1f} s; "
-            f"{len(rows)} held-out points measured twice; ceiling (rounds within +-10%): {_fmt(ceiling)}. "
+            f"{len(rows)} held-out points measured twice; ceiling (rounds within +-10%): {_fmt(ceiling)}; "
+            f"measurements inside the predicted interval: {_fmt(covered)}. "
             f"Calibration networks (never validated on): {', '.join(sorted(calib_models.MODELS))}.\n\n"
             f"{table(results)}\n{END}\n")
     print(text)

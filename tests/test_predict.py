@@ -223,3 +223,15 @@ def test_cli_budget_filter_csv_and_out_files(calibrated, tmp_path, capsys) -> No
     assert lines[0].startswith("model,batch_size,latency_s,") and len(lines) == 3
     assert json.loads((tmp_path / "p" / "predictions.json").read_text())[0]["source"] == "predicted"
     assert (tmp_path / "p" / "predictions.csv").read_text().splitlines() == lines
+
+
+def test_the_named_command_matches_the_calibration_asked_for(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dnnmeter.predict.records import calibration_key, command_for, machine_identity
+
+    assert command_for("cpu", 1, "float32") == "dnnmeter calibrate --threads 1"
+    assert command_for("cuda:1", None, "bfloat16", tmp_path) == (
+        f"dnnmeter calibrate --out {tmp_path} --device cuda:1 --dtype bfloat16")
+    gpu = machine_identity({"device": "cuda:0", "gpu_name": "H100", "hostname": "h"})
+    assert gpu["device"] == "cuda" and calibration_key(gpu, None, "float16").startswith("cuda-")
+    assert calibration_key(gpu, None, "float16").endswith("-tany-float16")
+    assert calibration_key(gpu, None, "float16") != calibration_key({**gpu, "gpu_name": "A100"}, None, "float16")
