@@ -235,3 +235,14 @@ def test_the_named_command_matches_the_calibration_asked_for(tmp_path) -> None: 
     assert gpu["device"] == "cuda" and calibration_key(gpu, None, "float16").startswith("cuda-")
     assert calibration_key(gpu, None, "float16").endswith("-tany-float16")
     assert calibration_key(gpu, None, "float16") != calibration_key({**gpu, "gpu_name": "A100"}, None, "float16")
+
+
+def test_one_cpu_thread_is_timed_by_its_cpu_time(calibrated) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from dnnmeter.predict.calibration import kernel_clock
+
+    assert kernel_clock("cpu", 1) is time.thread_time  # other processes' slices do not count
+    assert kernel_clock("cpu", 2) is time.perf_counter and kernel_clock("cuda", 1) is time.perf_counter
+    out, result = calibrated
+    assert json.loads((out / f"{result.key}.json").read_text())["clock"] == "thread_time"

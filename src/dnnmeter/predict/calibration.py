@@ -24,7 +24,6 @@ from dnnmeter.predict.predictor import Predictor, fit_models, fit_overhead
 # Per kernel: a quarter of a second, blocks of at least 5 ms (the clock's noise is far below).
 KERNEL_TIMING = {"time_budget_s": 0.25, "warmup_s": 0.05, "min_block_s": 0.005, "min_samples": 5,
                  "max_samples": 60, "target_spread": 0.05}
-NETWORK_TIMING = {"time_budget_s": 1.0, "warmup_s": 0.2, "min_block_s": 0.01, "min_samples": 7}
 FIT_RESERVE = 0.05  # of the budget, kept for the fit so the whole run stays within it
 DEFAULT_BUDGET_S = 900.0
 
@@ -61,16 +60,31 @@ def _real_timer(device: str, dtype: str, settings: dict[str, Any]) -> Timer:
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
+    clock = kernel_clock(device, torch.get_num_threads())
 
     def timer(kernel: kernels.Kernel, layers: list[LayerCost]) -> float:
         module = kernel.timed.to(dev, dtype_of(dtype))
         x = torch.randn(kernel.batch, *kernel.input_size, device=dev, dtype=dtype_of(dtype))
         with torch.inference_mode():  # as bench times models; never around the analysis (no ops seen)
-            timing = time_calls(lambda: module(x), TimingSettings(**settings), sync=sync,
+            timing = time_calls(lambda: module(x), TimingSettings(**settings), clock=clock, sync=sync,
                                 block=cuda_event_block(dev) if cuda else None)
         return timing.median_s
 
     return timer
+
+
+def kernel_clock(device: str, threads: int) -> Callable[[], float]:
+    """The clock kernels are timed with: on one CPU thread, the thread's CPU time.
+
+    A calibration may share the machine with other work; wall-clock time would then include
+    every slice the OS gave to other processes (kernels timed 2-3x slow on a busy 2-core
+    machine). The thread's CPU time counts only this thread's work, so the calibration
+    describes the machine at rest. Several threads (their CPU time adds up) and GPUs keep
+    wall-clock time: calibrate those on a quiet machine.
+    """
+    if device == "cpu" and threads == 1:
+        return time.thread_time
+    return time.perf_counter
 
 
 def _analyse(kernel: kernels.Kernel, name: str) -> list[LayerCost]:
@@ -176,7 +190,8 @@ def _fit(store: records.Records, environment: dict[str, Any], identity: dict[str
     calibration: dict[str, Any] = {
         "schema": records.SCHEMA, "key": key, **base, "itemsize": itemsize, "machine": identity,
         "environment": environment, "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "per_group": per_group, "calibration_networks": sorted(calib_models.MODELS),
+        "per_group": per_group,
+        "clock": "thread_time" if kernel_clock(base["device"], base["threads"] or 0) is time.thread_time else "perf_counter", "calibration_networks": sorted(calib_models.MODELS),
         "models": fit_models(kernels_ok, itemsize),
     }  # fmt: skip
     if not calibration["models"]:
