@@ -31,6 +31,7 @@ MAC_KINDS = ("conv", "depthwise_conv", "linear", "matmul")
 FEATURES = (
     "log_macs", "log_elementwise_flops", "log_input_elements", "log_output_elements", "log_params",
     "log_batch", "log_input_channels", "log_output_channels", "log_output_spatial", "log_last_dim",
+    "log_macs_per_output", "log_bytes_per_mac",
 )  # fmt: skip
 
 
@@ -61,9 +62,13 @@ def work(layer: LayerCost, itemsize: int) -> tuple[float, float, float]:
 def features(layer: LayerCost) -> list[float]:
     """The shape features of :data:`FEATURES`, as logs (the fit works on ratios, not sizes)."""
     out = layer.output_shapes
+    n_in, n_out = _numel(layer.input_shapes), _numel(out)
     raw = (
-        layer.macs, layer.elementwise_flops, _numel(layer.input_shapes), _numel(out), layer.params,
+        layer.macs, layer.elementwise_flops, n_in, n_out, layer.params,
         _dim(out, 0), _dim(layer.input_shapes, 1), _dim(out, 1),
         prod(out[0][2:]) if out and len(out[0]) > 2 else 1, out[0][-1] if out and out[0] else 1,
+        # the depth of each output's reduction (C_in/groups x k x k for a conv) and the
+        # arithmetic intensity: ratios a tree cannot form from the logs above on its own
+        layer.macs / max(n_out, 1), (n_in + n_out + layer.params) / max(layer.macs, 1),
     )  # fmt: skip
     return [math.log1p(float(v)) for v in raw]

@@ -76,7 +76,8 @@ def _pick(rng: random.Random, values: list[int]) -> int:
 
 
 _BATCH = [1, 1, 1, 2, 4, 8, 16, 32]
-_CHANNELS = [3, 8, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024]
+_CHANNELS = [3, 8, 16, 24, 32, 40, 48, 64, 72, 80, 96, 112, 120, 128, 160, 168, 192, 232, 256, 320, 384, 408,
+             512, 640, 672, 768, 912, 1024]
 _SIZES = [7, 14, 14, 28, 28, 56, 56, 112, 224]
 _TOKENS = [1, 16, 49, 50, 64, 196, 197, 256]
 _WIDTHS = [64, 96, 128, 192, 256, 384, 512, 768, 1024, 1280, 1536, 2048, 3072, 4096]
@@ -84,7 +85,10 @@ _WIDTHS = [64, 96, 128, 192, 256, 384, 512, 768, 1024, 1280, 1536, 2048, 3072, 4
 
 def _conv(rng: random.Random) -> dict[str, int]:
     cin, cout, k = _pick(rng, _CHANNELS), _pick(rng, _CHANNELS), _pick(rng, [1, 1, 1, 3, 3, 3, 5, 7, 11])
-    groups = _pick(rng, [1, 1, 1, 1, 1, 2, 4, 8, 32])
+    groups = _pick(rng, [1, 1, 1, 1, 1, 1, 2, 4, 32, 0, 0])
+    if groups == 0:  # ResNeXt and RegNet: as many channels out as in, a fixed width per group
+        width, cout = _pick(rng, [8, 16, 24, 32, 48, 64]), cin
+        groups = cin // width if cin % width == 0 else 1
     groups = groups if cin % groups == 0 and cout % groups == 0 and groups < cin else 1
     return {"b": _pick(rng, _BATCH), "cin": cin, "cout": cout, "hw": _pick(rng, _SIZES), "k": k,
             "s": _pick(rng, [1, 1, 1, 2]), "g": groups}
