@@ -158,7 +158,8 @@ def test_exported_trees_predict_as_scikit_learn() -> None:
     reference = GradientBoostingRegressor(n_estimators=120, max_depth=3, learning_rate=0.1, subsample=0.8,
                                           min_samples_leaf=3, random_state=0).fit(feats, target)
     assert np.allclose(trees.predict(feats), reference.predict(feats))
-    assert json.loads(json.dumps(trees.__dict__)) == trees.__dict__  # plain JSON, no pickle
+    assert json.loads(json.dumps(trees.to_dict())) == trees.to_dict()  # plain JSON, no pickle
+    assert np.allclose(fitting.Trees(**json.loads(json.dumps(trees.to_dict()))).predict(feats), reference.predict(feats))
 
 
 def test_fit_group_interval_brackets_noisy_data() -> None:
@@ -246,3 +247,12 @@ def test_one_cpu_thread_is_timed_by_its_cpu_time(calibrated) -> None:  # type: i
     assert kernel_clock("cpu", 2) is time.perf_counter and kernel_clock("cuda", 1) is time.perf_counter
     out, result = calibrated
     assert json.loads((out / f"{result.key}.json").read_text())["clock"] == "thread_time"
+
+
+def test_a_calibration_fitted_on_other_features_is_refused_in_one_line(calibrated, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out, result = calibrated
+    data = json.loads((out / f"{result.key}.json").read_text())
+    data["features"] = data["features"][:-1]
+    (tmp_path / f"{result.key}.json").write_text(json.dumps(data))
+    with pytest.raises(CalibrationMissingError, match="fitted on other features.*only the fit is redone"):
+        predict("resnet18", threads=1, calibration_dir=tmp_path)

@@ -19,6 +19,7 @@ from typing import Any
 from dnnmeter.analysis import LayerCost
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.predict import calib_models, kernels, records
+from dnnmeter.predict.features import FEATURES
 from dnnmeter.predict.predictor import Predictor, fit_models, fit_overhead
 
 # Per kernel: a quarter of a second, blocks of at least 5 ms (the clock's noise is far below).
@@ -190,7 +191,7 @@ def _fit(store: records.Records, environment: dict[str, Any], identity: dict[str
     calibration: dict[str, Any] = {
         "schema": records.SCHEMA, "key": key, **base, "itemsize": itemsize, "machine": identity,
         "environment": environment, "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "per_group": per_group,
+        "per_group": per_group, "features": list(FEATURES),
         "clock": "thread_time" if kernel_clock(base["device"], base["threads"] or 0) is time.thread_time else "perf_counter", "calibration_networks": sorted(calib_models.MODELS),
         "models": fit_models(kernels_ok, itemsize),
     }  # fmt: skip

@@ -31,23 +31,36 @@ class Trees:
     learning_rate: float
     trees: list[dict[str, list[float]]]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"init": self.init, "learning_rate": self.learning_rate, "trees": self.trees}
+
+    def __post_init__(self) -> None:
+        # All trees in one set of arrays (node ids offset per tree): a prediction walks them all
+        # at once, depth by depth, instead of tree by tree (the whole zoo in a few seconds).
+        offsets = np.cumsum([0] + [len(t["left"]) for t in self.trees])[:-1]
+        cat = {k: np.concatenate([np.asarray(t[k]) for t in self.trees]) if self.trees else np.zeros(0)
+               for k in ("left", "right", "feature", "threshold", "value")}
+        shift = np.repeat(offsets, [len(t["left"]) for t in self.trees]).astype(int)
+        leaf = cat["left"] == -1
+        self._left = np.where(leaf, -1, cat["left"].astype(int) + shift)
+        self._right = np.where(leaf, -1, cat["right"].astype(int) + shift)
+        self._feature = np.where(leaf, 0, cat["feature"]).astype(int)
+        self._threshold, self._value, self._roots = cat["threshold"].astype(float), cat["value"], offsets.astype(int)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         # scikit-learn compares float32 features with float64 thresholds: do the same.
         x = x.astype(np.float32).astype(np.float64)
-        total = np.full(len(x), self.init)
-        rows = np.arange(len(x))
-        for tree in self.trees:
-            left, right = np.asarray(tree["left"], int), np.asarray(tree["right"], int)
-            feature, threshold = np.asarray(tree["feature"], int), np.asarray(tree["threshold"])
-            node = np.zeros(len(x), int)
-            while True:
-                inner = left[node] != -1
-                if not inner.any():
-                    break
-                go_left = x[rows, feature[node]] <= threshold[node]
-                node = np.where(inner, np.where(go_left, left[node], right[node]), node)
-            total += self.learning_rate * np.asarray(tree["value"])[node]
-        return total
+        if not self.trees:
+            return np.full(len(x), self.init)
+        node = np.broadcast_to(self._roots, (len(x), len(self._roots))).copy()  # rows x trees
+        rows = np.arange(len(x))[:, None]
+        while True:
+            inner = self._left[node] != -1
+            if not inner.any():
+                break
+            go_left = x[rows, self._feature[node]] <= self._threshold[node]
+            node = np.where(inner, np.where(go_left, self._left[node], self._right[node]), node)
+        return self.init + self.learning_rate * self._value[node].sum(axis=1)
 
 
 @dataclass
@@ -71,7 +84,7 @@ class GroupModel:
         return {
             "coefficients_s": dict(zip(("intercept", "per_mac", "per_elementwise_flop", "per_byte"),
                                        self.coefficients, strict=True)),
-            "trees": None if self.trees is None else self.trees.__dict__,
+            "trees": None if self.trees is None else self.trees.to_dict(),
             "log_error_q05": self.log_error_q05, "log_error_q95": self.log_error_q95,
             "diagnostics": self.diagnostics,
         }  # fmt: skip

@@ -97,5 +97,10 @@ def load_calibration(directory: Path, key: str, command: str) -> dict[str, Any]:
     if data.get("schema") != SCHEMA:
         raise CalibrationMissingError(f"calibration {path} has schema {data.get('schema')!r}, not {SCHEMA!r}; "
                                       f"rerun `{command}`")
+    from dnnmeter.predict.features import FEATURES
+
+    if data.get("features") != list(FEATURES):  # fitted by another version: its trees read other columns
+        raise CalibrationMissingError(f"calibration {path} was fitted on other features by another dnnmeter; "
+                                      f"rerun `{command}` (its measurements are kept: only the fit is redone)")
     data["path"] = str(path)
     return data
