@@ -83,7 +83,8 @@ def baseline_predictions(name: str, batch: int, per_flop: float, line: list[floa
     return per_flop * analysis.flops, total
 
 
-def measure_rounds(points: list[tuple[str, int]], rounds: int, budget_s: float, threads: int) -> dict[tuple[str, int], list[float]]:
+def measure_rounds(points: list[tuple[str, int]], rounds: int, budget_s: float,
+                   threads: int) -> dict[tuple[str, int], list[float]]:
     by_model: dict[str, list[int]] = defaultdict(list)
     for name, batch in points:
         by_model[name].append(batch)

@@ -98,7 +98,8 @@ def predict(models: str | Sequence[str], batch_sizes: Sequence[int] = (1,), devi
     if threads is None and device == "cpu":
         threads = default_threads()[0]
     names = expand_models(models)
-    calibration = _calibration(device, threads, dtype, Path(calibration_dir) if calibration_dir else records.default_dir())
+    directory = Path(calibration_dir) if calibration_dir else records.default_dir()
+    calibration = _calibration(device, threads, dtype, directory)
     predictor = Predictor(calibration)
     used = {k: calibration.get(k) for k in ("key", "path", "created_utc")}
     out = []
@@ -131,7 +132,8 @@ def _one(predictor: Any, p: Prediction, per_layer: bool) -> Prediction:
         p.published_top1 = analysis.published.top1
     fallback = sum(1 for f in fits if not f.startswith("g:"))
     if fallback:
-        p.notes.append(f"{fallback} of {len(fits)} layers have no calibrated kernel group; predicted from a broader fit")
+        p.notes.append(f"{fallback} of {len(fits)} layers have no calibrated kernel group; "
+                       "predicted from a broader fit")
     if analysis.unsupported_ops:
         p.notes.append(f"ops without a cost formula (predicted as free calls): {', '.join(analysis.unsupported_ops)}")
     if per_layer:

@@ -25,7 +25,9 @@ from dnnmeter.predict.predictor import Predictor, fit_models, fit_overhead
 # Per kernel: a quarter of a second, blocks of at least 5 ms (the clock's noise is far below).
 KERNEL_TIMING = {"time_budget_s": 0.25, "warmup_s": 0.05, "min_block_s": 0.005, "min_samples": 5,
                  "max_samples": 60, "target_spread": 0.05}
-FIT_RESERVE = 0.05  # of the budget, kept for the fit so the whole run stays within it
+# Kept for the fit so the whole run stays within its budget: the fit of a full grid took
+# 15-40 s on a busy 2-core machine; at most half of a small budget.
+FIT_RESERVE_S = 60.0
 DEFAULT_BUDGET_S = 900.0
 
 Timer = Callable[[kernels.Kernel, list[LayerCost]], float]
@@ -148,7 +150,7 @@ def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "flo
         base = {"key": key, "device": device, "threads": threads, "dtype": dtype}
         todo = _networks_and_kernels(per_group)
         timer = timer or _real_timer(device, dtype, KERNEL_TIMING)
-        measured_now = _run(todo, store, timer, base, start + budget_s * (1 - FIT_RESERVE), on_progress)
+        measured_now = _run(todo, store, timer, base, start + max(budget_s - FIT_RESERVE_S, budget_s / 2), on_progress)
     calibration = _fit(store, environment, identity, key, base, per_group, time.monotonic() - start)
     path = directory / f"{key}.json"
     records.save_calibration(path, calibration)
@@ -192,7 +194,8 @@ def _fit(store: records.Records, environment: dict[str, Any], identity: dict[str
         "schema": records.SCHEMA, "key": key, **base, "itemsize": itemsize, "machine": identity,
         "environment": environment, "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "per_group": per_group, "features": list(FEATURES),
-        "clock": "thread_time" if kernel_clock(base["device"], base["threads"] or 0) is time.thread_time else "perf_counter", "calibration_networks": sorted(calib_models.MODELS),
+        "clock": kernel_clock(base["device"], base["threads"] or 0).__name__,
+        "calibration_networks": sorted(calib_models.MODELS),
         "models": fit_models(kernels_ok, itemsize),
     }  # fmt: skip
     if not calibration["models"]:
