@@ -9,9 +9,10 @@
 4. Measure each point with `dnnmeter.benchmark` (one subprocess per model) in two separate
    rounds. The measured latency is the mean of the two medians; the share of points whose
    rounds agree within +-10% is the measurement ceiling no predictor can be shown to beat.
-5. Score the predictor and two baselines fitted on the same calibration records:
+5. Score the predictor and two baselines fitted on the same calibration records, on its
+   whole networks (as a FLOPs line is fitted over models in the studies):
    (a) FLOPs line: t = c * FLOPs (through the origin, relative error);
-   (b) MACs+bytes line: per layer t = a + b*MACs + c*bytes (non-negative), summed.
+   (b) MACs+bytes line: t = a + b*MACs + c*bytes moved (non-negative, relative error).
    Per family and overall: share within +-10% and +-20%, median and 90th-percentile
    absolute error, Spearman and Kendall rank correlation; and how often the predicted
    interval (latency_s_low to latency_s_high) holds the measurement.
@@ -48,39 +49,36 @@ from dnnmeter.predict import calib_models, calibrate, predict  # noqa: E402
 from dnnmeter.predict.fit import fit_line  # noqa: E402
 from dnnmeter.predict.predictor import layer_from_dict  # noqa: E402
 from dnnmeter.predict.records import Records  # noqa: E402
-from dnnmeter.zoo import list_models, resolve  # noqa: E402
+from dnnmeter.zoo import resolve  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- predict_accuracy:begin -->", "<!-- predict_accuracy:end -->"
 SMOKE_MODELS = ("squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x0_5")
 
 
+def _moved_bytes(layers: list[Any]) -> int:
+    return sum((sum(int(np.prod(s)) for s in layer.input_shapes + layer.output_shapes) + layer.params) * 4
+               for layer in layers)
+
+
 def baselines(jsonl: Path) -> tuple[float, list[float]]:
-    """(a) seconds per FLOP through the origin; (b) a, b, c of t = a + b*MACs + c*bytes per layer."""
-    rows = [r for r in Records(jsonl).rows.values() if "latency_s" in r]
-    flops, per_layer, latency = [], [], []
-    for r in rows:
-        layers = [layer_from_dict(d) for d in r["rows"]]
-        flops.append(sum(layer.flops for layer in layers))
-        if not r["id"].startswith("network:"):
-            (layer,) = layers
-            moved = (sum(int(np.prod(s)) for s in layer.input_shapes + layer.output_shapes) + layer.params) * 4
-            per_layer.append((layer.macs, moved, r["latency_s"]))
-        latency.append(r["latency_s"])
-    f, t = np.array(flops, float), np.array(latency)
+    """Fitted, as the studies fit them, on whole networks: the calibration networks' records.
+
+    (a) seconds per FLOP through the origin; (b) a, b, c of t = a + b*MACs + c*bytes moved.
+    """
+    rows = [r for r in Records(jsonl).rows.values() if "latency_s" in r and r["id"].startswith("network:")]
+    layers = [[layer_from_dict(d) for d in r["rows"]] for r in rows]
+    f = np.array([sum(layer.flops for layer in net) for net in layers], float)
+    t = np.array([r["latency_s"] for r in rows])
     per_flop = float(np.sum(f / t) / np.sum((f / t) ** 2))  # least squares on relative error
-    w = np.array([(m, b) for m, b, _ in per_layer], float)
-    return per_flop, fit_line(w, np.array([x for _, _, x in per_layer]))
+    w = np.array([(sum(layer.macs for layer in net), _moved_bytes(net)) for net in layers], float)
+    return per_flop, fit_line(w, t)
 
 
 def baseline_predictions(name: str, batch: int, per_flop: float, line: list[float]) -> tuple[float, float]:
     analysis = analyze(name, batch_size=batch)
     layers = [layer for layer in analysis.layers if layer.executed]
-    total = 0.0
-    for layer in layers:
-        moved = (sum(int(np.prod(s)) for s in layer.input_shapes + layer.output_shapes) + layer.params) * 4
-        total += line[0] + line[1] * layer.macs + line[2] * moved
-    return per_flop * analysis.flops, total
+    return per_flop * analysis.flops, line[0] + line[1] * analysis.macs + line[2] * _moved_bytes(layers)
 
 
 def measure_rounds(points: list[tuple[str, int]], rounds: int, budget_s: float,
