@@ -54,6 +54,10 @@ _API: dict[str, str] = {
     "create_model": "dnnmeter.zoo",
     "list_models": "dnnmeter.zoo",
     "resolve": "dnnmeter.zoo",
+    "Calibration": "dnnmeter.prediction",
+    "Prediction": "dnnmeter.prediction",
+    "calibrate": "dnnmeter.prediction",
+    "predict": "dnnmeter.prediction",
 }
 # dnnmeter.hardware is a package that can be called: dnnmeter.hardware("alexnet") is
 # dnnmeter.hardware.hardware("alexnet"), and dnnmeter.hardware.count_accesses still works.
@@ -78,6 +82,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from dnnmeter.hardware import HardwareResult
     from dnnmeter.measure import BenchResult, benchmark
     from dnnmeter.modify import ModifyResult, compare, modify
+    from dnnmeter.prediction import Calibration, Prediction, calibrate, predict
     from dnnmeter.train import TrainResult, train
     from dnnmeter.zoo import SEED_MODELS, ModelEntry, Published, create_model, list_models, resolve
 

@@ -66,6 +66,7 @@ def _tensors(named: list[tuple[str, nn.Module]]) -> tuple[dict[int, torch.Tensor
     return params, buffers
 
 
+@torch.inference_mode(False)  # under a caller's inference mode the count saw no op and gave 0 MACs
 def analyze(
     model: str | nn.Module,
     input_size: Any = None,

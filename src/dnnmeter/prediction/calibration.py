@@ -1,0 +1,209 @@
+"""``calibrate``: time the kernels and calibration networks on this machine, fit, save as JSON.
+
+Each kernel is analysed on the meta device (the same rows a model's prediction uses) and
+timed with dnnmeter's blocked timing (:func:`dnnmeter.measure.timing.time_calls`), shorter
+per kernel than a model benchmark because there are hundreds of them. Measurements are
+appended to ``<key>.jsonl`` as they are made; a rerun skips them and spends its budget on
+the rest of the grid; the fit always uses everything measured so far.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dnnmeter.analysis import LayerCost
+from dnnmeter.errors import InvalidInputError
+from dnnmeter.prediction import calib_models, kernels, records
+from dnnmeter.prediction.features import FEATURES
+from dnnmeter.prediction.predictor import Predictor, fit_models, fit_overhead
+
+# Per kernel: a quarter of a second, blocks of at least 5 ms (the clock's noise is far below).
+KERNEL_TIMING = {"time_budget_s": 0.25, "warmup_s": 0.05, "min_block_s": 0.005, "min_samples": 5,
+                 "max_samples": 60, "target_spread": 0.05}
+# Kept for the fit so the whole run stays within its budget: the fit of a full grid took
+# 15-40 s on a busy 2-core machine; at most half of a small budget.
+FIT_RESERVE_S = 60.0
+DEFAULT_BUDGET_S = 900.0
+
+Timer = Callable[[kernels.Kernel, list[LayerCost]], float]
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Calibration:
+    """What one ``calibrate`` run did; the fitted predictor itself is the JSON at ``path``."""
+
+    key: str
+    path: str
+    device: str
+    threads: int | None
+    dtype: str
+    kernels_measured: int
+    kernels_in_grid: int
+    measured_now: int
+    elapsed_s: float
+    complete: bool
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _real_timer(device: str, dtype: str, settings: dict[str, Any]) -> Timer:
+    import torch
+
+    from dnnmeter.measure.timing import TimingSettings, cuda_event_block, time_calls
+    from dnnmeter.measure.spec import dtype_of
+
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
+    clock = kernel_clock(device, torch.get_num_threads())
+
+    def timer(kernel: kernels.Kernel, layers: list[LayerCost]) -> float:
+        module = kernel.timed.to(dev, dtype_of(dtype))
+        x = torch.randn(kernel.batch, *kernel.input_size, device=dev, dtype=dtype_of(dtype))
+        with torch.inference_mode():  # as bench times models; never around the analysis (no ops seen)
+            timing = time_calls(lambda: module(x), TimingSettings(**settings), clock=clock, sync=sync,
+                                block=cuda_event_block(dev) if cuda else None)
+        return timing.median_s
+
+    return timer
+
+
+def kernel_clock(device: str, threads: int) -> Callable[[], float]:
+    """The clock kernels are timed with: on one CPU thread, the thread's CPU time.
+
+    A calibration may share the machine with other work; wall-clock time would then include
+    every slice the OS gave to other processes (kernels timed 2-3x slow on a busy 2-core
+    machine). The thread's CPU time counts only this thread's work, so the calibration
+    describes the machine at rest. Several threads (their CPU time adds up) and GPUs keep
+    wall-clock time: calibrate those on a quiet machine.
+    """
+    if device == "cpu" and threads == 1:
+        return time.thread_time
+    return time.perf_counter
+
+
+def _analyse(kernel: kernels.Kernel, name: str) -> list[LayerCost]:
+    from dnnmeter.analysis import analyze
+
+    analysis = analyze(kernel.module, input_size=kernel.input_size, batch_size=kernel.batch, name=name)
+    return [layer for layer in analysis.layers if layer.executed]
+
+
+def _networks() -> list[tuple[str, kernels.Kernel]]:
+    out = []
+    for name, (build, size, batches) in calib_models.MODELS.items():
+        for batch in batches:
+            module = build().eval()
+            out.append((f"network:{name}:b{batch}", kernels.Kernel(module, size, batch, module)))
+    return out
+
+
+def _measure(item_id: str, kernel: kernels.Kernel, timer: Timer, base: dict[str, Any]) -> dict[str, Any]:
+    layers = _analyse(kernel, item_id)
+    row: dict[str, Any] = {"id": item_id, **base, "rows": [layer.to_dict() for layer in layers]}
+    try:
+        row["latency_s"] = float(timer(kernel, layers))
+    except RuntimeError as exc:  # out of memory, or a kernel this backend lacks: recorded, not fitted
+        row["error"] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+    row["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return row
+
+
+def _check(device: str, dtype: str, budget_s: float) -> None:
+    from dnnmeter.measure import check_bench_args as check_bench
+
+    check_bench(device, (1,), dtype)
+    if not budget_s > 0:
+        raise InvalidInputError(f"bad budget {budget_s!r}: give a positive number of minutes")
+
+
+def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "float32",
+              budget_s: float = DEFAULT_BUDGET_S, out: str | Path | None = None, per_group: int | None = None,
+              timer: Timer | None = None, on_progress: Progress | None = None) -> Calibration:
+    """Measure the kernel grid on ``device`` within ``budget_s``, fit, and save the predictor.
+
+    ``per_group`` caps the shapes per kernel group (a quick, coarser calibration); ``timer``
+    replaces the real timing (tests). A rerun resumes: kernels already measured are skipped.
+    """
+    from dnnmeter.measure import default_threads
+    from dnnmeter.measure.environment import capture_environment
+    from dnnmeter.measure.threads import torch_threads
+
+    _check(device, dtype, budget_s)
+    if threads is None and device == "cpu":
+        threads = default_threads()[0]
+    directory = Path(out) if out else records.default_dir()
+    start = time.monotonic()
+    with torch_threads(threads):
+        environment = capture_environment(device, threads)
+        identity = records.machine_identity(environment)
+        key = records.calibration_key(identity, threads, dtype)
+        store = records.Records(directory / f"{key}.jsonl")
+        base = {"key": key, "device": device, "threads": threads, "dtype": dtype}
+        todo = _networks_and_kernels(per_group)
+        timer = timer or _real_timer(device, dtype, KERNEL_TIMING)
+        measured_now = _run(todo, store, timer, base, start + max(budget_s - FIT_RESERVE_S, budget_s / 2), on_progress)
+    calibration = _fit(store, environment, identity, key, base, per_group, time.monotonic() - start)
+    path = directory / f"{key}.json"
+    records.save_calibration(path, calibration)
+    done = sum(1 for item_id, _ in todo if item_id in store)
+    return Calibration(key=key, path=str(path), device=device, threads=threads, dtype=dtype,
+                       kernels_measured=done, kernels_in_grid=len(todo), measured_now=measured_now,
+                       elapsed_s=time.monotonic() - start, complete=done == len(todo),
+                       diagnostics=calibration["diagnostics"])
+
+
+def _networks_and_kernels(per_group: int | None) -> list[tuple[str, Callable[[], kernels.Kernel]]]:
+    nets: list[tuple[str, Callable[[], kernels.Kernel]]] = [(i, (lambda k=k: k)) for i, k in _networks()]
+    return nets + [(spec.id, (lambda s=spec: kernels.build(s))) for spec in kernels.grid(per_group)]
+
+
+def _run(todo: list[tuple[str, Callable[[], kernels.Kernel]]], store: records.Records, timer: Timer,
+         base: dict[str, Any], deadline: float, on_progress: Progress | None) -> int:
+    measured = 0
+    report = on_progress or (lambda done, total, what: None)
+    for done, (item_id, make) in enumerate(todo):
+        if item_id in store:
+            continue
+        if time.monotonic() >= deadline:
+            break
+        report(done, len(todo), item_id)
+        store.add(_measure(item_id, make(), timer, base))
+        measured += 1
+    report(len(todo), len(todo), "fitting")
+    return measured
+
+
+def _fit(store: records.Records, environment: dict[str, Any], identity: dict[str, Any], key: str,
+         base: dict[str, Any], per_group: int | None, elapsed_s: float) -> dict[str, Any]:
+    from dnnmeter.measure.spec import dtype_of
+
+    itemsize = dtype_of(base["dtype"]).itemsize
+    ok = [r for r in store.rows.values() if "latency_s" in r and r["latency_s"] > 0]
+    kernels_ok = [r for r in ok if not r["id"].startswith("network:")]
+    networks = [r for r in ok if r["id"].startswith("network:")]
+    calibration: dict[str, Any] = {
+        "schema": records.SCHEMA, "key": key, **base, "itemsize": itemsize, "machine": identity,
+        "environment": environment, "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "per_group": per_group, "features": list(FEATURES),
+        "clock": kernel_clock(base["device"], base["threads"] or 0).__name__,
+        "calibration_networks": sorted(calib_models.MODELS),
+        "models": fit_models(kernels_ok, itemsize),
+    }  # fmt: skip
+    if not calibration["models"]:
+        raise InvalidInputError("too few kernels were measured to fit anything; give a larger --budget-min")
+    calibration["overhead"] = fit_overhead(Predictor(calibration), networks)
+    calibration["diagnostics"] = {
+        "kernels": len(kernels_ok), "networks": len(networks), "failed": len(store.rows) - len(ok),
+        "elapsed_s_this_run": elapsed_s,
+        "groups": {k: v["diagnostics"] for k, v in calibration["models"].items() if k.startswith("g:")},
+    }  # fmt: skip
+    return calibration

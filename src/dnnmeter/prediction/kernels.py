@@ -1,0 +1,263 @@
+"""Calibration kernels: one layer at one shape, built as a small module that can be timed.
+
+Every group of :mod:`dnnmeter.prediction.features` has a builder and a grid of shapes drawn
+from a fixed seed (the same grid on every machine and every rerun, so a resumed calibration
+finds what it has measured). The grid mixes the shapes of the torchvision zoo (channels
+3 to 1024, spatial 7 to 224, batches 1 to 32, tokens 1 to 256) with odd sizes between them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+MAX_MACS = 1.5e9  # a bigger kernel takes over 0.1 s on one core: its time is better spent elsewhere
+MAX_ELEMENTS = 2e7  # inputs, outputs or weights: keeps every kernel within a few hundred MB
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """One kernel: its group and its shape parameters (sorted name=value pairs)."""
+
+    group: str
+    shape: tuple[tuple[str, int], ...]
+
+    @property
+    def id(self) -> str:
+        return self.group + ":" + ",".join(f"{k}={v}" for k, v in self.shape)
+
+    @property
+    def p(self) -> dict[str, int]:
+        return dict(self.shape)
+
+
+@dataclass
+class Kernel:
+    """What is timed (``call``), what is analysed (``module`` at ``input_size``, ``batch``)."""
+
+    module: nn.Module
+    input_size: tuple[int, ...]
+    batch: int
+    timed: nn.Module  # the leaf module itself, or the functional wrapper
+
+
+class _Holder(nn.Module):
+    """A module kernel: the analysis sees the leaf ``op``; the timer calls ``op`` directly."""
+
+    def __init__(self, op: nn.Module) -> None:
+        super().__init__()
+        self.op = op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class _Functional(nn.Module):
+    """An op run in a parent's forward (``x + y``, ``q @ k``); ``other`` is its second operand."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], other: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.fn = fn
+        self.anchor = nn.Identity()  # never called: keeps this module a parent, so the op gets its own row
+        self.register_buffer("other", other)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x) if self.other is None else self.fn(x, self.other)
+
+
+def _pick(rng: random.Random, values: list[int]) -> int:
+    return values[rng.randrange(len(values))]
+
+
+_BATCH = [1, 1, 1, 2, 4, 8, 16, 32]
+_CHANNELS = [3, 8, 16, 24, 32, 40, 48, 64, 72, 80, 96, 112, 120, 128, 160, 168, 192, 232, 256, 320, 384, 408,
+             512, 640, 672, 768, 912, 1024]
+_SIZES = [7, 14, 14, 28, 28, 56, 56, 112, 224]
+_TOKENS = [1, 16, 49, 50, 64, 196, 197, 256]
+_WIDTHS = [64, 96, 128, 192, 256, 384, 512, 768, 1024, 1280, 1536, 2048, 3072, 4096]
+
+
+def _conv(rng: random.Random) -> dict[str, int]:
+    cin, cout, k = _pick(rng, _CHANNELS), _pick(rng, _CHANNELS), _pick(rng, [1, 1, 1, 3, 3, 3, 5, 7, 11])
+    groups = _pick(rng, [1, 1, 1, 1, 1, 1, 2, 4, 32, 0, 0])
+    if groups == 0:  # ResNeXt and RegNet: as many channels out as in, a fixed width per group
+        width, cout = _pick(rng, [8, 16, 24, 32, 48, 64]), cin
+        groups = cin // width if cin % width == 0 else 1
+    groups = groups if cin % groups == 0 and cout % groups == 0 and groups < cin else 1
+    return {"b": _pick(rng, _BATCH), "cin": cin, "cout": cout, "hw": _pick(rng, _SIZES), "k": k,
+            "s": _pick(rng, [1, 1, 1, 2]), "g": groups}
+
+
+def _depthwise(rng: random.Random) -> dict[str, int]:
+    return {"b": _pick(rng, _BATCH), "c": _pick(rng, _CHANNELS[3:] + [1152, 1536]), "hw": _pick(rng, _SIZES),
+            "k": _pick(rng, [3, 3, 3, 5, 7]), "s": _pick(rng, [1, 1, 2])}
+
+
+def _linear(rng: random.Random) -> dict[str, int]:
+    return {"b": _pick(rng, _BATCH), "t": _pick(rng, [0, 0, *_TOKENS]), "fin": _pick(rng, _WIDTHS + [9216, 25088]),
+            "fout": _pick(rng, _WIDTHS + [10, 100, 1000])}
+
+
+def _matmul(rng: random.Random) -> dict[str, int]:
+    m = _pick(rng, _TOKENS[1:] + [1024])
+    return {"bh": _pick(rng, [1, 4, 8, 12, 16, 24, 32, 48, 96]), "m": m, "k": _pick(rng, [32, 64, 96, m]),
+            "n": _pick(rng, [32, 64, 96, m])}
+
+
+def _image(rng: random.Random) -> dict[str, int]:
+    return {"b": _pick(rng, _BATCH), "c": _pick(rng, _CHANNELS[1:] + [1280, 2048]), "hw": _pick(rng, _SIZES)}
+
+
+def _tensor(rng: random.Random) -> dict[str, int]:
+    """A 4-d activation (``t=0``) or a token sequence (b, t, c): where element-wise ops run."""
+    shape = _image(rng)
+    shape["t"] = _pick(rng, [0, 0, 0, *_TOKENS[1:]])
+    return shape
+
+
+def _activation(p: dict[str, int]) -> list[int]:
+    return [p["b"], p["t"], p["c"]] if p.get("t") else [p["b"], p["c"], p["hw"], p["hw"]]
+
+
+def _build_activation(op: nn.Module) -> Callable[[dict[str, int]], Kernel]:
+    def build(p: dict[str, int]) -> Kernel:
+        shape = _activation(p)
+        return Kernel(_Holder(op), tuple(shape[1:]), shape[0], op)
+
+    return build
+
+
+def _build_conv(p: dict[str, int]) -> Kernel:
+    conv = nn.Conv2d(p["cin"], p["cout"], p["k"], p["s"], p["k"] // 2, groups=p["g"])
+    return Kernel(_Holder(conv), (p["cin"], p["hw"], p["hw"]), p["b"], conv)
+
+
+def _build_depthwise(p: dict[str, int]) -> Kernel:
+    conv = nn.Conv2d(p["c"], p["c"], p["k"], p["s"], p["k"] // 2, groups=p["c"])
+    return Kernel(_Holder(conv), (p["c"], p["hw"], p["hw"]), p["b"], conv)
+
+
+def _build_linear(p: dict[str, int]) -> Kernel:
+    lin = nn.Linear(p["fin"], p["fout"])
+    size = (p["t"], p["fin"]) if p["t"] else (p["fin"],)
+    return Kernel(_Holder(lin), size, p["b"], lin)
+
+
+def _build_matmul(p: dict[str, int]) -> Kernel:
+    fn = _Functional(torch.matmul, torch.randn(p["bh"], p["k"], p["n"]))
+    return Kernel(fn, (p["m"], p["k"]), p["bh"], fn)
+
+
+def _build_elementwise(fn: Callable[..., torch.Tensor], broadcast: bool) -> Callable[[dict[str, int]], Kernel]:
+    def build(p: dict[str, int]) -> Kernel:
+        shape = _activation(p)
+        other_shape = [shape[0], shape[1], 1, 1] if broadcast and len(shape) == 4 else shape
+        module = _Functional(fn, torch.randn(other_shape))
+        return Kernel(module, tuple(shape[1:]), shape[0], module)
+
+    return build
+
+
+def _build_softmax(p: dict[str, int]) -> Kernel:
+    module = _Functional(lambda x: F.softmax(x, dim=-1))
+    return Kernel(module, (p["m"], p["n"]), p["bh"], module)
+
+
+def _build_norm(p: dict[str, int]) -> Kernel:
+    if p.get("t"):
+        norm: nn.Module = nn.LayerNorm(p["c"])
+        return Kernel(_Holder(norm), (p["t"], p["c"]), p["b"], norm)
+    norm = nn.BatchNorm2d(p["c"]).eval()
+    return Kernel(_Holder(norm), (p["c"], p["hw"], p["hw"]), p["b"], norm)
+
+
+def _pool(op: Callable[[dict[str, int]], nn.Module]) -> Callable[[dict[str, int]], Kernel]:
+    def build(p: dict[str, int]) -> Kernel:
+        module = op(p)
+        return Kernel(_Holder(module), (p["c"], p["hw"], p["hw"]), p["b"], module)
+
+    return build
+
+
+def _free(p: dict[str, int]) -> Kernel:
+    op: nn.Module = nn.Dropout(0.1) if p["c"] % 2 else nn.Identity()
+    shape = _activation(p)
+    return Kernel(_Holder(op.eval()), tuple(shape[1:]), shape[0], op)
+
+
+def _norm_shape(layer_norm: bool) -> Callable[[random.Random], dict[str, int]]:
+    def draw(rng: random.Random) -> dict[str, int]:
+        shape = _image(rng)
+        shape["t"] = _pick(rng, _TOKENS[1:]) if layer_norm else 0
+        return shape
+
+    return draw
+
+
+# group -> (how many shapes in the full grid, shape sampler, builder)
+GROUPS: dict[str, tuple[int, Callable[[random.Random], dict[str, int]], Callable[[dict[str, int]], Kernel]]] = {
+    "conv": (420, _conv, _build_conv),
+    "depthwise_conv": (140, _depthwise, _build_depthwise),
+    "linear": (160, _linear, _build_linear),
+    "matmul": (90, _matmul, _build_matmul),
+    "batchnorm": (60, _norm_shape(False), _build_norm),
+    "layernorm": (40, _norm_shape(True), _build_norm),
+    "relu": (50, _tensor, _build_activation(nn.ReLU(inplace=True))),
+    "relu6": (25, _tensor, _build_activation(nn.ReLU6(inplace=True))),
+    "gelu": (35, _tensor, _build_activation(nn.GELU())),
+    "silu": (35, _tensor, _build_activation(nn.SiLU(inplace=True))),
+    "sigmoid": (30, _tensor, _build_activation(nn.Sigmoid())),
+    "hardswish": (25, _tensor, _build_activation(nn.Hardswish())),
+    "hardsigmoid": (25, _tensor, _build_activation(nn.Hardsigmoid())),
+    "tanh": (15, _tensor, _build_activation(nn.Tanh())),
+    "softmax": (35, _matmul, _build_softmax),
+    "maxpool": (30, _image, _pool(lambda p: nn.MaxPool2d(3 if p["c"] % 2 else 2, 2, p["c"] % 2))),
+    "avgpool": (20, _image, _pool(lambda p: nn.AvgPool2d(2, 2) if p["c"] % 2 else nn.AvgPool2d(3, 1, 1))),
+    "adaptiveavgpool": (30, _image, _pool(lambda p: nn.AdaptiveAvgPool2d(1 if p["c"] % 4 else 7))),
+    "add": (50, _tensor, _build_elementwise(torch.add, broadcast=False)),
+    "mul": (45, _tensor, _build_elementwise(torch.mul, broadcast=True)),
+    "free": (25, _tensor, _free),
+}  # fmt: skip
+
+
+def _size_ok(p: dict[str, Any], group: str) -> bool:
+    b, hw = p.get("b", p.get("bh", 1)), p.get("hw", 1)
+    if group == "conv":
+        out_hw = -(-hw // p["s"])
+        macs = b * p["cout"] * out_hw * out_hw * p["cin"] // p["g"] * p["k"] ** 2
+        big = max(b * p["cin"] * hw * hw, p["cin"] * p["cout"] * p["k"] ** 2 // p["g"])
+        return macs <= MAX_MACS and big <= MAX_ELEMENTS
+    if group == "linear":
+        return b * max(p["t"], 1) * p["fin"] * p["fout"] <= MAX_MACS and p["fin"] * p["fout"] <= MAX_ELEMENTS
+    if group in ("matmul", "softmax"):
+        return p["bh"] * p["m"] * p["k"] * p["n"] <= MAX_MACS and p["bh"] * p["m"] * p["n"] <= MAX_ELEMENTS
+    return b * p.get("c", 1) * max(hw * hw, p.get("t", 0)) <= MAX_ELEMENTS
+
+
+def grid(per_group: int | None = None, seed: int = 0) -> list[KernelSpec]:
+    """Every group's shapes, interleaved so that any prefix of the list covers every group
+    in proportion (a calibration cut short by its budget still has all of them)."""
+    ranked: list[tuple[float, str, KernelSpec]] = []
+    for group, (count, draw, _) in GROUPS.items():
+        rng = random.Random(f"{seed}:{group}")
+        count = min(count, per_group) if per_group else count
+        seen: set[KernelSpec] = set()
+        for _attempt in range(count * 20):
+            if len(seen) == count:
+                break
+            p = draw(rng)
+            spec = KernelSpec(group, tuple(sorted(p.items())))
+            if spec not in seen and _size_ok(p, group):
+                ranked.append((len(seen) / count, group, spec))
+                seen.add(spec)
+    return [spec for _, _, spec in sorted(ranked, key=lambda r: (r[0], r[1]))]
+
+
+def build(spec: KernelSpec) -> Kernel:
+    return GROUPS[spec.group][2](spec.p)

@@ -1,0 +1,131 @@
+"""From measured kernels to a fitted predictor, and from a model's layers to its latency.
+
+A model's predicted latency is ``scale * sum(layer predictions) + per_layer_s * layers``:
+each layer's latency comes from its group's fit (else its kind's, else one fit over every
+kernel), and ``scale`` and ``per_layer_s`` are fitted on whole calibration networks
+(:mod:`dnnmeter.prediction.calib_models`), which is what single kernels timed alone miss.
+The interval sums the layers' 5th and 95th percentiles (errors of one machine's kernels
+move together, so they are not assumed to cancel) and is widened by the calibration
+networks' own residuals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from dnnmeter.analysis import LayerCost
+from dnnmeter.prediction.features import features, group_of, work
+from dnnmeter.prediction.fit import MIN_SAMPLES, GroupModel, fit_group
+
+_LAYER_FIELDS = {f.name for f in dataclasses.fields(LayerCost)}
+ALL = "all"
+
+
+def layer_from_dict(d: dict[str, Any]) -> LayerCost:
+    return LayerCost(**{k: v for k, v in d.items() if k in _LAYER_FIELDS})
+
+
+def _arrays(layers: list[LayerCost], itemsize: int) -> tuple[np.ndarray, np.ndarray]:
+    w = np.array([work(layer, itemsize) for layer in layers], dtype=float).reshape(-1, 3)
+    f = np.array([features(layer) for layer in layers], dtype=float).reshape(len(layers), -1)
+    return w, f
+
+
+def fit_models(kernels: list[dict[str, Any]], itemsize: int) -> dict[str, dict[str, Any]]:
+    """One fit per group, per kind (the fallback) and over all kernels, keyed ``g:``/``k:``/``all``."""
+    pools: dict[str, list[tuple[LayerCost, float]]] = defaultdict(list)
+    for record in kernels:
+        layer = layer_from_dict(record["rows"][0])
+        for name in (f"g:{group_of(layer)}", f"k:{layer.kind}", ALL):
+            pools[name].append((layer, record["latency_s"]))
+    fitted: dict[str, dict[str, Any]] = {}
+    for name, pool in sorted(pools.items()):
+        if len(pool) < MIN_SAMPLES:
+            continue
+        w, f = _arrays([layer for layer, _ in pool], itemsize)
+        fitted[name] = fit_group(w, f, np.array([t for _, t in pool])).to_dict()
+    return fitted
+
+
+class Predictor:
+    """A loaded calibration: ``model_s(layers)`` is the predicted latency of one forward."""
+
+    def __init__(self, calibration: dict[str, Any]) -> None:
+        self.calibration = calibration
+        self.itemsize = int(calibration["itemsize"])
+        self.models = {k: GroupModel.from_dict(v) for k, v in calibration["models"].items()}
+        overhead = calibration.get("overhead") or {}
+        self.scale = float(overhead.get("scale", 1.0))
+        self.per_layer_s = float(overhead.get("per_layer_s", 0.0))
+        self.log_residual = (float(overhead.get("log_residual_min", 0.0)), float(overhead.get("log_residual_max", 0.0)))
+
+    def source_of(self, layer: LayerCost) -> str:
+        for name in (f"g:{group_of(layer)}", f"k:{layer.kind}", ALL):
+            if name in self.models:
+                return name
+        raise KeyError("calibration has no fitted model at all")
+
+    def layers_s(self, layers: list[LayerCost]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Per layer: predicted seconds, low, high, and which fit gave it."""
+        sources = [self.source_of(layer) for layer in layers]
+        pred, low, high = (np.zeros(len(layers)) for _ in range(3))
+        for name in set(sources):
+            idx = [i for i, s in enumerate(sources) if s == name]
+            model = self.models[name]
+            w, f = _arrays([layers[i] for i in idx], self.itemsize)
+            p = model.predict_s(w, f)
+            pred[idx], low[idx], high[idx] = p, p * math.exp(model.log_error_q05), p * math.exp(model.log_error_q95)
+        return pred, low, high, sources
+
+    def model_s(self, layers: list[LayerCost]) -> tuple[float, float, float, np.ndarray, list[str]]:
+        """Latency of a whole forward: (point, low, high, per-layer seconds, per-layer fit)."""
+        executed = [layer for layer in layers if layer.executed]
+        pred, low, high, sources = self.layers_s(executed)
+        n = len(executed)
+        lo_r, hi_r = self.log_residual
+        point = self.scale * pred.sum() + self.per_layer_s * n
+        lo = (self.scale * low.sum() + self.per_layer_s * n) * math.exp(min(lo_r, 0.0))
+        hi = (self.scale * high.sum() + self.per_layer_s * n) * math.exp(max(hi_r, 0.0))
+        per_layer = self.scale * pred + self.per_layer_s
+        return float(point), float(min(lo, point)), float(max(hi, point)), per_layer, sources
+
+
+def fit_overhead(predictor: Predictor, networks: list[dict[str, Any]]) -> dict[str, Any]:
+    """``measured = scale * sum(kernel predictions) + per_layer_s * layers`` over the networks."""
+    if not networks:
+        return {"scale": 1.0, "per_layer_s": 0.0, "networks": [],
+                "note": "no calibration network measured: kernels summed as they are"}
+    rows = []
+    for net in networks:
+        layers = [layer_from_dict(r) for r in net["rows"] if r.get("executed", True)]
+        raw = float(predictor.layers_s(layers)[0].sum())
+        rows.append((net["id"], raw, len(layers), net["latency_s"]))
+    measured = np.array([r[3] for r in rows])
+    design = np.array([[r[1], r[2]] for r in rows])
+    scale, per_layer = _no_intercept(design, measured)
+    if scale <= 0:  # the networks say nothing about the kernels' sum: keep it as it is
+        scale, per_layer = 1.0, 0.0
+    predicted = scale * design[:, 0] + per_layer * design[:, 1]
+    log_res = np.log(measured / np.maximum(predicted, 1e-12))
+    return {
+        "scale": float(scale), "per_layer_s": float(per_layer),
+        "log_residual_min": float(log_res.min()), "log_residual_max": float(log_res.max()),
+        "networks": [{"id": r[0], "measured_s": r[3], "kernel_sum_s": r[1], "layers": r[2], "predicted_s": float(p)}
+                     for r, p in zip(rows, predicted, strict=True)],
+    }  # fmt: skip
+
+
+def _no_intercept(design: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
+    """Non-negative least squares on relative error, through the origin."""
+    from scipy.optimize import nnls
+
+    weighted = design / measured[:, None]
+    scale = np.maximum(np.abs(weighted).max(axis=0), 1e-30)
+    coef, _ = nnls(weighted / scale, np.ones(len(measured)))
+    coef = coef / scale
+    return float(coef[0]), float(coef[1])

@@ -1,0 +1,259 @@
+"""The latency predictor: calibration with an injected timer, the fit, prediction, the CLI.
+
+Kernels are "timed" by a closed-form law of their analysed work, so every test is fast
+and its oracle exact: the fit must recover the law, and the whole-model overhead term
+the scale and per-layer cost the law's networks were given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dnnmeter.cli import main
+from dnnmeter.prediction import CalibrationMissingError, calibrate, predict
+from dnnmeter.prediction import kernels as kernel_grid
+from dnnmeter.prediction.features import group_of, work
+from dnnmeter.prediction.fit import fit_group
+
+INTERCEPT_S, MACS_PER_S, EW_PER_S, BYTES_PER_S = 2e-6, 2e10, 4e9, 5e9
+NET_SCALE, NET_PER_LAYER_S = 1.3, 3e-6
+
+
+def _law_s(layer) -> float:  # type: ignore[no-untyped-def]
+    macs, ew, moved = work(layer, 4)
+    return INTERCEPT_S + macs / MACS_PER_S + ew / EW_PER_S + moved / BYTES_PER_S
+
+
+def law_timer(kernel, layers) -> float:  # type: ignore[no-untyped-def]
+    if len(layers) == 1:
+        return _law_s(layers[0])
+    return NET_SCALE * sum(_law_s(layer) for layer in layers) + NET_PER_LAYER_S * len(layers)
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("calibration")
+    result = calibrate(threads=1, out=out, per_group=6, timer=law_timer)
+    return out, result
+
+
+def test_calibration_json_loads_with_identity_fit_and_units(calibrated) -> None:  # type: ignore[no-untyped-def]
+    out, result = calibrated
+    data = json.loads((out / f"{result.key}.json").read_text())
+    assert data["schema"] == "dnnmeter.calibration/1"
+    assert data["threads"] == 1 and data["dtype"] == "float32" and data["device"] == "cpu"
+    assert data["machine"]["cpu_model"] == data["environment"]["cpu_model"]
+    assert data["created_utc"].endswith("+00:00")
+    assert set(data["models"]["g:conv"]["coefficients_s"]) == {"intercept", "per_mac", "per_elementwise_flop", "per_byte"}
+    assert result.complete and result.kernels_measured == result.kernels_in_grid
+    assert {"g:" + g for g in kernel_grid.GROUPS} <= set(data["models"])  # every kernel group was fitted
+
+
+def test_fit_recovers_the_closed_form_law(calibrated) -> None:  # type: ignore[no-untyped-def]
+    out, result = calibrated
+    data = json.loads((out / f"{result.key}.json").read_text())
+    conv = data["models"]["g:conv"]["coefficients_s"]
+    assert conv["intercept"] == pytest.approx(INTERCEPT_S, rel=1e-3)
+    assert conv["per_mac"] == pytest.approx(1 / MACS_PER_S, rel=1e-3)
+    assert conv["per_byte"] == pytest.approx(1 / BYTES_PER_S, rel=1e-3)
+    assert data["overhead"]["scale"] == pytest.approx(NET_SCALE, rel=1e-3)
+    assert data["overhead"]["per_layer_s"] == pytest.approx(NET_PER_LAYER_S, rel=1e-3)
+
+
+def test_prediction_of_an_unseen_model_follows_the_law(calibrated) -> None:  # type: ignore[no-untyped-def]
+    from dnnmeter.analysis import analyze
+
+    out, _ = calibrated
+    (p,) = predict("resnet18", batch_sizes=(2,), threads=1, calibration_dir=out, per_layer=True)
+    layers = [layer for layer in analyze("resnet18", batch_size=2).layers if layer.executed]
+    assert p.latency_s == pytest.approx(law_timer(None, layers), rel=0.02)
+    assert p.latency_s_low <= p.latency_s <= p.latency_s_high
+    assert p.latency_s_per_image == pytest.approx(p.latency_s / 2)
+    assert p.images_per_s == pytest.approx(2 / p.latency_s)
+    assert sum(layer.latency_s for layer in p.layers) == pytest.approx(p.latency_s)
+    assert p.source == "predicted" and p.calibration["key"]
+
+
+def test_predict_json_fields_with_units(calibrated, capsys) -> None:  # type: ignore[no-untyped-def]
+    out, _ = calibrated
+    assert main(["predict", "resnet18", "--threads", "1", "--calibration", str(out), "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    for name in ("latency_s", "latency_s_low", "latency_s_high", "latency_s_per_image", "images_per_s",
+                 "macs", "published_top1", "calibration", "source"):
+        assert name in row
+    assert row["source"] == "predicted" and row["batch_size"] == 1
+
+
+def test_max_latency_filters_and_ranks_by_published_accuracy(calibrated) -> None:  # type: ignore[no-untyped-def]
+    out, _ = calibrated
+    every = predict(["resnet18", "resnet50", "mobilenet_v3_small", "alexnet"], threads=1, calibration_dir=out)
+    budget = sorted(p.latency_s for p in every)[2] * 1.0001  # the three fastest fit
+    kept = predict(["resnet18", "resnet50", "mobilenet_v3_small", "alexnet"], threads=1, calibration_dir=out,
+                   max_latency_s=budget)
+    assert len(kept) == 3 and all(p.latency_s <= budget for p in kept)
+    top1 = [p.published_top1 for p in kept]
+    assert top1 == sorted(top1, reverse=True)
+
+
+def test_wildcards_and_sources_expand(calibrated) -> None:  # type: ignore[no-untyped-def]
+    from dnnmeter.prediction.api import expand_models
+
+    assert expand_models("mobilenet_v3*") == ["mobilenet_v3_large", "mobilenet_v3_small"]
+    assert len(expand_models("torchvision")) > 50
+    with pytest.raises(Exception, match="no model matches"):
+        expand_models("nothing_like_this*")
+
+
+def test_missing_calibration_is_one_line_naming_the_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(CalibrationMissingError, match="run `dnnmeter calibrate --out"):
+        predict("resnet18", threads=3, calibration_dir=tmp_path)
+    # One thread: more threads than cores would add the CLI's warning line.
+    assert main(["predict", "resnet18", "--threads", "1", "--calibration", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dnnmeter calibrate --out" in err and "--threads 1" in err
+
+
+def test_resume_skips_measured_kernels(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    def counting(kernel, layers) -> float:  # type: ignore[no-untyped-def]
+        seen.append(layers[0].name)
+        return law_timer(kernel, layers)
+
+    first = calibrate(threads=1, out=tmp_path, per_group=3, timer=counting)
+    n_first = len(seen)
+    second = calibrate(threads=1, out=tmp_path, per_group=3, timer=counting)
+    assert n_first == first.kernels_in_grid and second.measured_now == 0 and len(seen) == n_first
+    bigger = calibrate(threads=1, out=tmp_path, per_group=4, timer=counting)
+    assert bigger.measured_now == len(seen) - n_first == bigger.kernels_in_grid - first.kernels_in_grid
+
+
+def test_a_kernel_killed_mid_write_is_measured_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = calibrate(threads=1, out=tmp_path, per_group=3, timer=law_timer)
+    log = tmp_path / f"{result.key}.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])  # torn last line
+    again = calibrate(threads=1, out=tmp_path, per_group=3, timer=law_timer)
+    assert again.measured_now == 1 and again.complete
+
+
+def test_budget_stops_measuring_and_keeps_every_group_covered(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    order = kernel_grid.grid(per_group=10)
+    first_groups = {spec.group for spec in order[: len(kernel_grid.GROUPS)]}
+    assert first_groups == set(kernel_grid.GROUPS)  # any prefix covers every group
+
+
+def test_exported_trees_predict_as_scikit_learn() -> None:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from dnnmeter.prediction import fit as fitting
+
+    rng = np.random.default_rng(0)
+    feats = rng.uniform(0, 10, size=(60, 4))
+    target = np.sin(feats[:, 0]) + feats[:, 1] * 0.1
+    trees = fitting._fit_trees(feats, target, seed=0)
+    reference = GradientBoostingRegressor(n_estimators=120, max_depth=3, learning_rate=0.1, subsample=0.8,
+                                          min_samples_leaf=3, random_state=0).fit(feats, target)
+    assert np.allclose(trees.predict(feats), reference.predict(feats))
+    assert json.loads(json.dumps(trees.to_dict())) == trees.to_dict()  # plain JSON, no pickle
+    assert np.allclose(fitting.Trees(**json.loads(json.dumps(trees.to_dict()))).predict(feats), reference.predict(feats))
+
+
+def test_fit_group_interval_brackets_noisy_data() -> None:
+    rng = np.random.default_rng(1)
+    macs = rng.uniform(1e5, 1e9, 200)
+    work_rows = np.column_stack([macs, np.zeros(200), macs / 10])
+    latency = (1e-5 + macs / 1e10) * np.exp(rng.normal(0, 0.05, 200))
+    feats = np.log1p(work_rows)
+    model = fit_group(work_rows, feats, latency)
+    assert model.log_error_q05 < 0 < model.log_error_q95
+    assert 0.8 <= model.diagnostics["cv_within_10pct"] <= 1.0
+    assert math.exp(model.log_error_q95) < 1.3
+
+
+def test_every_kernel_is_analysed_into_its_own_group() -> None:
+    from dnnmeter.analysis import analyze
+
+    for spec in kernel_grid.grid(per_group=1):
+        k = kernel_grid.build(spec)
+        layers = [layer for layer in analyze(k.module, input_size=k.input_size, batch_size=k.batch).layers
+                  if layer.executed]
+        assert [group_of(layer) for layer in layers] == [spec.group], spec.id
+
+
+def test_real_timing_on_a_tiny_grid_gives_positive_latencies(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dnnmeter.prediction import calibration as calibrate_module
+
+    quick = {"time_budget_s": 0.005, "warmup_s": 0.0, "min_block_s": 0.0005, "min_samples": 3, "max_samples": 3}
+    monkeypatch.setattr(calibrate_module, "KERNEL_TIMING", quick)
+    monkeypatch.setattr(calibrate_module, "_networks", lambda: [])
+    result = calibrate(threads=1, out=tmp_path, per_group=1)
+    rows = [json.loads(line) for line in (tmp_path / f"{result.key}.jsonl").read_text().splitlines()]
+    assert rows and all(row["latency_s"] > 0 for row in rows)
+    data = json.loads((tmp_path / f"{result.key}.json").read_text())
+    assert data["overhead"]["scale"] == 1.0 and "no calibration network" in data["overhead"]["note"]
+
+
+def test_calibrate_cli_resumes_and_reports(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dnnmeter.prediction import calibration as calibrate_module
+
+    monkeypatch.setattr(calibrate_module, "_real_timer", lambda *a: law_timer)
+    args = ["calibrate", "--threads", "1", "--per-group", "2", "--budget-min", "5", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert "complete" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "(0 now" in capsys.readouterr().out
+
+
+def test_bad_budget_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(Exception, match="bad budget"):
+        calibrate(threads=1, out=tmp_path, budget_s=0)
+
+
+def test_cli_budget_filter_csv_and_out_files(calibrated, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out, _ = calibrated
+    every = predict(["resnet18", "alexnet", "mobilenet_v3_small"], threads=1, calibration_dir=out)
+    budget_ms = sorted(p.latency_s for p in every)[1] * 1e3 * 1.0001
+    args = ["predict", "resnet18", "alexnet", "mobilenet_v3_small", "--threads", "1", "--calibration", str(out),
+            "--max-latency-ms", str(budget_ms), "--format", "csv", "--out", str(tmp_path / "p")]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("model,batch_size,latency_s,") and len(lines) == 3
+    assert json.loads((tmp_path / "p" / "predictions.json").read_text())[0]["source"] == "predicted"
+    assert (tmp_path / "p" / "predictions.csv").read_text().splitlines() == lines
+
+
+def test_the_named_command_matches_the_calibration_asked_for(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dnnmeter.prediction.records import calibration_key, command_for, machine_identity
+
+    assert command_for("cpu", 1, "float32") == "dnnmeter calibrate --threads 1"
+    assert command_for("cuda:1", None, "bfloat16", tmp_path) == (
+        f"dnnmeter calibrate --out {tmp_path} --device cuda:1 --dtype bfloat16")
+    gpu = machine_identity({"device": "cuda:0", "gpu_name": "H100", "hostname": "h"})
+    assert gpu["device"] == "cuda" and calibration_key(gpu, None, "float16").startswith("cuda-")
+    assert calibration_key(gpu, None, "float16").endswith("-tany-float16")
+    assert calibration_key(gpu, None, "float16") != calibration_key({**gpu, "gpu_name": "A100"}, None, "float16")
+
+
+def test_one_cpu_thread_is_timed_by_its_cpu_time(calibrated) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from dnnmeter.prediction.calibration import kernel_clock
+
+    assert kernel_clock("cpu", 1) is time.thread_time  # other processes' slices do not count
+    assert kernel_clock("cpu", 2) is time.perf_counter and kernel_clock("cuda", 1) is time.perf_counter
+    out, result = calibrated
+    assert json.loads((out / f"{result.key}.json").read_text())["clock"] == "thread_time"
+
+
+def test_a_calibration_fitted_on_other_features_is_refused_in_one_line(calibrated, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out, result = calibrated
+    data = json.loads((out / f"{result.key}.json").read_text())
+    data["features"] = data["features"][:-1]
+    (tmp_path / f"{result.key}.json").write_text(json.dumps(data))
+    with pytest.raises(CalibrationMissingError, match="fitted on other features.*only the fit is redone"):
+        predict("resnet18", threads=1, calibration_dir=tmp_path)
