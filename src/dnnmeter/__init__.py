@@ -38,16 +38,16 @@ _API: dict[str, str] = {
     "ModelBuildError": "dnnmeter.errors",
     "ModelForwardError": "dnnmeter.errors",
     "UnknownModelError": "dnnmeter.errors",
-    "EvalResult": "dnnmeter.evaluate",
-    "evaluate": "dnnmeter.evaluate",
+    "EvalResult": "dnnmeter.accuracy",
+    "evaluate": "dnnmeter.accuracy",
     "HardwareResult": "dnnmeter.hardware",
     "BenchResult": "dnnmeter.measure",
     "benchmark": "dnnmeter.measure",
-    "ModifyResult": "dnnmeter.modify",
-    "compare": "dnnmeter.modify",
-    "modify": "dnnmeter.modify",
-    "TrainResult": "dnnmeter.train",
-    "train": "dnnmeter.train",
+    "ModifyResult": "dnnmeter.transforms",
+    "compare": "dnnmeter.transforms",
+    "modify": "dnnmeter.transforms",
+    "TrainResult": "dnnmeter.training",
+    "train": "dnnmeter.training",
     "SEED_MODELS": "dnnmeter.zoo",
     "ModelEntry": "dnnmeter.zoo",
     "Published": "dnnmeter.zoo",
@@ -74,11 +74,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         ModelForwardError,
         UnknownModelError,
     )
-    from dnnmeter.evaluate import EvalResult, evaluate
+    from dnnmeter.accuracy import EvalResult, evaluate
     from dnnmeter.hardware import HardwareResult
     from dnnmeter.measure import BenchResult, benchmark
-    from dnnmeter.modify import ModifyResult, compare, modify
-    from dnnmeter.train import TrainResult, train
+    from dnnmeter.transforms import ModifyResult, compare, modify
+    from dnnmeter.training import TrainResult, train
     from dnnmeter.zoo import SEED_MODELS, ModelEntry, Published, create_model, list_models, resolve
 
 

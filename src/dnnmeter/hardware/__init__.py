@@ -33,7 +33,7 @@ from dnnmeter.hardware.accesses import (
     count_accesses,
     layer_accesses,
 )
-from dnnmeter.hardware.api import HardwareResult, hardware, parse_array, parse_sram_kb
+from dnnmeter.hardware.estimate import HardwareResult, hardware, parse_array, parse_sram_kb
 from dnnmeter.hardware.ceilings import Ceilings, clear_ceilings_cache, measure_ceilings
 from dnnmeter.hardware.energy import (
     ENERGY_TABLES,

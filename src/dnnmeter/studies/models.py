@@ -102,7 +102,7 @@ def _measured_accuracy(store: Store, model: str, settings: StudySettings, key: s
                        step: Callable[[str, bool], None]) -> list[str]:
     """Evaluate ``model`` on the study's data; where that fails the published figure stays."""
     from dnnmeter.errors import DnnmeterError
-    from dnnmeter.evaluate import evaluate
+    from dnnmeter.accuracy import evaluate
 
     if store.has(key):
         step(f"{model}: accuracy (stored)", False)
