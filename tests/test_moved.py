@@ -1,6 +1,6 @@
 """The old names still work for one release (issue 12): each old module path gives the very
-module at its new path (an old package: the same names) with a FutureWarning, and ``dnnmeter.hardware(...)`` is
-``dnnmeter.estimate_hardware(...)`` with a DeprecationWarning."""
+module at its new path (an old package: the same names) with a FutureWarning, and
+``dnnmeter.hardware(...)`` is ``dnnmeter.estimate_hardware(...)`` with a DeprecationWarning."""
 
 from __future__ import annotations
 
