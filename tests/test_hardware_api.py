@@ -90,7 +90,7 @@ def test_module_is_counted_and_left_untouched() -> None:
     model = Tiny().train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = estimate_hardware(model, input_size=(3, 8, 8), batch_size=2, array="8x4", dataflow="ws", bits=16,
-                      energy_table="45nm")
+                               energy_table="45nm")
     d = result.to_dict()
     assert d["totals"]["macs"] == 2 * TINY_MACS
     assert [(l["name"], l["kind"]) for l in d["layers"]] == [("conv", "conv"), ("fc", "linear")]

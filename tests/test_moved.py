@@ -78,7 +78,8 @@ def test_importing_an_old_path_leaves_the_public_verbs_functions() -> None:
         for old in ("dnnmeter.modify", "dnnmeter.train", "dnnmeter.evaluate"):
             sys.modules.pop(old, None)
             importlib.import_module(old)
-    assert all(callable(f) and not isinstance(f, type(sys)) for f in (dnnmeter.modify, dnnmeter.train, dnnmeter.evaluate))
+    verbs = (dnnmeter.modify, dnnmeter.train, dnnmeter.evaluate)
+    assert all(callable(f) and not isinstance(f, type(sys)) for f in verbs)
 
 
 def test_calling_dnnmeter_hardware_is_estimate_hardware_with_a_deprecation_warning() -> None:

@@ -1,8 +1,9 @@
 """The names and defaults the CLI's arguments offer, in a module that imports no torch.
 
 Table names come from :mod:`dnnmeter.names`; the defaults and the training tables come from
-modules that import torch (``dnnmeter.training``'s settings, ``dnnmeter.studies.models``), and ``dnnmeter --help`` must answer without torch. The library's
-tables stay the truth: tests/test_startup.py checks that each name here equals its source.
+modules that import torch (``dnnmeter.training``'s settings, ``dnnmeter.studies.models``),
+and ``dnnmeter --help`` must answer without torch. The library's tables stay the truth:
+tests/test_startup.py checks that each name here equals its source.
 """
 
 from __future__ import annotations
