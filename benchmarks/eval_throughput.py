@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _markdown import cpu_name, write_section  # noqa: E402
 
 from dnnmeter.data import eval_transform, open_data  # noqa: E402
-from dnnmeter.evaluate import evaluate  # noqa: E402
+from dnnmeter.accuracy import evaluate  # noqa: E402
 from dnnmeter.zoo import create_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,7 +29,7 @@ from _markdown import cpu_name, write_section  # noqa: E402
 
 from dnnmeter.measure.environment import capture_environment  # noqa: E402
 from dnnmeter.measure.timing import TimingSettings, time_calls  # noqa: E402
-from dnnmeter.modify.quantize import model_size_bytes, quantize_int8, sqnr_db  # noqa: E402
+from dnnmeter.transforms.quantize import model_size_bytes, quantize_int8, sqnr_db  # noqa: E402
 from dnnmeter.zoo import create_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

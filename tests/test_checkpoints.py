@@ -18,8 +18,8 @@ from torch import nn
 from dnnmeter.cli import main
 from dnnmeter.data import digits_split
 from dnnmeter.errors import InvalidInputError, ModelBuildError
-from dnnmeter.evaluate import evaluate, prepared_data
-from dnnmeter.train import train
+from dnnmeter.accuracy import evaluate, prepared_data
+from dnnmeter.training import train
 from dnnmeter.zoo import create_model
 from dnnmeter.zoo.weights import load_weights_file, save_checkpoint
 
@@ -88,7 +88,7 @@ def test_default_weights_with_another_class_count_is_one_line() -> None:
 
 
 def test_study_modifications_builds_vgg11_for_the_digits() -> None:
-    from dnnmeter.modifications import ModificationsSettings, _module
+    from dnnmeter.studies.modifications import ModificationsSettings, _module
 
     settings = ModificationsSettings(models=("vgg11",))
     module, size = _module(settings.variants()[0], settings)
@@ -289,10 +289,10 @@ def _imports(path: Path) -> set[str]:
 
 def test_weights_sit_below_evaluate_and_train_and_no_private_names_cross() -> None:
     weights = _imports(SRC / "zoo" / "weights.py")
-    assert not [m for m in weights if m.startswith(("dnnmeter.evaluate", "dnnmeter.train"))]
-    for path in (SRC / "evaluate").glob("*.py"):
-        assert not [m for m in _imports(path) if m.startswith("dnnmeter.train")], path
+    assert not [m for m in weights if m.startswith(("dnnmeter.accuracy", "dnnmeter.training"))]
+    for path in (SRC / "accuracy").glob("*.py"):
+        assert not [m for m in _imports(path) if m.startswith("dnnmeter.training")], path
         assert len(path.read_text().splitlines()) < 500, path
-    for path in (SRC / "train").glob("*.py"):
-        private = [m for m in _imports(path) if m.startswith("dnnmeter.evaluate") and m.rsplit(".", 1)[-1].startswith("_")]
+    for path in (SRC / "training").glob("*.py"):
+        private = [m for m in _imports(path) if m.startswith("dnnmeter.accuracy") and m.rsplit(".", 1)[-1].startswith("_")]
         assert not private, path

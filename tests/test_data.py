@@ -32,7 +32,7 @@ from dnnmeter.data import (
     open_data,
 )
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.evaluate import evaluate
+from dnnmeter.accuracy import evaluate
 
 LEVELS = (20, 70, 120, 170, 220)  # grey level of class index 0, 1, 2, ...
 # Deliberately not in sorted order: loaders must sort them.

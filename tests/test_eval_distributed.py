@@ -122,8 +122,8 @@ def test_another_ranks_failure_is_raised_here_in_one_line(tmp_path: Path) -> Non
     """Without torchrun to stop it, rank 0 must not wait for rank 1's tally: it raises rank 1's error."""
     from test_evaluate import Brightness
 
-    from dnnmeter.evaluate.inputs import open_for_eval, preprocessing_for
-    from dnnmeter.evaluate.loop import DistributedError, Run, evaluate_shard
+    from dnnmeter.accuracy.inputs import open_for_eval, preprocessing_for
+    from dnnmeter.accuracy.loop import DistributedError, Run, evaluate_shard
 
     folder_with_a_corrupt_file(tmp_path)
     transform, size, _ = preprocessing_for(None, None, 16)

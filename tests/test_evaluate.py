@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 
 from dnnmeter.data import IMAGENET_MEAN, IMAGENET_STD, open_data
 from dnnmeter.errors import InvalidInputError, ModelBuildError
-from dnnmeter.evaluate import Tally, evaluate, subset_indices
-from dnnmeter.evaluate.inputs import preprocessing_for
+from dnnmeter.accuracy import Tally, evaluate, subset_indices
+from dnnmeter.accuracy.inputs import preprocessing_for
 from dnnmeter.zoo import resolve
 
 N_CLASSES = 8
@@ -271,7 +271,7 @@ def test_outputs_are_counted_even_when_all_images_fail(tmp_path: Path) -> None:
 
 
 def test_a_dnnmeter_checkpoint_brings_its_classes_size_and_normalisation(tmp_path: Path) -> None:
-    from dnnmeter.train.checkpoint import save_checkpoint
+    from dnnmeter.training.checkpoint import save_checkpoint
     from dnnmeter.zoo import create_model
 
     meta = {"model": "tiny_alexnet", "classes": [str(d) for d in range(10)], "input_size": [3, 32, 32],

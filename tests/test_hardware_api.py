@@ -1,4 +1,4 @@
-"""dnnmeter.hardware(...): the one-call API, its JSON, its tables, figures and report section."""
+"""dnnmeter.estimate_hardware(...): the one-call API, its JSON, its tables, figures and report section."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 import dnnmeter.hardware as hw
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.hardware import (
-    hardware,
+    estimate_hardware,
     original_alexnet_layers,
     parse_array,
     parse_sram_kb,
@@ -52,7 +52,7 @@ TINY_MACS = 4 * 3 * 9 * 8 * 8 + 256 * 10  # conv: M C R S E F; linear: in x out
 
 @pytest.fixture(scope="module")
 def alexnet() -> hw.HardwareResult:
-    return hardware(original_alexnet_layers(), name="alexnet-2012")
+    return estimate_hardware(original_alexnet_layers(), name="alexnet-2012")
 
 
 def test_alexnet_check_figures(alexnet: hw.HardwareResult) -> None:
@@ -89,8 +89,8 @@ def test_json_fields_and_totals_are_layer_sums(alexnet: hw.HardwareResult) -> No
 def test_module_is_counted_and_left_untouched() -> None:
     model = Tiny().train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = hardware(model, input_size=(3, 8, 8), batch_size=2, array="8x4", dataflow="ws", bits=16,
-                      energy_table="45nm")
+    result = estimate_hardware(model, input_size=(3, 8, 8), batch_size=2, array="8x4", dataflow="ws", bits=16,
+                               energy_table="45nm")
     d = result.to_dict()
     assert d["totals"]["macs"] == 2 * TINY_MACS
     assert [(l["name"], l["kind"]) for l in d["layers"]] == [("conv", "conv"), ("fc", "linear")]
@@ -101,21 +101,21 @@ def test_module_is_counted_and_left_untouched() -> None:
 
 def test_topology_import_path(tmp_path: Path) -> None:
     path = write_topology(original_alexnet_layers(), tmp_path / "alexnet.csv")
-    one = hardware(topology=path)
+    one = estimate_hardware(topology=path)
     assert one.source == "topology" and one.model == "alexnet"
     assert one.totals.macs == ALEXNET_MACS  # grouped layers become one row per group
     assert len(one.layers) == 11  # conv2, conv4 and conv5 split in two
-    assert hardware(str(path), batch_size=2).totals.macs == 2 * ALEXNET_MACS  # a .csv model is a topology
+    assert estimate_hardware(str(path), batch_size=2).totals.macs == 2 * ALEXNET_MACS  # a .csv model is a topology
 
 
 def test_export_scalesim_writes_the_run(tmp_path: Path) -> None:
-    result = hardware(original_alexnet_layers(), array=(16, 16), dataflow="is", export_scalesim=tmp_path / "ss")
+    result = estimate_hardware(original_alexnet_layers(), array=(16, 16), dataflow="is", export_scalesim=tmp_path / "ss")
     files = result.exported
     assert files["format"] == "conv"
     assert Path(files["topology"]).read_text().splitlines()[1].startswith("conv1, 227, 227, 11, 11, 3, 96, 4")
     cfg = Path(files["config"]).read_text()
     assert "ArrayHeight : 16" in cfg and "Dataflow : is" in cfg and Path(files["layout"]).exists()
-    batched = hardware(Tiny(), input_size=(3, 8, 8), batch_size=4, export_scalesim=tmp_path / "b")
+    batched = estimate_hardware(Tiny(), input_size=(3, 8, 8), batch_size=4, export_scalesim=tmp_path / "b")
     assert batched.exported["format"] == "gemm" and any("-i gemm" in n for n in batched.notes)
 
 
@@ -133,7 +133,7 @@ def test_export_scalesim_writes_the_run(tmp_path: Path) -> None:
 ])
 def test_bad_inputs_are_one_line_errors(kwargs: dict, words: str) -> None:
     with pytest.raises(InvalidInputError) as err:
-        hardware(**kwargs)
+        estimate_hardware(**kwargs)
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
@@ -142,8 +142,11 @@ def test_parsers() -> None:
     assert parse_sram_kb("64") == (64, 64, 64) and parse_sram_kb("32,16,8") == (32, 16, 8)
 
 
-def test_the_package_is_callable() -> None:
-    assert hw(original_alexnet_layers()).totals.macs == ALEXNET_MACS
+def test_the_one_door_in_is_a_verb_beside_the_package() -> None:
+    import dnnmeter
+
+    assert dnnmeter.estimate_hardware(original_alexnet_layers()).totals.macs == ALEXNET_MACS
+    assert dnnmeter.estimate_hardware is hw.estimate_hardware
     assert hw.count_accesses is not None  # the package's parts are still there
 
 
@@ -181,7 +184,7 @@ def test_figures_say_why_they_are_not_drawn(tmp_path: Path) -> None:
 
 
 def test_totals_are_typed_and_the_old_dict_form_warns():
-    totals = hardware(original_alexnet_layers()).totals
+    totals = estimate_hardware(original_alexnet_layers()).totals
     assert totals.macs == ALEXNET_MACS and totals.energy.label == "estimated"
     with pytest.warns(DeprecationWarning, match="totals.naive_accesses"):
         assert totals["naive_accesses"] == totals.naive_accesses
@@ -192,7 +195,7 @@ def test_totals_are_typed_and_the_old_dict_form_warns():
 def test_a_stored_hardware_dict_reads_back_as_the_same_record():
     from dnnmeter.hardware.records import HardwareRecord
 
-    stored = json.loads(json.dumps(hardware("resnet18", array="16x16").to_dict()))
+    stored = json.loads(json.dumps(estimate_hardware("resnet18", array="16x16").to_dict()))
     record = HardwareRecord.from_dict({**stored, "added_by_a_later_version": 1})
     assert record.totals.cycles == stored["totals"]["cycles"] and record.layers[0].U == (2, 2)
     assert record.to_dict() == stored

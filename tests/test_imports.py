@@ -153,7 +153,7 @@ def _private_imports() -> set[tuple[str, str]]:
 
 
 def test_no_module_imports_a_private_name_from_another() -> None:
-    # A package's private submodule (modify/_compress_common.py) is a module, not a name, and
+    # A package's private submodule (transforms/_compress_common.py) is a module, not a name, and
     # may be imported by its siblings.
     found = _private_imports()
     assert found - KNOWN_PRIVATE_IMPORTS == set()

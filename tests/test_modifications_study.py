@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.modifications import ModificationsSettings, Variant, run_modifications
-from dnnmeter.study import report
+from dnnmeter.studies.modifications import ModificationsSettings, Variant, run_modifications
+from dnnmeter.studies.models import report
 
 
 def test_variants_apply_ops_cumulatively_and_add_the_averaged_run() -> None:
@@ -84,7 +84,7 @@ def test_the_report_has_the_sections_and_figures(study: tuple[Path, Modification
 def test_a_variant_starts_from_the_seed_and_leaves_the_callers_random_state() -> None:
     import torch
 
-    from dnnmeter.modifications import _module
+    from dnnmeter.studies.modifications import _module
 
     settings = ModificationsSettings(seed=3)
     before = torch.random.get_rng_state()

@@ -14,7 +14,7 @@ from torch import fx, nn
 from dnnmeter.analysis import analyze
 from dnnmeter.errors import InvalidInputError, ModelForwardError
 from dnnmeter.measure.timing import TimingSettings
-from dnnmeter.modify import (
+from dnnmeter.transforms import (
     AsymmetricConv2d,
     ModifyWarning,
     NothingToModifyError,
@@ -128,7 +128,7 @@ CONVS = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore::dnnmeter.modify.ModifyWarning")
+@pytest.mark.filterwarnings("ignore::dnnmeter.transforms.ModifyWarning")
 @pytest.mark.parametrize("op", ["depthwise-separable", "factorize", "asymmetric"])
 @pytest.mark.parametrize("conv", CONVS, ids=lambda c: repr(c))
 def test_output_shape_kept_for_every_size(op: str, conv: nn.Conv2d) -> None:
@@ -139,7 +139,7 @@ def test_output_shape_kept_for_every_size(op: str, conv: nn.Conv2d) -> None:
             assert r.module(x).shape == conv(x).shape, (op, size)
 
 
-@pytest.mark.filterwarnings("ignore::dnnmeter.modify.ModifyWarning")
+@pytest.mark.filterwarnings("ignore::dnnmeter.transforms.ModifyWarning")
 def test_factorize_skips_what_it_cannot_keep() -> None:
     net = nn.Sequential(nn.Conv2d(3, 8, 7, stride=2, padding=1), nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 5, dilation=2))
     r = rewrite(net, ["factorize"], layers="*", strict=False)

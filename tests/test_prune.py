@@ -11,7 +11,7 @@ from torch import nn
 
 from dnnmeter.analysis import analyze
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.modify.prune import (
+from dnnmeter.transforms.prune import (
     PrunePoint,
     effective_macs,
     hardware_totals,

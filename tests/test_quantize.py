@@ -16,7 +16,7 @@ from torch import nn
 
 from dnnmeter.data.digits import digits_split
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.modify.quantize import (
+from dnnmeter.transforms.quantize import (
     fake_quantize,
     model_size_bytes,
     packed_size_bytes,
@@ -244,7 +244,7 @@ def test_size_leaves_out_tensors_a_graph_no_longer_uses() -> None:
 
 
 def test_sweep_records_an_int8_failure_instead_of_raising(trained) -> None:  # type: ignore[no-untyped-def]
-    from dnnmeter.modify.quantize import QuantizationError
+    from dnnmeter.transforms.quantize import QuantizationError
 
     class Residual(nn.Module):
         def __init__(self) -> None:

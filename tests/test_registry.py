@@ -123,7 +123,7 @@ def test_an_onnx_op_registered_as_none_is_ignored() -> None:
 def test_unknown_names_in_the_tables_say_did_you_mean() -> None:
     from dnnmeter.data.detect import LAYOUTS
     from dnnmeter.hardware.energy import get_energy_table
-    from dnnmeter.modify.rewrite import check_ops
+    from dnnmeter.transforms.rewrite import check_ops
 
     with pytest.raises(InvalidInputError, match=r"unknown op 'residul'; did you mean 'residual'\? choose from"):
         check_ops(["residul"])
@@ -138,15 +138,15 @@ def test_the_cli_names_are_the_tables_names() -> None:
     from dnnmeter.hardware.energy import ENERGY_TABLES
     from dnnmeter.hardware.systolic import DATAFLOWS
     from dnnmeter.measure.spec import torch_dtype
-    from dnnmeter.modify.convs import BETWEEN
-    from dnnmeter.modify.rewrite import OPS
+    from dnnmeter.transforms.convs import BETWEEN
+    from dnnmeter.transforms.rewrite import OPS
     from dnnmeter.zoo.registry import listed_sources
 
     assert tuple(OPS.names()) == names.MODIFY_OPS
     assert tuple(ENERGY_TABLES.names()) == names.ENERGY_TABLES
     assert tuple(listed_sources()) == names.MODEL_SOURCES
     assert DATAFLOWS == names.DATAFLOWS and BETWEEN == names.BETWEEN
-    from dnnmeter.modify.prune import METHODS, SCOPES
+    from dnnmeter.transforms.prune import METHODS, SCOPES
 
     assert (METHODS, SCOPES) == (names.PRUNE_METHODS, names.PRUNE_SCOPES)
     assert CEILING_DTYPES == names.CEILING_DTYPES

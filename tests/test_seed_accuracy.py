@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dnnmeter.study import StudySettings, run_study
+from dnnmeter.studies.models import StudySettings, run_study
 from dnnmeter.zoo import SEED_MODELS, resolve
 from dnnmeter.zoo.registry import Published
 from dnnmeter.zoo.seed_accuracy import (

@@ -12,7 +12,7 @@ import pytest
 from dnnmeter._serial import Record, SerialError, from_dict, to_dict
 from dnnmeter.analysis.result import Analysis, LayerCost
 from dnnmeter.measure.result import BenchResult
-from dnnmeter.modify.result import Change, Cost, ModifyResult
+from dnnmeter.transforms.result import Change, Cost, ModifyResult
 
 
 class Colour(enum.Enum):

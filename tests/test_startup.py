@@ -45,7 +45,7 @@ def test_help_and_argument_errors_import_no_torch(argv: list[str]) -> None:
 
 def test_import_dnnmeter_is_lazy_and_keeps_its_names() -> None:
     code = ("import sys, dnnmeter; assert 'torch' not in sys.modules; "
-            "import dnnmeter.evaluate, dnnmeter.train, dnnmeter.modify; "
+            "import dnnmeter.accuracy, dnnmeter.training, dnnmeter.transforms; "
             "assert all(callable(f) and not isinstance(f, type(sys)) "
             "for f in (dnnmeter.evaluate, dnnmeter.train, dnnmeter.modify)); "
             "assert dnnmeter.hardware.count_accesses and callable(dnnmeter.hardware); "
@@ -61,10 +61,10 @@ def test_the_cli_choices_equal_the_library_tables() -> None:
 
     from dnnmeter.hardware.systolic import DATAFLOWS
     from dnnmeter.measure import DTYPES
-    from dnnmeter.modify import BETWEEN, OPS
+    from dnnmeter.transforms import BETWEEN, OPS
     from dnnmeter.zoo.registry import SOURCES
 
-    study, train = (importlib.import_module(f"dnnmeter.{m}") for m in ("study", "train"))  # not the functions
+    study, train = (importlib.import_module(f"dnnmeter.{m}") for m in ("studies.models", "training"))  # not the functions
     assert choices.OPS == tuple(OPS) and choices.BETWEEN == BETWEEN
     assert choices.AUGMENTATIONS == train.AUGMENTATIONS and choices.STRATEGIES == train.STRATEGIES
     assert (choices.TRAIN_BATCH_SIZE, choices.TRAIN_LR) == (train.DEFAULT_BATCH_SIZE, train.DEFAULT_LR)

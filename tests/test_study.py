@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dnnmeter.cli import main
-from dnnmeter.study import StudySettings, report, run_study
+from dnnmeter.studies.models import StudySettings, report, run_study
 
 HERE = Path(__file__).parent
 MODELS = ("bench_models:tiny", "bench_models:oom_at_4")
@@ -143,7 +143,7 @@ def test_measured_accuracy_replaces_the_published_figure(tmp_path: Path) -> None
 def test_accuracy_that_cannot_be_measured_falls_back_to_published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dnnmeter.store import Store
     from dnnmeter.results.settings import study_keys
-    from dnnmeter.study import _measured_accuracy, _prepare
+    from dnnmeter.studies.models import _measured_accuracy, _prepare
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no cached weights: never downloaded
     settings = _prepare(StudySettings(models=("resnet18",), out=str(tmp_path), data="digits", weights="default"))

@@ -22,9 +22,9 @@ from torch.utils.data import TensorDataset
 
 from dnnmeter.data import digits_split
 from dnnmeter.errors import InvalidInputError, ModelBuildError, UnknownModelError
-from dnnmeter.evaluate import evaluate
+from dnnmeter.accuracy import evaluate
 from dnnmeter.zoo.weights import load_weights_file
-from dnnmeter.train import (
+from dnnmeter.training import (
     TrainResult,
     load_checkpoint,
     parse_augment,
@@ -32,8 +32,8 @@ from dnnmeter.train import (
     read_sidecar,
     train,
 )
-from dnnmeter.train.augment import train_transform, val_transform
-from dnnmeter.train.data import channel_stats
+from dnnmeter.training.augment import train_transform, val_transform
+from dnnmeter.training.data import channel_stats
 from dnnmeter.zoo import create_model
 
 PNG_MAGIC = b"\x89PNG"
@@ -311,7 +311,7 @@ def test_text_tables_show_the_figures_and_the_speed_up() -> None:
 
 def test_tiny_imagenet_layout_trains_on_train_and_scores_on_val(tmp_path: Path) -> None:
     """The seed's data set, in its real layout: train/<wnid>/images and val/ with its annotations."""
-    from dnnmeter.train.settings import FOLDER_EPOCHS, default_epochs
+    from dnnmeter.training.settings import FOLDER_EPOCHS, default_epochs
 
     wnids = {"n02000002": 30, "n01000001": 200}  # listed out of order: classes follow sorted wnids
     (tmp_path / "wnids.txt").write_text("\n".join(wnids) + "\n")

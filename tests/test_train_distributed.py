@@ -22,8 +22,8 @@ from torch import nn
 
 from test_train import Tiny
 
-from dnnmeter.train import DistributedTrainingError, TrainResult, train
-from dnnmeter.train.distributed import GroupSync, _failure
+from dnnmeter.training import DistributedTrainingError, TrainResult, train
+from dnnmeter.training.distributed import GroupSync, _failure
 
 
 class NoScores(Tiny):
@@ -144,6 +144,6 @@ def test_local_sgd_averages_exactly_every_period_steps() -> None:
 
 @pytest.mark.skipif(os.environ.get("WORLD_SIZE") is not None, reason="already under torchrun")
 def test_no_torchrun_environment_means_spawning() -> None:
-    from dnnmeter.train import launched_by_torchrun
+    from dnnmeter.training import launched_by_torchrun
 
     assert not launched_by_torchrun()

@@ -5,7 +5,7 @@
 >>> a.params, a.macs, a.flops
 (25557032, 4089184256, 8217631232)
 >>> model = dnnmeter.create_model("vgg16", device="cpu")
->>> dnnmeter.hardware("alexnet").totals.cycles             # accesses, reuse, systolic array
+>>> dnnmeter.estimate_hardware("alexnet").totals.cycles    # accesses, reuse, systolic array
 2574274
 >>> dnnmeter.compare("vgg16", ["depthwise-separable"]).ratio("macs")
 0.128...
@@ -15,6 +15,11 @@
 Importing dnnmeter changes nothing in torch: no flags, no threads, no hooks. It does not even
 import torch: each public name is loaded from its module on first use, so that ``dnnmeter
 --help`` answers at once.
+
+Functions are verbs and packages nouns: ``dnnmeter.modify`` is the function, its package
+``dnnmeter.transforms``; likewise ``train``/``dnnmeter.training``, ``evaluate``/
+``dnnmeter.accuracy``. The old paths and ``dnnmeter.hardware(...)`` still work for one release,
+with a warning (:mod:`dnnmeter._moved`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
+from dnnmeter import _moved
 from dnnmeter._version import __version__
+
+_moved.install()
 
 # The public names and the module each is loaded from on first use.
 _API: dict[str, str] = {
@@ -38,16 +46,17 @@ _API: dict[str, str] = {
     "ModelBuildError": "dnnmeter.errors",
     "ModelForwardError": "dnnmeter.errors",
     "UnknownModelError": "dnnmeter.errors",
-    "EvalResult": "dnnmeter.evaluate",
-    "evaluate": "dnnmeter.evaluate",
+    "EvalResult": "dnnmeter.accuracy",
+    "evaluate": "dnnmeter.accuracy",
     "HardwareResult": "dnnmeter.hardware",
+    "estimate_hardware": "dnnmeter.hardware",
     "BenchResult": "dnnmeter.measure",
     "benchmark": "dnnmeter.measure",
-    "ModifyResult": "dnnmeter.modify",
-    "compare": "dnnmeter.modify",
-    "modify": "dnnmeter.modify",
-    "TrainResult": "dnnmeter.train",
-    "train": "dnnmeter.train",
+    "ModifyResult": "dnnmeter.transforms",
+    "compare": "dnnmeter.transforms",
+    "modify": "dnnmeter.transforms",
+    "TrainResult": "dnnmeter.training",
+    "train": "dnnmeter.training",
     "SEED_MODELS": "dnnmeter.zoo",
     "ModelEntry": "dnnmeter.zoo",
     "Published": "dnnmeter.zoo",
@@ -59,16 +68,14 @@ _API: dict[str, str] = {
     "calibrate": "dnnmeter.prediction",
     "predict": "dnnmeter.prediction",
 }
-# dnnmeter.hardware is a package that can be called: dnnmeter.hardware("alexnet") is
-# dnnmeter.hardware.hardware("alexnet"), and dnnmeter.hardware.count_accesses still works.
-_SUBPACKAGES = ("hardware",)
-# These functions have the names of their own modules; the function wins, as it always has.
+# The old module paths of these functions' packages still import for one release
+# (dnnmeter.modify.prune); importing one must not bind the module over the function.
 _SHADOWED = frozenset({"evaluate", "modify", "train"})
 
-__all__ = sorted([*_API, *_SUBPACKAGES, "__version__"])
+__all__ = sorted([*_API, "__version__"])
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
-    from dnnmeter import hardware
+    from dnnmeter.accuracy import EvalResult, evaluate
     from dnnmeter.analysis import Analysis, KindTotals, LayerCost, analyze
     from dnnmeter.errors import (
         DnnmeterError,
@@ -78,18 +85,18 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         ModelForwardError,
         UnknownModelError,
     )
-    from dnnmeter.evaluate import EvalResult, evaluate
-    from dnnmeter.hardware import HardwareResult
+    from dnnmeter.hardware import HardwareResult, estimate_hardware
     from dnnmeter.measure import BenchResult, benchmark
-    from dnnmeter.modify import ModifyResult, compare, modify
+    from dnnmeter.transforms import ModifyResult, compare, modify
     from dnnmeter.prediction import Calibration, Prediction, calibrate, predict
-    from dnnmeter.train import TrainResult, train
+    from dnnmeter.training import TrainResult, train
     from dnnmeter.zoo import SEED_MODELS, ModelEntry, Published, create_model, list_models, resolve
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"{__name__}.{name}")
+    if name == "hardware":  # the package; binding it puts the callable stand-in here
+        importlib.import_module(f"{__name__}.hardware")
+        return globals()["hardware"]
     if name not in _API:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(_API[name]), name)
@@ -102,12 +109,15 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """Keeps ``dnnmeter.evaluate``, ``.modify`` and ``.train`` the functions: importing the
-    module of the same name would otherwise bind the module over the lazily loaded function."""
+    """Keeps ``dnnmeter.evaluate``, ``.modify`` and ``.train`` the functions when an old path
+    of the same name is imported, and binds ``dnnmeter.hardware`` to the stand-in that can
+    still be called. Both go with the old names (:mod:`dnnmeter._moved`)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SHADOWED and isinstance(value, types.ModuleType):
             return  # the submodule stays reachable through sys.modules and `from ... import`
+        if name == "hardware" and type(value) is types.ModuleType:
+            value = _moved.CallableHardware(value)
         super().__setattr__(name, value)
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 # `module:callable` names are resolved by shape, never listed).
 MODEL_SOURCES: tuple[str, ...] = ("torchvision", "seed", "timm")
 
-# dnnmeter.modify.rewrite.OPS, in the order `--op` lists them.
+# dnnmeter.transforms.rewrite.OPS, in the order `--op` lists them.
 MODIFY_OPS: tuple[str, ...] = ("depthwise-separable", "factorize", "asymmetric", "residual", "batchnorm")
 
-# dnnmeter.modify.convs: what goes between the two convolutions an op makes.
+# dnnmeter.transforms.convs: what goes between the two convolutions an op makes.
 BETWEEN: tuple[str, ...] = ("bn-relu", "bn", "relu", "none")
 
 # dnnmeter.hardware.systolic: output-, weight- and input-stationary.
@@ -25,7 +25,7 @@ DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
 # dnnmeter.hardware.energy.ENERGY_TABLES, the built-in tables.
 ENERGY_TABLES: tuple[str, ...] = ("eyeriss", "45nm")
 
-# dnnmeter.modify.prune: how weights are pruned, and over what a threshold is chosen.
+# dnnmeter.transforms.prune: how weights are pruned, and over what a threshold is chosen.
 PRUNE_METHODS: tuple[str, ...] = ("unstructured", "structured")
 PRUNE_SCOPES: tuple[str, ...] = ("global", "layer")
 

@@ -16,7 +16,7 @@ NUM_CLASSES_HELP = "build MODEL with N outputs (weights fine-tuned on N classes;
 
 def _cmd_modify(args: argparse.Namespace) -> int:
     from dnnmeter.analysis import parse_input_size
-    from dnnmeter.modify import compare
+    from dnnmeter.transforms import compare
     from dnnmeter.report.modify_text import modify_json, modify_tables
 
     (name,) = common.resolve_all([args.model])
@@ -39,7 +39,7 @@ def _cmd_modify(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from dnnmeter.report.train_text import classes_table, history_table
-    from dnnmeter.train import train
+    from dnnmeter.training import train
 
     (name,) = common.resolve_all([args.model])
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 shows and prints
@@ -76,7 +76,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _compression_inputs(args: argparse.Namespace) -> tuple[str, Any, Any, Any]:
     """The model (with its weights), the data prepared as `dnnmeter eval` would, and whether
     it is held out."""
-    from dnnmeter.evaluate import build_with_weights, held_out_data
+    from dnnmeter.accuracy import build_with_weights, held_out_data
 
     (name,) = common.resolve_all([args.model])
     module = build_with_weights(name, args.weights, num_classes=args.num_classes)
@@ -99,7 +99,7 @@ def _render_points(points: list[Any], fmt: str, table: Any, notes: Any, held: An
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from dnnmeter.modify.quantize import quantization_sweep
+    from dnnmeter.transforms.quantize import quantization_sweep
     from dnnmeter.report.compression_text import quant_notes, quant_table
 
     name, module, data, held = _compression_inputs(args)
@@ -112,7 +112,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    from dnnmeter.modify.prune import pruning_sweep
+    from dnnmeter.transforms.prune import pruning_sweep
     from dnnmeter.report.compression_text import prune_notes, prune_table
 
     name, module, data, held = _compression_inputs(args)

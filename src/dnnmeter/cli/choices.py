@@ -1,8 +1,9 @@
 """The names and defaults the CLI's arguments offer, in a module that imports no torch.
 
 Table names come from :mod:`dnnmeter.names`; the defaults and the training tables come from
-modules that import torch (``dnnmeter.train``'s settings, ``dnnmeter.study``), and ``dnnmeter --help`` must answer without torch. The library's
-tables stay the truth: tests/test_startup.py checks that each name here equals its source.
+modules that import torch (``dnnmeter.training``'s settings, ``dnnmeter.studies.models``),
+and ``dnnmeter --help`` must answer without torch. The library's tables stay the truth:
+tests/test_startup.py checks that each name here equals its source.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from dnnmeter.names import BETWEEN, DATAFLOWS, ENERGY_TABLES, PRUNE_METHODS, PRU
 from dnnmeter.names import MODEL_SOURCES as SOURCES
 from dnnmeter.names import MODIFY_OPS as OPS
 
-AUGMENTATIONS = ("mask", "rotate", "flip", "noise")  # dnnmeter.train.AUGMENTATIONS
-STRATEGIES = ("ddp", "average")  # dnnmeter.train.STRATEGIES
-TRAIN_BATCH_SIZE = 64  # dnnmeter.train.DEFAULT_BATCH_SIZE
-TRAIN_LR = 0.05  # dnnmeter.train.DEFAULT_LR
-STUDY_BATCH_SIZES = (1, 2, 4)  # dnnmeter.study.DEFAULT_BATCH_SIZES
-STUDY_TIME_BUDGET_S = 0.5  # dnnmeter.study.DEFAULT_TIME_BUDGET_S
+AUGMENTATIONS = ("mask", "rotate", "flip", "noise")  # dnnmeter.training.AUGMENTATIONS
+STRATEGIES = ("ddp", "average")  # dnnmeter.training.STRATEGIES
+TRAIN_BATCH_SIZE = 64  # dnnmeter.training.DEFAULT_BATCH_SIZE
+TRAIN_LR = 0.05  # dnnmeter.training.DEFAULT_LR
+STUDY_BATCH_SIZES = (1, 2, 4)  # dnnmeter.studies.models.DEFAULT_BATCH_SIZES
+STUDY_TIME_BUDGET_S = 0.5  # dnnmeter.studies.models.DEFAULT_TIME_BUDGET_S
 
 __all__ = ["AUGMENTATIONS", "BETWEEN", "DATAFLOWS", "DTYPES", "ENERGY_TABLES", "OPS", "PRUNE_METHODS",
            "PRUNE_SCOPES", "SOURCES", "STRATEGIES", "STUDY_BATCH_SIZES", "STUDY_TIME_BUDGET_S",

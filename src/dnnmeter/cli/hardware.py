@@ -14,16 +14,17 @@ from dnnmeter.errors import DnnmeterError
 
 def _cmd_hardware(args: argparse.Namespace) -> int:
     from dnnmeter.analysis import parse_input_size
-    from dnnmeter.hardware import hardware, measure_ceilings, roofline
+    from dnnmeter.hardware import estimate_hardware, measure_ceilings, roofline
     from dnnmeter.report.hardware_figures import draw_hardware_figures
     from dnnmeter.report.hardware_text import hardware_tables
 
     if args.model is None and args.topology is None:
         raise DnnmeterError("give a MODEL or --topology SCALESIM.csv")
     model = None if args.model is None else common.resolve_all([args.model])[0]
-    result = hardware(model, input_size=parse_input_size(args.input_size), batch_size=args.batch_size,
-                      array=args.array, dataflow=args.dataflow, sram_kb=args.sram_kb, bits=args.bits,
-                      energy_table=args.energy_table, topology=args.topology, export_scalesim=args.export_scalesim)
+    result = estimate_hardware(model, input_size=parse_input_size(args.input_size), batch_size=args.batch_size,
+                               array=args.array, dataflow=args.dataflow, sram_kb=args.sram_kb, bits=args.bits,
+                               energy_table=args.energy_table, topology=args.topology,
+                               export_scalesim=args.export_scalesim)
     data = result.to_dict()
     roof = None
     if args.roofline:

@@ -128,7 +128,7 @@ def _render_bench(results: list[Any], fmt: str) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from dnnmeter.evaluate import evaluate
+    from dnnmeter.accuracy import evaluate
     from dnnmeter.report import text
 
     (name,) = common.resolve_all([args.model])

@@ -13,9 +13,9 @@ from dnnmeter.errors import DnnmeterError
 
 
 def _cmd_study_modifications(args: argparse.Namespace) -> int:
-    from dnnmeter.modifications import ModificationsSettings, run_modifications
+    from dnnmeter.studies.modifications import ModificationsSettings, run_modifications
     from dnnmeter.report import text
-    from dnnmeter.study import report
+    from dnnmeter.studies.models import report
 
     models = tuple(m for part in args.models or [] for m in part.split(",") if m)
     settings = ModificationsSettings(
@@ -46,7 +46,7 @@ def _cmd_study_modifications(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from dnnmeter.study import StudySettings, run_study
+    from dnnmeter.studies.models import StudySettings, run_study
 
     if args.what == "modifications":
         return _cmd_study_modifications(args)
@@ -80,7 +80,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dnnmeter.study import report
+    from dnnmeter.studies.models import report
 
     folder = Path(args.out_dir)
     if folder.exists() and not folder.is_dir():

@@ -12,17 +12,18 @@ sources: docs/hardware.md.
 (724406816, 2897627264, 62028963)
 >>> run = hw.simulate(hw.extract_layers("resnet18"), array=(32, 32), dataflow="ws")
 >>> energy = hw.estimate_energy(layers, "45nm", bits=8)   # estimated, in joules
->>> result = hw.hardware("resnet18", array="32x32", dataflow="os")   # all of it, one result
+>>> result = hw.estimate_hardware("resnet18", array="32x32", dataflow="os")   # all of it, one result
 >>> roof = hw.roofline("resnet18", hw.measure_ceilings(threads=1), threads=1)  # measures this machine  # doctest: +SKIP
 
-The package itself is callable, ``dnnmeter.hardware(...)`` being :func:`hardware`, so that
-the API's one door in and the package of its parts share one name.
+Every figure here is a model's estimate, never a measurement (the roofline's ceilings
+excepted, which are measured on this machine); hence the one door in is called
+:func:`estimate_hardware`. Its old name, ``hardware``, still works for one release with a
+``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
-import sys
-import types
+import warnings
 from typing import Any
 
 from dnnmeter.hardware.accesses import (
@@ -33,7 +34,7 @@ from dnnmeter.hardware.accesses import (
     count_accesses,
     layer_accesses,
 )
-from dnnmeter.hardware.api import HardwareResult, hardware, parse_array, parse_sram_kb
+from dnnmeter.hardware.estimate import HardwareResult, estimate_hardware, parse_array, parse_sram_kb
 from dnnmeter.hardware.ceilings import Ceilings, clear_ceilings_cache, measure_ceilings
 from dnnmeter.hardware.energy import (
     ENERGY_TABLES,
@@ -98,11 +99,11 @@ __all__ = [
     "conv_layer",
     "count_accesses",
     "estimate_energy",
+    "estimate_hardware",
     "export_scalesim",
     "extract_layers",
     "gemm_shape",
     "get_energy_table",
-    "hardware",
     "layer_accesses",
     "linear_layer",
     "load_energy_table",
@@ -123,13 +124,10 @@ __all__ = [
 ]
 
 
-class _CallableModule(types.ModuleType):
-    """This package, callable as :func:`hardware`. Exporting the function under the package's
-    name from ``dnnmeter`` would hide the package (``from dnnmeter import hardware as hw``
-    would give the function); a callable package keeps both spellings working."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> HardwareResult:
-        return hardware(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+def __getattr__(name: str) -> Any:
+    # The function's old name, kept one release: ``from dnnmeter.hardware import hardware``.
+    if name == "hardware":
+        warnings.warn("dnnmeter.hardware.hardware is now dnnmeter.estimate_hardware; the old name goes in the "
+                      "next release", DeprecationWarning, stacklevel=2)
+        return estimate_hardware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,7 +35,7 @@ from torch import nn
 
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.hardware.accesses import lower_bound
-from dnnmeter.hardware.api import model_input_size
+from dnnmeter.hardware.estimate import model_input_size
 from dnnmeter.hardware.ceilings import Ceilings, measure_ceilings
 from dnnmeter.hardware.layers import LayerShape, extract_layers
 from dnnmeter.hardware.profile_match import match_layer_times

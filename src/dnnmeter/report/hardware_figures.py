@@ -6,7 +6,7 @@ output stem (``out/figures/resnet18_accesses``); it writes ``stem.png`` and ``st
 and returns a :class:`~dnnmeter.report.figures.FigureResult` (its paths, or why nothing was
 drawn), which ``dnnmeter.report.html.figure_html`` embeds.
 
->>> draw_accesses(hardware("resnet18").to_dict(), Path("out/resnet18_accesses"))  # doctest: +SKIP
+>>> draw_accesses(estimate_hardware("resnet18").to_dict(), Path("out/resnet18_accesses"))  # doctest: +SKIP
 """
 
 from __future__ import annotations

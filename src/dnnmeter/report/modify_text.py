@@ -1,4 +1,4 @@
-"""Terminal tables and JSON for :class:`dnnmeter.modify.ModifyResult`.
+"""Terminal tables and JSON for :class:`dnnmeter.transforms.ModifyResult`.
 
 ``modify_tables(result)`` gives the before / after / ratio table, the layers changed and
 a count of the layers skipped by reason; ``modify_json(result)`` the ``--format json``
@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from rich.table import Table
 
-from dnnmeter.modify.result import ModifyResult
+from dnnmeter.transforms.result import ModifyResult
 from dnnmeter.report.text import billions, millions, size_text
 
 _ROWS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (

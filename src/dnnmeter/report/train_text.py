@@ -1,7 +1,7 @@
 """Terminal tables (rich) for training runs: the per-epoch history, the best and worst
 classes, and runs side by side (e.g. one process against DDP and local SGD).
 
-Accepts :class:`dnnmeter.train.TrainResult` objects or their ``to_dict()`` (a result.json).
+Accepts :class:`dnnmeter.training.TrainResult` objects or their ``to_dict()`` (a result.json).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def _averaging_text(variants: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _curves_figure(variants: Sequence[Mapping[str, Any]], figures_dir: Path) -> FigureResult:
-    from dnnmeter.train.curves import CURVES_DPI, curves_figure
+    from dnnmeter.training.curves import CURVES_DPI, curves_figure
 
     title = "Training and validation curves of every variant"
     caption = "Loss and top-1 accuracy per epoch; solid lines validation, dashed training (the seed's figure)."

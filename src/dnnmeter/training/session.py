@@ -1,7 +1,7 @@
 """One process's part of a training run, from data to result.
 
 The same function runs alone (``Sync()``) or as one rank of a distributed run (a
-``dnnmeter.train.distributed`` sync, which also wraps the model for DDP or local SGD).
+``dnnmeter.training.distributed`` sync, which also wraps the model for DDP or local SGD).
 Rank 0 validates, writes the files and assembles the result; every rank returns it.
 """
 
@@ -19,10 +19,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from dnnmeter.atomic import write_json
 # per_class_rows: the rows eval reports, so a trained model's table reads like dnnmeter eval's.
-from dnnmeter.evaluate.result import Tally, best_and_worst, per_class_rows
-from dnnmeter.train import augment as aug
-from dnnmeter.train.curves import plot_curves
-from dnnmeter.train.data import (
+from dnnmeter.accuracy.result import Tally, best_and_worst, per_class_rows
+from dnnmeter.training import augment as aug
+from dnnmeter.training.curves import plot_curves
+from dnnmeter.training.data import (
     Mapped,
     Splits,
     channel_stats,
@@ -30,9 +30,9 @@ from dnnmeter.train.data import (
     loader_kwargs,
     open_splits,
 )
-from dnnmeter.train.loop import EpochFigures, Sync, train_epoch, validate
-from dnnmeter.train.result import TrainResult
-from dnnmeter.train.settings import TrainSettings
+from dnnmeter.training.loop import EpochFigures, Sync, train_epoch, validate
+from dnnmeter.training.result import TrainResult
+from dnnmeter.training.settings import TrainSettings
 from dnnmeter.zoo.weights import CHECKPOINT, save_checkpoint
 
 Progress = Callable[[int, int, int, int], None]  # (epoch, epochs, batch, batches)

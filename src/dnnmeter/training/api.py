@@ -11,10 +11,10 @@ from torch import nn
 
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.measure.threads import torch_threads
-from dnnmeter.train.loop import Sync
-from dnnmeter.train.result import TrainResult
-from dnnmeter.train.session import Progress, run
-from dnnmeter.train.settings import (
+from dnnmeter.training.loop import Sync
+from dnnmeter.training.result import TrainResult
+from dnnmeter.training.session import Progress, run
+from dnnmeter.training.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LR,
     DIGITS_INPUT_SIZE,
@@ -108,13 +108,13 @@ def train(
 
 def _dispatch(model: str | nn.Module, s: TrainSettings, progress: Progress | None) -> TrainResult:
     from dnnmeter.distributed import launched_by_torchrun
-    from dnnmeter.train import distributed
+    from dnnmeter.training import distributed
 
     if launched_by_torchrun():
         with _local_state(None):
             return distributed.run_in_group(model, s, progress)
     if s.nproc > 1:
-        from dnnmeter.train.data import open_splits
+        from dnnmeter.training.data import open_splits
 
         open_splits(s.data, s.input_size, s.seed, s.val_fraction)  # data errors here, not in N children
         return distributed.spawn(model, s, progress)

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from dnnmeter.data import DIGITS, eval_transform, open_data, resize_size
 from dnnmeter.data.transforms import describe
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.evaluate.held_out import HeldOut, held_out_part
+from dnnmeter.accuracy.held_out import HeldOut, held_out_part
 from dnnmeter.measure.threads import available_cores
 from dnnmeter.zoo import ModelEntry
 from dnnmeter.zoo.weights import check_weights_path, checkpoint_meta, read_sidecar

@@ -4,7 +4,7 @@ Static figures come from :func:`dnnmeter.analysis.analyze` (meta device, no arit
 latency, when asked for, is timed in this process for both models with the same
 :class:`~dnnmeter.measure.timing.TimingSettings` and thread count.
 
->>> from dnnmeter.modify import compare
+>>> from dnnmeter.transforms import compare
 >>> r = compare("tiny_alexnet", ["depthwise-separable"], layers="conv2,conv3,conv4,conv5")
 >>> r.ratio("params")
 0.179...
@@ -23,8 +23,8 @@ from dnnmeter.analysis.meta_pass import eval_mode
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.measure.threads import torch_threads
 from dnnmeter.measure.timing import TimingSettings, time_calls
-from dnnmeter.modify.result import Cost, ModifyResult
-from dnnmeter.modify.rewrite import rewrite
+from dnnmeter.transforms.result import Cost, ModifyResult
+from dnnmeter.transforms.rewrite import rewrite
 
 NOT_MEASURED = "not measured: pass measure_latency=True (CLI --latency)"
 # Shorter than benchmark's 2 s per point: two models are timed, and a ratio is wanted.

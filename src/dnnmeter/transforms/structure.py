@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import fx, nn
 
-from dnnmeter.modify.convs import COMPOSITES
+from dnnmeter.transforms.convs import COMPOSITES
 
 NORMS: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 NORM_FUNCTIONS = (F.batch_norm, F.group_norm, F.layer_norm, F.instance_norm)

@@ -25,10 +25,10 @@ from dnnmeter.data import Skipped, SkipUnreadable, UnreadableImageError, collate
 from dnnmeter.data.files import one_line
 from dnnmeter.distributed import Group, process_group
 from dnnmeter.errors import DnnmeterError, ModelForwardError
-from dnnmeter.evaluate.held_out import HeldOut
-from dnnmeter.evaluate.inputs import check_args, opened_data, subset_indices
-from dnnmeter.evaluate.model import prepared_module, warn_initial_weights
-from dnnmeter.evaluate.result import EvalResult, Tally, best_and_worst, per_class_rows
+from dnnmeter.accuracy.held_out import HeldOut
+from dnnmeter.accuracy.inputs import check_args, opened_data, subset_indices
+from dnnmeter.accuracy.model import prepared_module, warn_initial_weights
+from dnnmeter.accuracy.result import EvalResult, Tally, best_and_worst, per_class_rows
 from dnnmeter.zoo import ModelEntry, resolve
 
 log = logging.getLogger(__name__)

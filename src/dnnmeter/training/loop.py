@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from dnnmeter.data.files import one_line
 from dnnmeter.errors import ModelForwardError
-from dnnmeter.evaluate.result import Tally
+from dnnmeter.accuracy.result import Tally
 
 BatchProgress = Callable[[int, int], None]  # (batch, batches)
 
@@ -33,7 +33,7 @@ class EpochFigures:
 class Sync:
     """What a run does with the other processes; this one is a single process, so nothing.
 
-    ``dnnmeter.train.distributed`` subclasses it for DDP and for local SGD.
+    ``dnnmeter.training.distributed`` subclasses it for DDP and for local SGD.
     """
 
     rank, world_size = 0, 1

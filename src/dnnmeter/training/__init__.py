@@ -1,6 +1,6 @@
 """Training: the loop, augmentations, checkpoints, curves, and distributed training.
 
->>> from dnnmeter.train import train, plot_curves, load_checkpoint
+>>> from dnnmeter.training import train, plot_curves, load_checkpoint
 >>> r = train("tiny_alexnet", "digits", epochs=10, augment=["rotate", "noise"], out="train-out")  # minutes  # doctest: +SKIP
 >>> r.val_accuracy, r.worst_classes, r.checkpoint  # doctest: +SKIP
 >>> r2 = train("tiny_alexnet", "digits", nproc=2, strategy="average", average_every=8)  # doctest: +SKIP
@@ -13,13 +13,13 @@ docs/train.md has the defaults, the measured times and the distributed strategie
 from __future__ import annotations
 
 from dnnmeter.distributed import launched_by_torchrun
-from dnnmeter.train.api import train
-from dnnmeter.train.augment import AUGMENTATIONS, parse_augment
-from dnnmeter.train.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
-from dnnmeter.train.curves import plot_curves
-from dnnmeter.train.distributed import DistributedTrainingError
-from dnnmeter.train.result import TrainResult
-from dnnmeter.train.settings import (
+from dnnmeter.training.api import train
+from dnnmeter.training.augment import AUGMENTATIONS, parse_augment
+from dnnmeter.training.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
+from dnnmeter.training.curves import plot_curves
+from dnnmeter.training.distributed import DistributedTrainingError
+from dnnmeter.training.result import TrainResult
+from dnnmeter.training.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LR,
     DIGITS_EPOCHS,

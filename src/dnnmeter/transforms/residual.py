@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from dnnmeter.modify.context import Context
-from dnnmeter.modify.convs import COMPOSITES
-from dnnmeter.modify.select import selected
-from dnnmeter.modify.shapes import Shape, io_shapes, propagate
-from dnnmeter.modify.structure import NORMS, is_norm_node, trace
+from dnnmeter.transforms.context import Context
+from dnnmeter.transforms.convs import COMPOSITES
+from dnnmeter.transforms.select import selected
+from dnnmeter.transforms.shapes import Shape, io_shapes, propagate
+from dnnmeter.transforms.structure import NORMS, is_norm_node, trace
 
 OP = "residual"
 ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.SiLU, nn.GELU, nn.Hardswish)

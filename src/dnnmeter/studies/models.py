@@ -102,7 +102,7 @@ def _measured_accuracy(store: Store, model: str, settings: StudySettings, key: s
                        step: Callable[[str, bool], None]) -> list[str]:
     """Evaluate ``model`` on the study's data; where that fails the published figure stays."""
     from dnnmeter.errors import DnnmeterError
-    from dnnmeter.evaluate import evaluate
+    from dnnmeter.accuracy import evaluate
 
     if store.has(key):
         step(f"{model}: accuracy (stored)", False)
@@ -157,14 +157,14 @@ def _hardware(store: Store, model: str, settings: StudySettings, keys: dict[str,
     ``model``, both without running it: the roofline's measured side is the bench latency,
     joined in :func:`dnnmeter.results.collect.collect`."""
     from dnnmeter.errors import DnnmeterError
-    from dnnmeter.hardware import hardware, roofline
+    from dnnmeter.hardware import estimate_hardware, roofline
 
     if store.has(keys["hardware"]) and store.has(keys["roofline"]):
         step(f"{model}: hardware model (stored)", False)
         return
     try:
         if not store.has(keys["hardware"]):
-            store.add(keys["hardware"], "hardware", model, hardware(model, **HARDWARE_SETTINGS).to_dict())
+            store.add(keys["hardware"], "hardware", model, estimate_hardware(model, **HARDWARE_SETTINGS).to_dict())
         if not store.has(keys["roofline"]):
             ceilings = _ceilings(store, settings)
             if ceilings.peak_flops_per_s is not None:

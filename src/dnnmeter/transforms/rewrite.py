@@ -1,6 +1,6 @@
 """``modify``: apply operation modifications, in order, to a copy of a model.
 
->>> from dnnmeter.modify import modify
+>>> from dnnmeter.transforms import modify
 >>> dw = modify("tiny_alexnet", ["depthwise-separable"], layers="conv2,conv3,conv4,conv5",
 ...             xception=True)          # the architecture of the zoo's tiny_alexnet_dw
 """
@@ -16,12 +16,12 @@ from torch import nn
 
 from dnnmeter.analysis import parse_input_size
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.modify import ops as conv_ops
-from dnnmeter.modify.context import Context, Options
-from dnnmeter.modify.convs import BETWEEN
-from dnnmeter.modify.residual import residual
-from dnnmeter.modify.result import Rewrite
-from dnnmeter.modify.select import check_patterns, parse_patterns
+from dnnmeter.transforms import ops as conv_ops
+from dnnmeter.transforms.context import Context, Options
+from dnnmeter.transforms.convs import BETWEEN
+from dnnmeter.transforms.residual import residual
+from dnnmeter.transforms.result import Rewrite
+from dnnmeter.transforms.select import check_patterns, parse_patterns
 from dnnmeter.registry import Registry
 
 Op = Callable[[nn.Module, Context], nn.Module]

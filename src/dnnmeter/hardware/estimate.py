@@ -1,4 +1,4 @@
-"""``dnnmeter.hardware(...)``: one model's hardware cost in one call, as one result.
+"""``dnnmeter.estimate_hardware(...)``: one model's hardware cost in one call, as one result.
 
 It puts together what the other modules of this package compute from a model's product
 layers: the access counts with and without data reuse and the DRAM lower bound
@@ -7,11 +7,11 @@ layers: the access counts with and without data reuse and the DRAM lower bound
 runs on a device: the layers are found on the meta device, the rest is arithmetic, so it
 answers in milliseconds.
 
->>> from dnnmeter.hardware import hardware, original_alexnet_layers
->>> r = hardware(original_alexnet_layers())
+>>> from dnnmeter.hardware import estimate_hardware, original_alexnet_layers
+>>> r = estimate_hardware(original_alexnet_layers())
 >>> r.totals.macs, r.totals.naive_accesses, r.totals.dram_lower_bound
 (724406816, 2897627264, 62028963)
->>> r = hardware("resnet18", array="16x16", dataflow="ws", bits=8)
+>>> r = estimate_hardware("resnet18", array="16x16", dataflow="ws", bits=8)
 >>> r.to_dict()["layers"][0]["utilization"]          # doctest: +SKIP
 """
 
@@ -52,7 +52,7 @@ from dnnmeter.hardware.systolic import (
 )
 from dnnmeter.zoo import resolve
 
-__all__ = ["DEFAULT_BITS", "DEFAULT_SRAM_KB", "HardwareResult", "hardware", "model_input_size", "parse_array",
+__all__ = ["DEFAULT_BITS", "DEFAULT_SRAM_KB", "HardwareResult", "estimate_hardware", "model_input_size", "parse_array",
            "parse_sram_kb"]
 
 # SCALE-Sim's defaults: 64 KB for each of the ifmap, filter and ofmap SRAMs, 1-byte words.
@@ -291,7 +291,7 @@ def _export(layers: list[LayerShape], directory: Any, label: str, array: tuple[i
     return {"format": fmt, **{k: str(v) for k, v in paths.items()}}
 
 
-def hardware(
+def estimate_hardware(
     model: str | nn.Module | Sequence[LayerShape] | None = None,
     *,
     input_size: Any = None,

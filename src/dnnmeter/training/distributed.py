@@ -35,10 +35,10 @@ from torch import nn
 from dnnmeter.data.files import one_line
 from dnnmeter.errors import DnnmeterError
 from dnnmeter.measure.threads import available_cores, torch_threads
-from dnnmeter.train.loop import Sync
-from dnnmeter.train.result import TrainResult
-from dnnmeter.train.session import Progress, build_module, run
-from dnnmeter.train.settings import TrainSettings
+from dnnmeter.training.loop import Sync
+from dnnmeter.training.result import TrainResult
+from dnnmeter.training.session import Progress, build_module, run
+from dnnmeter.training.settings import TrainSettings
 
 RESULT = "result.json"
 STATE = "state.safetensors"

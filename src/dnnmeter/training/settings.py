@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.train.augment import parse_augment
+from dnnmeter.training.augment import parse_augment
 
 STRATEGIES = ("ddp", "average")
 DIGITS_EPOCHS = 8

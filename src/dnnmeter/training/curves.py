@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dnnmeter.train.result import TrainResult
+from dnnmeter.training.result import TrainResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -3,7 +3,7 @@
 Both sweeps do the same things around their own modification: open the evaluation data,
 take a few batches of it (calibration, output comparison), measure a module's serialized
 size and its latency with the same thread count, and score it with
-:func:`dnnmeter.evaluate.evaluate`.
+:func:`dnnmeter.accuracy.evaluate`.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def _as_tensor(output: Any) -> torch.Tensor:
 
 def top1(module: nn.Module, dataset: Dataset, limit: int | None, batch_size: int = 64) -> float | None:  # type: ignore[type-arg]
     """Top-1 accuracy by dnnmeter.evaluate (the caller's module is restored by it)."""
-    from dnnmeter.evaluate import evaluate
+    from dnnmeter.accuracy import evaluate
 
     return evaluate(module, dataset, limit=limit, batch_size=batch_size).top1
 

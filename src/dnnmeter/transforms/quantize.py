@@ -11,7 +11,7 @@ Two different questions, two tools:
   b; its size is the packed size it *would* take (estimated) and it has no fixed-point
   latency to measure.
 
->>> from dnnmeter.modify.quantize import quantization_sweep
+>>> from dnnmeter.transforms.quantize import quantization_sweep
 >>> points = quantization_sweep(model, "digits", input_size=32, eval_limit=300)  # model: yours  # doctest: +SKIP
 >>> [(p.kind, p.bits, p.top1, p.size_bytes) for p in points]  # doctest: +SKIP
 """
@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dnnmeter.errors import DnnmeterError, InvalidInputError
-from dnnmeter.modify import _compress_common as common
+from dnnmeter.transforms import _compress_common as common
 
 __all__ = [
     "FLOAT_BITS",
@@ -448,7 +448,7 @@ def quantization_sweep(
     ``data`` is a Dataset of preprocessed ``(image, label)``, ``"digits"`` or a folder
     (opened at ``input_size``, default 64). The first ``calibration_batches`` batches
     (spread over the data) calibrate activation ranges and are the inputs the SQNR is
-    measured on; accuracy is :func:`dnnmeter.evaluate.evaluate` on ``eval_limit`` images.
+    measured on; accuracy is :func:`dnnmeter.accuracy.evaluate` on ``eval_limit`` images.
     Latency is measured for the float and int8 models only, in this process with
     ``threads`` threads (restored after). The float point is always included.
     """

@@ -10,7 +10,7 @@
   for Efficient ConvNets*, 2017) and physically shrinks the layers, so MACs, size, latency
   and the hardware model all see the smaller shapes.
 
->>> from dnnmeter.modify.prune import prune, pruning_sweep
+>>> from dnnmeter.transforms.prune import prune, pruning_sweep
 >>> small = prune(model, 0.5, method="structured")       # a copy; model is untouched  # doctest: +SKIP
 >>> points = pruning_sweep(model, "digits", method="unstructured", input_size=32)  # doctest: +SKIP
 """
@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from dnnmeter import names
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.modify import _compress_common as common
-from dnnmeter.modify.channels import remove_channels
+from dnnmeter.transforms import _compress_common as common
+from dnnmeter.transforms.channels import remove_channels
 
 __all__ = [
     "METHODS",

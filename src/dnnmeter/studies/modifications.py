@@ -58,10 +58,10 @@ def _module(variant: Variant, settings: ModificationsSettings) -> tuple[Any, int
     """The variant's untrained network, with one output per class of the data, and its input size."""
     import torch
 
-    from dnnmeter.modify import modify
-    from dnnmeter.train.api import input_size_for
-    from dnnmeter.train.data import open_splits
-    from dnnmeter.train.session import build_module
+    from dnnmeter.transforms import modify
+    from dnnmeter.training.api import input_size_for
+    from dnnmeter.training.data import open_splits
+    from dnnmeter.training.session import build_module
 
     size = input_size_for(variant.model, settings.data)
     classes = len(open_splits(settings.data, size, settings.seed, 0.2).classes)
@@ -80,7 +80,7 @@ def _train_variant(variant: Variant, settings: ModificationsSettings, progress: 
     import statistics
 
     from dnnmeter.analysis import analyze
-    from dnnmeter.train import train
+    from dnnmeter.training import train
 
     module, size = _module(variant, settings)
     cost = analyze(module, input_size=(3, size, size))
@@ -108,8 +108,8 @@ def _train_variant(variant: Variant, settings: ModificationsSettings, progress: 
 def _splits(settings: ModificationsSettings, trained: dict[str, Any]) -> tuple[Any, Any]:
     """The (train, val) splits the variant was trained and scored on, normalised as it was
     trained (no augmentation)."""
-    from dnnmeter.train.augment import val_transform
-    from dnnmeter.train.data import Mapped, open_splits
+    from dnnmeter.training.augment import val_transform
+    from dnnmeter.training.data import Mapped, open_splits
 
     s = trained["settings"]
     splits = open_splits(settings.data, s["input_size"], s["seed"], s["val_fraction"])
@@ -122,8 +122,8 @@ def _compress(store: Store, settings: ModificationsSettings, variant: Variant, t
     """Quantization and pruning sweeps of the trained ``variant``: accuracy against bits and
     against sparsity, on the data it was trained for. Returns how many sweeps ran."""
     from dnnmeter.zoo.weights import load_weights_file
-    from dnnmeter.modify.prune import pruning_sweep
-    from dnnmeter.modify.quantize import quantization_sweep
+    from dnnmeter.transforms.prune import pruning_sweep
+    from dnnmeter.transforms.quantize import quantization_sweep
 
     keys = {what: key for what, key in compression_keys(settings, variant).items() if not store.has(key)}
     if not keys or not trained.get("checkpoint"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dnnmeter.modify.result import Change, Skip
+from dnnmeter.transforms.result import Change, Skip
 
 
 @dataclass(frozen=True)

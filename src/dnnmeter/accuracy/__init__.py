@@ -6,7 +6,7 @@ all three on this machine and labels them ``measured`` (published figures are la
 ``published`` elsewhere). A checkpoint written by ``dnnmeter train`` is scored on the images
 its training held out.
 
->>> from dnnmeter.evaluate import evaluate
+>>> from dnnmeter.accuracy import evaluate
 >>> import warnings
 >>> with warnings.catch_warnings():
 ...     warnings.simplefilter("ignore")   # initial weights: evaluate warns that the score means nothing
@@ -24,11 +24,11 @@ preprocessing, data), ``held_out`` (which images a checkpoint was not trained on
 
 from __future__ import annotations
 
-from dnnmeter.evaluate.inputs import default_workers, subset_indices
-from dnnmeter.evaluate.held_out import HeldOut
-from dnnmeter.evaluate.loop import DistributedError, evaluate, held_out_data, prepared_data
-from dnnmeter.evaluate.model import build_with_weights
-from dnnmeter.evaluate.result import TOP_K, EvalResult, Tally, best_and_worst, per_class_rows
+from dnnmeter.accuracy.inputs import default_workers, subset_indices
+from dnnmeter.accuracy.held_out import HeldOut
+from dnnmeter.accuracy.loop import DistributedError, evaluate, held_out_data, prepared_data
+from dnnmeter.accuracy.model import build_with_weights
+from dnnmeter.accuracy.result import TOP_K, EvalResult, Tally, best_and_worst, per_class_rows
 from dnnmeter.zoo.weights import checkpoint_meta, load_weights_file
 
 __all__ = ["TOP_K", "DistributedError", "EvalResult", "HeldOut", "Tally", "best_and_worst", "build_with_weights",

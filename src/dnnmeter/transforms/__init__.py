@@ -1,7 +1,7 @@
 """Operation modifications: depthwise-separable, factorised and asymmetric convolutions,
 residual shortcuts and batch norm, applied to a copy of a model, and their cost.
 
->>> from dnnmeter.modify import compare, modify
+>>> from dnnmeter.transforms import compare, modify
 >>> model = modify("tiny_alexnet_dw", ["residual"])        # shortcuts around conv4, conv5
 >>> compare("vgg11", ["depthwise-separable"]).ratio("macs")
 0.139...
@@ -11,16 +11,16 @@ What each op changes by default, and how, is in docs/modify.md.
 
 from __future__ import annotations
 
-from dnnmeter.modify.compare import compare
-from dnnmeter.modify.convs import (
+from dnnmeter.transforms.compare import compare
+from dnnmeter.transforms.convs import (
     BETWEEN,
     AsymmetricConv2d,
     ConvNorm,
     FactorizedConv2d,
     SeparableConv2d,
 )
-from dnnmeter.modify.residual import Residual
-from dnnmeter.modify.result import (
+from dnnmeter.transforms.residual import Residual
+from dnnmeter.transforms.result import (
     COST_FIELDS,
     Change,
     Cost,
@@ -28,7 +28,7 @@ from dnnmeter.modify.result import (
     Rewrite,
     Skip,
 )
-from dnnmeter.modify.rewrite import (
+from dnnmeter.transforms.rewrite import (
     OPS,
     ModifyWarning,
     NothingToModifyError,

@@ -1,6 +1,6 @@
 """Structured pruning: removing whole conv output channels (and the matching inputs of the
 layer that reads them), found with torch.fx; the layers are rebuilt smaller, so MACs, size,
-latency and the hardware model all see the new shapes. :func:`dnnmeter.modify.prune.prune`
+latency and the hardware model all see the new shapes. :func:`dnnmeter.transforms.prune.prune`
 is the door in; this module is its channel surgery.
 """
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 from torch import nn
 
-from dnnmeter.modify import convs
-from dnnmeter.modify.context import Context
-from dnnmeter.modify.select import selected
-from dnnmeter.modify.structure import View, view
+from dnnmeter.transforms import convs
+from dnnmeter.transforms.context import Context
+from dnnmeter.transforms.select import selected
+from dnnmeter.transforms.structure import View, view
 
 Build = Callable[[nn.Conv2d, Context], tuple[nn.Module, str]]
 DefaultSkip = Callable[[str, nn.Conv2d, View], "str | None"]
