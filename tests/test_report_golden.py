@@ -39,6 +39,8 @@ def test_the_terminal_tables_of_a_fixed_study_are_unchanged(golden) -> None:  # 
 
     from dnnmeter.report import text, train_text
     from dnnmeter.report.compression_text import prune_notes, prune_table, quant_notes, quant_table
+    from dnnmeter.hardware.records import HardwareRecord
+    from dnnmeter.hardware.roofline import RooflineRecord
     from dnnmeter.report.hardware_text import hardware_tables
 
     with gzip.open(FIXTURE, "rt") as f:
@@ -50,7 +52,7 @@ def test_the_terminal_tables_of_a_fixed_study_are_unchanged(golden) -> None:  # 
                   prune_table(sweeps["pruning"]), prune_notes(sweeps["pruning"])):
         console.print(shown)
     for m in study["models"]:
-        for table in hardware_tables(m["hardware"], m["roofline"]):
+        for table in hardware_tables(HardwareRecord.from_dict(m["hardware"]), RooflineRecord.from_dict(m["roofline"])):
             console.print(table)
     variants = study["modifications"]["variants"]
     console.print(text.modifications_table(variants))
