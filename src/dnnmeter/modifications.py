@@ -93,7 +93,7 @@ def _train_variant(variant: Variant, settings: ModificationsSettings, progress: 
                    strategy=variant.strategy, threads=settings.threads, progress=show, **_train_kwargs(settings),
                    overwrite=True)  # the study's own folder: a variant interrupted before it was stored reruns
     data = result.to_dict()
-    epoch_s = [row["epoch_s"] for row in result.history]
+    epoch_s = [row.epoch_s for row in result.history]
     data.update({
         "variant": variant.name, "base_model": variant.model, "ops": list(variant.ops),
         "nproc": variant.nproc, "strategy": variant.strategy,

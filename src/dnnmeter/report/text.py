@@ -15,6 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from dnnmeter.analysis.result import Analysis
+from dnnmeter.evaluate.result import EvalResult
 from dnnmeter.report.format import billions, millions, ms, pct, share, size_text
 from dnnmeter.zoo.registry import ModelEntry
 
@@ -203,7 +204,7 @@ def bench_csv(results: Sequence[Any]) -> str:
 # --- eval -----------------------------------------------------------------------------------
 
 
-def eval_tables(result: Any) -> list[Table]:
+def eval_tables(result: EvalResult) -> list[Table]:
     """The totals, then the five best and five worst classes."""
     top = Table(title=f"{result.model} on {result.data} ({result.n} images; weights: {result.weights})",
                 title_justify="left")
@@ -216,7 +217,7 @@ def eval_tables(result: Any) -> list[Table]:
         for col in ("class", "name", "correct", "images", "accuracy"):
             t.add_column(col, justify="left" if col == "name" else "right")
         for r in rows:
-            t.add_row(str(r["class_index"]), str(r["class_name"]), str(r["correct"]), str(r["count"]), pct(r["accuracy"]))
+            t.add_row(str(r.class_index), r.class_name, str(r.correct), str(r.count), pct(r.accuracy))
         tables.append(t)
     return tables
 
