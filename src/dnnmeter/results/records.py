@@ -19,6 +19,8 @@ from dnnmeter.analysis.result import AnalysisSummary
 from dnnmeter.hardware.records import HardwareRecord
 from dnnmeter.hardware.roofline import RooflineRecord
 from dnnmeter.measure.result import BenchResult
+from dnnmeter.modify.prune import PrunePoint
+from dnnmeter.modify.quantize import QuantPoint
 from dnnmeter.results.settings import ModificationsSettings, StudySettings
 
 __all__ = ["AccuracyRecord", "BenchPoint", "BenchedRoofline", "CompressionData", "ModelRecord",
@@ -145,11 +147,11 @@ class RunRecord(Record):
 
 @dataclass
 class CompressionData(Record):
-    """The quantization and pruning sweeps of the first variant, trained (points as dicts)."""
+    """The quantization and pruning sweeps of the first variant, trained."""
 
     variant: str
-    quantization: list[dict[str, Any]] = field(default_factory=list)
-    pruning: list[dict[str, Any]] = field(default_factory=list)
+    quantization: list[QuantPoint] = field(default_factory=list)
+    pruning: list[PrunePoint] = field(default_factory=list)
 
 
 @dataclass
