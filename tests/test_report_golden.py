@@ -42,6 +42,7 @@ def test_the_terminal_tables_of_a_fixed_study_are_unchanged(golden) -> None:  # 
     from dnnmeter.hardware.records import HardwareRecord
     from dnnmeter.hardware.roofline import RooflineRecord
     from dnnmeter.report.hardware_text import hardware_tables
+    from dnnmeter.results.records import VariantRecord
 
     with gzip.open(FIXTURE, "rt") as f:
         study = json.load(f)
@@ -54,7 +55,7 @@ def test_the_terminal_tables_of_a_fixed_study_are_unchanged(golden) -> None:  # 
     for m in study["models"]:
         for table in hardware_tables(HardwareRecord.from_dict(m["hardware"]), RooflineRecord.from_dict(m["roofline"])):
             console.print(table)
-    variants = study["modifications"]["variants"]
+    variants = [VariantRecord.from_dict(v) for v in study["modifications"]["variants"]]
     console.print(text.modifications_table(variants))
     console.print(train_text.comparison_table(variants))
     for v in variants:

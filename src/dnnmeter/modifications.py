@@ -24,6 +24,7 @@ from typing import Any
 
 from dnnmeter.results.collect import MODIFICATIONS_META_KEY as META_KEY
 from dnnmeter.results.collect import collect_modifications
+from dnnmeter.results.records import VariantRecord
 from dnnmeter.results.settings import (
     COMPRESSION,
     TINY_FAMILY,
@@ -42,7 +43,7 @@ Progress = Callable[[str, int, int], None]  # (what is being done, steps done, s
 
 @dataclass
 class ModificationsOutputs:
-    variants: list[dict[str, Any]]
+    variants: list[VariantRecord]
     trained: int = 0
     sweeps: int = 0  # quantization and pruning sweeps run
     skipped_as_done: int = 0

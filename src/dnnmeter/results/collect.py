@@ -20,6 +20,7 @@ from dnnmeter.results.records import (
     ModificationsData,
     RunRecord,
     StudyData,
+    VariantRecord,
 )
 from dnnmeter.results.settings import (
     COMPRESSION,
@@ -155,5 +156,5 @@ def collect_modifications(store: Store) -> ModificationsData:
         "quantization": (sweeps.get("quantization") or {}).get("points", []),
         "pruning": [p for what in COMPRESSION[1:] for p in (sweeps.get(what) or {}).get("points", [])],
     })
-    return ModificationsData(settings=settings, variants=[found[k] for k in keys if k in found],
-                             compression=compression)
+    trained = [VariantRecord.from_dict(found[k]) for k in keys if k in found]
+    return ModificationsData(settings=settings, variants=trained, compression=compression)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dnnmeter._serial import Record
+from dnnmeter._serial import ItemAccess, Record
 from dnnmeter.analysis.result import AnalysisSummary
 from dnnmeter.hardware.records import HardwareRecord
 from dnnmeter.hardware.roofline import RooflineRecord
@@ -22,9 +22,10 @@ from dnnmeter.measure.result import BenchResult
 from dnnmeter.modify.prune import PrunePoint
 from dnnmeter.modify.quantize import QuantPoint
 from dnnmeter.results.settings import ModificationsSettings, StudySettings
+from dnnmeter.train.result import TrainResult
 
 __all__ = ["AccuracyRecord", "BenchPoint", "BenchedRoofline", "CompressionData", "ModelRecord",
-           "ModificationsData", "RunRecord", "StudyData", "batch_sizes", "finite"]
+           "ModificationsData", "RunRecord", "StudyData", "VariantRecord", "batch_sizes", "finite"]
 
 SCHEMA = 1  # results.json's layout
 
@@ -155,12 +156,34 @@ class CompressionData(Record):
 
 
 @dataclass
+class VariantRecord(ItemAccess, TrainResult):
+    """One trained variant of the modifications study: its :class:`TrainResult` (the
+    environment is kept once per store row, not here) and what it costs: ``params``, ``macs``,
+    ``flops`` and ``activations`` at ``input_size``, and the median ``time_per_epoch_s``."""
+
+    environment: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""
+    base_model: str = ""
+    ops: list[str] = field(default_factory=list)
+    nproc: int = 1
+    strategy: str | None = None
+    params: int | None = None
+    macs: int | None = None
+    flops: int | None = None
+    activations: int | None = None
+    input_size: list[int] = field(default_factory=list)
+    time_per_epoch_s: float | None = None
+
+    _omitted: ClassVar[tuple[str, ...]] = ("module", "environment")
+
+
+@dataclass
 class ModificationsData(Record):
-    """The last modifications study: its settings (None when none ran), one dict per trained
-    variant (a ``TrainResult.to_dict()`` with the variant's cost) and the compression sweeps."""
+    """The last modifications study: its settings (None when none ran), one
+    :class:`VariantRecord` per trained variant and the compression sweeps."""
 
     settings: ModificationsSettings | None = None
-    variants: list[dict[str, Any]] = field(default_factory=list)
+    variants: list[VariantRecord] = field(default_factory=list)
     compression: CompressionData | None = None
 
     _omitted_if_none: ClassVar[tuple[str, ...]] = ("compression",)
