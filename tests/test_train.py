@@ -34,7 +34,8 @@ from dnnmeter.train import (
 )
 from dnnmeter.train.augment import train_transform, val_transform
 from dnnmeter.train.data import channel_stats
-from dnnmeter.train.result import EpochRecord
+from dnnmeter.evaluate.result import ClassAccuracy
+from dnnmeter.train.result import EpochRecord, TrainResult
 from dnnmeter.zoo import create_model
 
 PNG_MAGIC = b"\x89PNG"
@@ -282,17 +283,17 @@ def test_plot_curves_draws_several_runs(tmp_path: Path) -> None:
     assert path.read_bytes()[:4] == PNG_MAGIC
 
 
-def _fake_run(world: int, seconds: float, accuracy: float) -> dict[str, object]:
+def _fake_run(world: int, seconds: float, accuracy: float) -> TrainResult:
     dist = {"world_size": world, "strategy": "average", "average_every": 4, "threads_per_process": 1}
-    history = [{"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.9, "val_loss": 0.4, "val_accuracy": accuracy,
-                "epoch_s": seconds, "val_s": 0.1}]  # fmt: skip
-    return {
-        "model": "m", "data": "digits", "history": history, "val_accuracy": accuracy, "train_accuracy": 0.9,
-        "seconds": seconds, "distributed": dist if world > 1 else None, "settings": {"batch_size": 64},
-        "environment": {"torch_threads": 1},
-        "best_classes": [{"class_name": "7", "correct": 3, "count": 4, "accuracy": 0.75}],
-        "worst_classes": [{"class_name": "1", "correct": 1, "count": 4, "accuracy": 0.25}],
-    }  # fmt: skip
+    history = [EpochRecord(epoch=1, train_loss=0.5, train_accuracy=0.9, val_loss=0.4, val_accuracy=accuracy,
+                           epoch_s=seconds, val_s=0.1)]
+    best, worst = ClassAccuracy(7, "7", None, 3, 4, 0.75), ClassAccuracy(1, "1", None, 1, 4, 0.25)
+    return TrainResult(
+        model="m", data="digits", layout="digits", settings={"batch_size": 64}, history=history,
+        train_accuracy=0.9, val_accuracy=accuracy, val_loss=0.4, per_class=[worst, best], best_classes=[best],
+        worst_classes=[worst], checkpoint=None, curves=None, history_file=None, seconds=seconds,
+        distributed=dist if world > 1 else None, environment={"torch_threads": 1},
+    )  # fmt: skip
 
 
 def test_text_tables_show_the_figures_and_the_speed_up() -> None:
