@@ -87,7 +87,7 @@ def page(study: Mapping[str, Any], figures: Sequence[FigureResult], fits: F.Stud
     """The page of ``study`` with its models figures drawn already and ``sections`` as the
     HTML fragments after them."""
     data = _records(study, base)
-    return document(body(Page(data, data.to_dict(), fits, base / "figures", base, figures), list(sections)))
+    return document(body(Page(data, fits, base / "figures", base, figures), list(sections)))
 
 
 def document(body_html: str) -> str:
@@ -108,8 +108,7 @@ def render_all(study_dir: Path) -> Path:
     """Read DIR/results.json, draw DIR/figures/*.png|svg, write DIR/report.html; returns its path."""
     study_dir = Path(study_dir)
     data = _records(_read(study_dir / "results.json"), study_dir)
-    study = data.to_dict()
-    text = document(body(Page(data, study, F.compute_fits(data), study_dir / "figures", study_dir)))
+    text = document(body(Page(data, F.compute_fits(data), study_dir / "figures", study_dir)))
     return _write(study_dir / "report.html", text)
 
 
