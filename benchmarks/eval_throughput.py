@@ -5,7 +5,7 @@ On the CPU with one torch thread, resnet18 (initial weights) at batch size 32:
 
 - forward: the model alone on tensors decoded and preprocessed beforehand (the peer: no
   reading, decoding or resizing at all);
-- evaluate: `dnnmeter.evaluate.evaluate` over a synthetic ImageFolder of JPEGs written to a
+- evaluate: `dnnmeter.accuracy.evaluate` over a synthetic ImageFolder of JPEGs written to a
   temporary folder (320x240 random pixels: noise compresses badly, so decoding costs more
   than for photographs), reading, decoding, resizing, cropping and scoring every image;
   with workers=0 (decoding in the main process) and workers=1 (decoding in a worker process).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """resnet18 in float32 against its int8 version: serialized size and latency at batch 1.
 
-The int8 model comes from ``dnnmeter.modify.quantize.quantize_int8`` (post-training static,
+The int8 model comes from ``dnnmeter.transforms.quantize.quantize_int8`` (post-training static,
 torch's ``x86`` quantized engine), calibrated on random batches: size and speed do not
 depend on the weights' values, so the initial weights do. Both models are timed with
 dnnmeter's timing loop in this process on the same thread count, alternating round by

@@ -63,7 +63,7 @@ def check_all_correct(root: Path, layout: str, n: int, classes: list[str]) -> No
     assert detect(root) == layout
     result = evaluate(Brightness(len(classes)), str(root), input_size=SIZE, batch_size=4)
     assert result.layout == layout
-    assert [row["class_name"] for row in result.per_class] == classes
+    assert [row.class_name for row in result.per_class] == classes
     assert (result.n, result.top1) == (n, 1.0)
 
 

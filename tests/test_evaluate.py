@@ -68,15 +68,15 @@ class Rows(Dataset):  # type: ignore[type-arg]
 def test_top_k_per_class_best_and_worst_by_hand() -> None:
     result = evaluate(nn.Identity(), Rows(), batch_size=3)
     assert (result.n, result.top1, result.top5, result.top5_k) == (20, 0.6, 0.8, 5)
-    rows = {row["class_index"]: row for row in result.per_class}
-    assert [(rows[c]["correct"], rows[c]["count"]) for c in range(8)] == [
+    rows = {row.class_index: row for row in result.per_class}
+    assert [(rows[c].correct, rows[c].count) for c in range(8)] == [
         (4, 4), (2, 2), (3, 4), (1, 2), (2, 4), (0, 1), (0, 3), (0, 0)
     ]  # fmt: skip
-    assert rows[2]["accuracy"] == 0.75 and rows[7]["accuracy"] is None
-    assert rows[3]["class_name"] == "class3"
+    assert rows[2].accuracy == 0.75 and rows[7].accuracy is None
+    assert rows[3].class_name == "class3"
     # Accuracy, then more images first, then lower index; class 7 (no images) in neither.
-    assert [r["class_index"] for r in result.best_classes] == [0, 1, 2, 4, 3]
-    assert [r["class_index"] for r in result.worst_classes] == [6, 5, 4, 3, 2]
+    assert [r.class_index for r in result.best_classes] == [0, 1, 2, 4, 3]
+    assert [r.class_index for r in result.worst_classes] == [6, 5, 4, 3, 2]
     assert result.label == "measured" and result.weights == "as passed (the caller's nn.Module)"
     assert result.layout == "dataset" and result.skipped == []
     d = result.to_dict()
@@ -155,7 +155,7 @@ def test_unreadable_file_is_skipped_and_listed(tmp_path: Path, workers: int) -> 
     assert (result.n, result.top1) == (11, 1.0)
     assert [s["path"] for s in result.skipped] == [str(bad)]
     assert result.skipped[0]["reason"].startswith("UnidentifiedImageError")
-    assert [r["count"] for r in result.per_class] == [4, 3, 4]
+    assert [r.count for r in result.per_class] == [4, 3, 4]
     assert seen == [(5, 12), (10, 12), (12, 12)]
 
 
@@ -171,7 +171,7 @@ def test_limit_evaluates_that_many_spread_over_classes(tmp_path: Path) -> None:
     result = evaluate(Brightness(), str(tmp_path), input_size=16, limit=6)
     # indices 0, 2, 4, 6, 8, 10 of the 12 files: 2 of each class, the corrupt file (6) among them
     assert result.n == 5 and len(result.skipped) == 1
-    assert [r["count"] for r in result.per_class] == [2, 1, 2]
+    assert [r.count for r in result.per_class] == [2, 1, 2]
     assert result.settings["images_requested"] == 6
 
 
@@ -195,7 +195,7 @@ def test_digits_with_a_named_model_and_initial_weights() -> None:
     result = evaluate("tiny_alexnet", "digits", limit=40, batch_size=16)
     assert result.n == 40 and result.weights == "none (initial values)"
     assert result.settings["input_size"] == 64 and result.settings["outputs"] == 200
-    assert sum(r["count"] for r in result.per_class) == 40
+    assert sum(r.count for r in result.per_class) == 40
     assert 0.0 <= result.top1 <= result.top5 <= 1.0  # type: ignore[operator]
     assert result.images_per_s is not None and result.images_per_s > 0
 
@@ -282,3 +282,11 @@ def test_a_dnnmeter_checkpoint_brings_its_classes_size_and_normalisation(tmp_pat
     assert "the checkpoint's training mean/std" in result.settings["preprocessing"]
     x, _ = open_data("digits", None, 32, ([0.3] * 3, [0.3] * 3))[0]
     assert float(x.min()) == pytest.approx(-1.0)  # (0 - 0.3) / 0.3: the checkpoint's statistics, not ImageNet's
+
+
+def test_a_class_row_read_as_a_dict_still_works_with_a_warning() -> None:
+    row = evaluate(nn.Identity(), Rows(), batch_size=3).per_class[2]
+    with pytest.warns(DeprecationWarning, match="row.accuracy"):
+        assert row["accuracy"] == row.accuracy == 0.75
+    with pytest.raises(KeyError), pytest.warns(DeprecationWarning):
+        row["no_such_field"]

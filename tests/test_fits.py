@@ -10,21 +10,14 @@ from typing import Any
 import pytest
 
 from dnnmeter.report import fits as F
+from dnnmeter.results.records import ModelRecord, StudyData
+from made_records import bench_point, model_record
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study_small.json"
 
 
-def model(name: str, top1: float | None = None, macs: float | None = None, t_s: float | None = None,
-          mem: float | None = None, weights: float | None = None, params: float | None = None,
-          status: str = "ok", batch: int = 1, **point: Any) -> dict[str, Any]:
-    """A results.json model entry with one benchmark point, for hand-made cases."""
-    p = {"batch_size": batch, "status": status, "error": None if status == "ok" else "RuntimeError: x",
-         "latency_s_median": None if t_s is None else t_s * batch, "latency_s_per_image": t_s,
-         "images_per_s": None if not t_s else 1.0 / t_s, "peak_memory_bytes": mem, **point}
-    return {"model": name, "family": name.rstrip("0123456789"),
-            "analysis": {"macs": macs, "params": params, "weight_bytes": weights, "batch_size": 1},
-            "accuracy": None if top1 is None else {"top1": top1, "label": "measured"},
-            "bench": [p]}
+def model(name: str, **figures: Any) -> ModelRecord:
+    return model_record(name, **figures)
 
 
 # --- linear_fit ---------------------------------------------------------------------------------
@@ -81,7 +74,7 @@ def test_upper_bound_lies_above_every_model_and_touches_one() -> None:
     assert ub.fit.slope == pytest.approx(-0.01)
     assert ub.lift == pytest.approx(0.75 - (0.91667 - 0.2), abs=1e-4)
     assert ub.fit.intercept == pytest.approx(0.95)
-    gaps = [(ub.fit.predict(1 / m["bench"][0]["latency_s_per_image"]) or 0.0) - m["accuracy"]["top1"]
+    gaps = [(ub.fit.predict(1 / (m.bench[0].latency_s_per_image or 1.0)) or 0.0) - (m.top1 or 0.0)
             for m in models[:4]]
     assert min(gaps) == pytest.approx(0.0, abs=1e-12) and all(g >= -1e-12 for g in gaps)
 
@@ -117,7 +110,7 @@ def test_memory_against_parameters_recovers_floor_and_slope() -> None:
 
 def test_power_series_mean_or_the_meters_reason() -> None:
     metered = model("a", t_s=0.01, power_w=30.0)
-    metered["bench"].append({**metered["bench"][0], "batch_size": 2, "power_w": 40.0})
+    metered.bench.append(bench_point(2, t_s=0.01, power_w=40.0))
     unmetered = model("b", t_s=0.01, power_w=None, power_unavailable_reason="no NVML device")
     a, b = F.power_vs_batch([metered, unmetered])
     assert (a.batch_sizes, a.power_w, a.mean_w, a.reason) == ((1, 2), (30.0, 40.0), 35.0, None)
@@ -149,7 +142,7 @@ def test_equal_models_are_both_on_the_front() -> None:
 def test_best_within_picks_the_most_accurate_that_fits_and_explains_the_rest() -> None:
     sized = [copy.deepcopy(m) for m in HAND_SET]
     for m, mb in zip(sized, (50, 80, 60, 900, 70, 10, 10)):
-        m["bench"][0]["peak_memory_bytes"] = mb * 1e6
+        m.bench[0].peak_memory_bytes = int(mb * 1e6)
     choice = F.best_within(sized, max_latency_ms=25, max_memory_mb=100)
     assert choice.model == "a" and choice.top1 == 0.70 and choice.latency_s == pytest.approx(0.010)
     why = choice.not_chosen
@@ -171,7 +164,7 @@ def test_best_within_an_energy_budget_without_a_meter_excludes_with_the_reason()
 
 
 def test_a_model_with_nothing_measured_never_raises() -> None:
-    empty: dict[str, Any] = {"model": "ghost", "family": None, "analysis": None, "accuracy": None, "bench": []}
+    empty = ModelRecord("ghost")
     assert F.ops_vs_time([empty], 1).fit.reason
     assert F.throughput_upper_bound([empty]).reason
     assert F.accuracy_vs_time([empty]).reason
@@ -180,7 +173,7 @@ def test_a_model_with_nothing_measured_never_raises() -> None:
     assert F.power_vs_batch([empty])[0].reason == "no power readings"
     assert F.pareto_front([empty]).reason
     assert F.best_within([empty], max_latency_ms=10).not_chosen == {"ghost": "no top-1 accuracy"}
-    fits = F.compute_fits({"models": [empty]})
+    fits = F.compute_fits(StudyData("0", "now", models=[empty]))
     assert fits.choice is None and fits.ops_time[0].reason
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -151,9 +153,9 @@ def test_the_one_door_in_is_a_verb_beside_the_package() -> None:
 
 
 def test_text_tables(alexnet: hw.HardwareResult) -> None:
-    roof = roofline(original_alexnet_layers(), FAKE, measure=False).to_dict()
+    roof = roofline(original_alexnet_layers(), FAKE, measure=False).record()
     console = Console(record=True, width=200)
-    for table in hardware_tables(alexnet.to_dict(), roof):
+    for table in hardware_tables(alexnet.record(), roof):
         console.print(table)
     text = console.export_text()
     assert "DRAM lower bound" in text and "62 M" in text and "fc8" in text and "46.7x" in text
@@ -161,24 +163,25 @@ def test_text_tables(alexnet: hw.HardwareResult) -> None:
 
 
 def test_figures_and_html_section(tmp_path: Path, alexnet: hw.HardwareResult) -> None:
-    d = alexnet.to_dict()
-    roof = roofline(original_alexnet_layers(), FAKE, measure=False).to_dict()
+    d = alexnet.record()
+    roof = roofline(original_alexnet_layers(), FAKE, measure=False).record()
     figures = draw_hardware_figures(d, roof, tmp_path / "figures", prefix="alex")
     assert [f.name for f in figures] == ["alex_accesses", "alex_utilization", "alex_roofline"]
     for fig in figures:
         assert fig.skipped_reason is None and fig.png and fig.png.stat().st_size > 1000
         assert fig.svg and fig.svg.read_text().lstrip().startswith("<?xml")
-    html = hardware_section([HardwareRecord.from_dict(d)], [RooflineRecord.from_dict(roof)], figures, tmp_path)
+    html = hardware_section([d], [roof], figures, tmp_path)
     assert html.count("<table>") >= 4 and html.count('src="data:image/png;base64,') == 3
     assert 'id="alex_roofline"' in html and "alexnet-2012" in html and "fc6" in html
 
 
 def test_figures_say_why_they_are_not_drawn(tmp_path: Path) -> None:
-    empty = {"model": "none", "layers": [], "settings": {}, "totals": {}}
+    empty = dataclasses.replace(estimate_hardware(original_alexnet_layers()).record(), model="none", layers=[])
     assert "no convolution" in (draw_accesses(empty, tmp_path / "a").skipped_reason or "")
     assert "no convolution" in (draw_utilization(empty, tmp_path / "u").skipped_reason or "")
-    roof = roofline(original_alexnet_layers(), FAKE, measure=False).to_dict()
-    roof["ceilings"] = {**roof["ceilings"], "peak_flops_per_s": None, "unavailable_reason": "no CUDA device"}
+    roof = roofline(original_alexnet_layers(), FAKE, measure=False).record()
+    roof = dataclasses.replace(roof, ceilings=dataclasses.replace(roof.ceilings, peak_flops_per_s=None,
+                                                                  unavailable_reason="no CUDA device"))
     assert "no CUDA device" in (draw_roofline(roof, tmp_path / "r").skipped_reason or "")
     assert not (tmp_path / "r.png").exists()
 

@@ -45,14 +45,15 @@ def test_each_variant_is_stored_with_its_cost_and_curves(study: tuple[Path, Modi
     again = run_modifications(settings)  # resumes: everything is in the store
     assert (again.trained, again.sweeps, again.skipped_as_done) == (0, 0, 3)
     plain, dw, res = again.variants
-    assert [v["variant"] for v in again.variants] == ["plain", "depthwise", "depthwise + residual"]
+    assert [v.variant for v in again.variants] == ["plain", "depthwise", "depthwise + residual"]
     # The depthwise-separable network has fewer parameters and MACs, as in the seed (about 18%).
-    assert dw["params"] < 0.2 * plain["params"] and dw["macs"] < 0.2 * plain["macs"]
-    assert res["params"] == dw["params"]  # identity shortcuts add no parameter
+    assert dw.params is not None and plain.params is not None and dw.macs is not None and plain.macs is not None
+    assert dw.params < 0.2 * plain.params and dw.macs < 0.2 * plain.macs
+    assert res.params == dw.params  # identity shortcuts add no parameter
     for v in again.variants:
-        assert len(v["history"]) == 1 and 0.0 <= v["val_accuracy"] <= 1.0
-        assert v["time_per_epoch_s"] > 0 and Path(v["checkpoint"]).is_file()
-        assert len(v["best_classes"]) == 5 and len(v["worst_classes"]) == 5
+        assert len(v.history) == 1 and v.val_accuracy is not None and 0.0 <= v.val_accuracy <= 1.0
+        assert v.time_per_epoch_s and v.time_per_epoch_s > 0 and Path(v.checkpoint or "").is_file()
+        assert len(v.best_classes) == 5 and len(v.worst_classes) == 5
 
 
 @pytest.mark.timeout(600)  # the first to run also trains the shared study (100 s on a loaded 2-core machine)

@@ -223,7 +223,7 @@ def test_table_and_figure(sweeps, tmp_path) -> None:  # type: ignore[no-untyped-
     run, _, _ = sweeps
     points = run["unstructured"] + run["structured"]
     assert prune_table(points).row_count == 6
-    notes = prune_notes([p.to_dict() for p in points])
+    notes = prune_notes([PrunePoint.from_dict(p.to_dict()) for p in points])  # as stored and read back
     assert notes[0].startswith("* estimated") and any("zero-skipping" in n for n in notes)
     png, svg = accuracy_vs_sparsity(points, tmp_path / "sub" / "sparsity")
     assert png.exists() and svg.exists() and png.parent.name == "sub"

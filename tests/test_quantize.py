@@ -17,6 +17,7 @@ from torch import nn
 from dnnmeter.data.digits import digits_split
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.transforms.quantize import (
+    QuantPoint,
     fake_quantize,
     model_size_bytes,
     packed_size_bytes,
@@ -219,7 +220,7 @@ def test_table_and_figure(sweep, tmp_path) -> None:  # type: ignore[no-untyped-d
     from dnnmeter.report.compression_text import quant_notes, quant_table
 
     points, _, _ = sweep
-    table = quant_table([p.to_dict() for p in points])
+    table = quant_table([QuantPoint.from_dict(p.to_dict()) for p in points])  # as stored and read back
     assert table.row_count == len(points)
     console = Console(width=160, record=True)
     console.print(table)

@@ -39,20 +39,23 @@ def test_the_terminal_tables_of_a_fixed_study_are_unchanged(golden) -> None:  # 
 
     from dnnmeter.report import text, train_text
     from dnnmeter.report.compression_text import prune_notes, prune_table, quant_notes, quant_table
+    from dnnmeter.hardware.records import HardwareRecord
+    from dnnmeter.hardware.roofline import RooflineRecord
     from dnnmeter.report.hardware_text import hardware_tables
+    from dnnmeter.results.records import CompressionData, VariantRecord
 
     with gzip.open(FIXTURE, "rt") as f:
         study = json.load(f)
     buf = io.StringIO()
     console = Console(file=buf, width=200, color_system=None)
-    sweeps = study["modifications"]["compression"]
-    for shown in (quant_table(sweeps["quantization"]), quant_notes(sweeps["quantization"]),
-                  prune_table(sweeps["pruning"]), prune_notes(sweeps["pruning"])):
+    sweeps = CompressionData.from_dict(study["modifications"]["compression"])
+    for shown in (quant_table(sweeps.quantization), quant_notes(sweeps.quantization),
+                  prune_table(sweeps.pruning), prune_notes(sweeps.pruning)):
         console.print(shown)
     for m in study["models"]:
-        for table in hardware_tables(m["hardware"], m["roofline"]):
+        for table in hardware_tables(HardwareRecord.from_dict(m["hardware"]), RooflineRecord.from_dict(m["roofline"])):
             console.print(table)
-    variants = study["modifications"]["variants"]
+    variants = [VariantRecord.from_dict(v) for v in study["modifications"]["variants"]]
     console.print(text.modifications_table(variants))
     console.print(train_text.comparison_table(variants))
     for v in variants:

@@ -1,4 +1,4 @@
-"""dnnmeter.train on one process: settings, augmentations, normalisation, determinism,
+"""dnnmeter.training on one process: settings, augmentations, normalisation, determinism,
 files, and the final figures checked against the returned module.
 
 Oracles: hand-computed channel statistics and normalisation; a mirror is either the image
@@ -34,6 +34,8 @@ from dnnmeter.training import (
 )
 from dnnmeter.training.augment import train_transform, val_transform
 from dnnmeter.training.data import channel_stats
+from dnnmeter.accuracy.result import ClassAccuracy
+from dnnmeter.training.result import EpochRecord, TrainResult
 from dnnmeter.zoo import create_model
 
 PNG_MAGIC = b"\x89PNG"
@@ -65,8 +67,8 @@ def quick(model: str | nn.Module | None = None, **kwargs: object) -> TrainResult
     return train(model, "digits", **args)  # type: ignore[arg-type]
 
 
-def without_times(history: list[dict[str, float]]) -> list[dict[str, float]]:
-    return [{k: v for k, v in row.items() if k not in TIMES} for row in history]
+def without_times(history: list[EpochRecord]) -> list[dict[str, float]]:
+    return [{k: v for k, v in row.to_dict().items() if k not in TIMES} for row in history]
 
 
 # --- settings and augmentations ---------------------------------------------------------------
@@ -174,9 +176,9 @@ def test_result_fields_and_the_accuracy_recomputed_from_the_module() -> None:
     d = r.to_dict()
     json.dumps(d)  # JSON-ready
     assert "module" not in d
-    assert [h["epoch"] for h in r.history] == [1, 2]
-    assert set(r.history[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", *TIMES}
-    assert r.val_accuracy == r.history[-1]["val_accuracy"]
+    assert [h.epoch for h in r.history] == [1, 2]
+    assert set(r.history[0].to_dict()) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", *TIMES}
+    assert r.val_accuracy == r.history[-1].val_accuracy
     assert r.settings["train_images"] + r.settings["val_images"] == 1797
     assert r.settings["steps_per_epoch"] == math.ceil(r.settings["train_images"] / 64)
     assert len(r.best_classes) == len(r.worst_classes) == 5
@@ -223,7 +225,7 @@ def test_files_are_written_and_read_back(tmp_path: Path) -> None:
     assert r.checkpoint == str(tmp_path / "model.safetensors")
     assert Path(r.curves or "").read_bytes()[:4] == PNG_MAGIC
     history = json.loads((tmp_path / "history.json").read_text())
-    assert history["history"] == r.history
+    assert history["history"] == [h.to_dict() for h in r.history]
     assert json.loads((tmp_path / "result.json").read_text())["val_accuracy"] == r.val_accuracy
     side = read_sidecar(r.checkpoint)
     assert side["classes"] == [str(d) for d in range(10)] and side["input_size"] == [3, 16, 16]
@@ -255,7 +257,7 @@ def test_a_folder_with_train_and_val(tmp_path: Path) -> None:
     r = train(Tiny(classes=2), str(tmp_path), epochs=1, input_size=8, batch_size=4, threads=1)
     assert r.layout == "image-folder" and r.settings["classes"] == 2
     assert r.settings["train_images"] == r.settings["val_images"] == 8
-    assert {c["class_name"] for c in r.per_class} == {"dark", "light"}
+    assert {c.class_name for c in r.per_class} == {"dark", "light"}
     mean = r.settings["normalization"]["mean"][0]
     assert mean == pytest.approx(
         (np.mean([20 + i for i in range(4)] + [220 + i for i in range(4)])) / 255, abs=1e-5
@@ -281,17 +283,17 @@ def test_plot_curves_draws_several_runs(tmp_path: Path) -> None:
     assert path.read_bytes()[:4] == PNG_MAGIC
 
 
-def _fake_run(world: int, seconds: float, accuracy: float) -> dict[str, object]:
+def _fake_run(world: int, seconds: float, accuracy: float) -> TrainResult:
     dist = {"world_size": world, "strategy": "average", "average_every": 4, "threads_per_process": 1}
-    history = [{"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.9, "val_loss": 0.4, "val_accuracy": accuracy,
-                "epoch_s": seconds, "val_s": 0.1}]  # fmt: skip
-    return {
-        "model": "m", "data": "digits", "history": history, "val_accuracy": accuracy, "train_accuracy": 0.9,
-        "seconds": seconds, "distributed": dist if world > 1 else None, "settings": {"batch_size": 64},
-        "environment": {"torch_threads": 1},
-        "best_classes": [{"class_name": "7", "correct": 3, "count": 4, "accuracy": 0.75}],
-        "worst_classes": [{"class_name": "1", "correct": 1, "count": 4, "accuracy": 0.25}],
-    }  # fmt: skip
+    history = [EpochRecord(epoch=1, train_loss=0.5, train_accuracy=0.9, val_loss=0.4, val_accuracy=accuracy,
+                           epoch_s=seconds, val_s=0.1)]
+    best, worst = ClassAccuracy(7, "7", None, 3, 4, 0.75), ClassAccuracy(1, "1", None, 1, 4, 0.25)
+    return TrainResult(
+        model="m", data="digits", layout="digits", settings={"batch_size": 64}, history=history,
+        train_accuracy=0.9, val_accuracy=accuracy, val_loss=0.4, per_class=[worst, best], best_classes=[best],
+        worst_classes=[worst], checkpoint=None, curves=None, history_file=None, seconds=seconds,
+        distributed=dist if world > 1 else None, environment={"torch_threads": 1},
+    )  # fmt: skip
 
 
 def test_text_tables_show_the_figures_and_the_speed_up() -> None:
@@ -328,5 +330,5 @@ def test_tiny_imagenet_layout_trains_on_train_and_scores_on_val(tmp_path: Path) 
     r = train(Tiny(classes=2), str(tmp_path), epochs=1, input_size=8, batch_size=2, threads=1)
     assert r.layout == "tiny-imagenet" and r.settings["split"] == "Tiny ImageNet train/ and val/"
     assert (r.settings["train_images"], r.settings["val_images"]) == (6, 2)
-    assert [c["class_name"] for c in r.per_class] == sorted(wnids)
+    assert [c.class_name for c in r.per_class] == sorted(wnids)
     assert default_epochs(str(tmp_path)) == FOLDER_EPOCHS == 100  # the seed's run, unless told otherwise

@@ -31,6 +31,7 @@ import enum
 import functools
 import types
 import typing
+import warnings
 from pathlib import PurePath
 from typing import Any, TypeVar
 
@@ -38,7 +39,7 @@ from dnnmeter.errors import DnnmeterError
 
 T = TypeVar("T")
 
-__all__ = ["Record", "SerialError", "from_dict", "to_dict"]
+__all__ = ["ItemAccess", "Record", "SerialError", "from_dict", "to_dict"]
 
 
 class SerialError(DnnmeterError, ValueError):
@@ -166,3 +167,17 @@ class Record:
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         return from_dict(cls, data)
+
+
+class ItemAccess:
+    """``row["count"]`` on a record that was a dict in earlier versions: it still reads, with a
+    DeprecationWarning naming the attribute (``row.count``)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        warnings.warn(f'row["{key}"] is deprecated: read the attribute, row.{key}', DeprecationWarning,
+                      stacklevel=2)
+        if key not in {f.name for f in dataclasses.fields(self)}:  # type: ignore[arg-type]
+            raise KeyError(key)
+        return to_dict(getattr(self, key))

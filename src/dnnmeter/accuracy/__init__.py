@@ -11,7 +11,7 @@ its training held out.
 >>> with warnings.catch_warnings():
 ...     warnings.simplefilter("ignore")   # initial weights: evaluate warns that the score means nothing
 ...     r = evaluate("resnet18", "digits", input_size=64, limit=20)
->>> r.n, [c["class_name"] for c in r.worst_classes][:1]
+>>> r.n, [c.class_name for c in r.worst_classes][:1]
 (20, [...])
 >>> r = evaluate("resnet50", "/data/imagenet/val", weights="default")   # needs ImageNet and the hub cache  # doctest: +SKIP
 >>> r = evaluate("tiny_alexnet", "digits", weights="out/model.safetensors")  # needs a trained checkpoint  # doctest: +SKIP
@@ -28,9 +28,9 @@ from dnnmeter.accuracy.inputs import default_workers, subset_indices
 from dnnmeter.accuracy.held_out import HeldOut
 from dnnmeter.accuracy.loop import DistributedError, evaluate, held_out_data, prepared_data
 from dnnmeter.accuracy.model import build_with_weights
-from dnnmeter.accuracy.result import TOP_K, EvalResult, Tally, best_and_worst, per_class_rows
+from dnnmeter.accuracy.result import TOP_K, ClassAccuracy, EvalResult, Tally, best_and_worst, per_class_rows
 from dnnmeter.zoo.weights import checkpoint_meta, load_weights_file
 
-__all__ = ["TOP_K", "DistributedError", "EvalResult", "HeldOut", "Tally", "best_and_worst", "build_with_weights",
-           "checkpoint_meta", "default_workers", "evaluate", "held_out_data", "load_weights_file", "per_class_rows",
+__all__ = ["TOP_K", "ClassAccuracy", "DistributedError", "EvalResult", "HeldOut", "Tally", "best_and_worst",
+           "build_with_weights", "checkpoint_meta", "default_workers", "evaluate", "held_out_data", "load_weights_file", "per_class_rows",
            "prepared_data", "subset_indices"]

@@ -7,30 +7,41 @@ reads like ``dnnmeter eval``'s: both use :func:`per_class_rows` and :func:`best_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from dnnmeter._serial import ItemAccess, Record
 from dnnmeter.data import Skipped
 
 TOP_K = 5
 RANKED = 5  # classes in best_classes and in worst_classes
 
-Row = dict[str, Any]  # one class of per_class
+
+@dataclass
+class ClassAccuracy(ItemAccess, Record):
+    """One class's top-1 score: ``correct`` of ``count`` images (``accuracy`` None when the
+    class had none); ``class_name`` is the folder or WNID, ``description`` its words when
+    the data set ships them."""
+
+    class_index: int
+    class_name: str
+    description: str | None
+    correct: int
+    count: int
+    accuracy: float | None
 
 
 @dataclass
-class EvalResult:
+class EvalResult(Record):
     """Accuracy of ``model`` on ``data``, measured.
 
     ``top1`` and ``top5`` are fractions of the ``n`` images evaluated (unreadable ones are in
     ``skipped``, not in ``n``). ``top5`` is top-``top5_k`` with ``top5_k = min(5, outputs)``:
     a model with fewer than 5 outputs is scored on all of them (top5 is then 1.0 for every
-    label it can output). ``per_class`` holds one row per class: ``class_index``,
-    ``class_name`` (folder or WNID), ``description`` (words, when the data set ships them),
-    ``correct`` (top-1), ``count`` and ``accuracy`` (None when the class had no image).
+    label it can output). ``per_class`` holds one :class:`ClassAccuracy` per class.
     ``images_per_s`` is end to end: reading, decoding, preprocessing and the forward pass.
     ``held_out``: True when every image scored is one the weights were not trained on (the
     checkpoint's recorded split), False when the data is what they were trained on, None
@@ -44,9 +55,9 @@ class EvalResult:
     top1: float | None
     top5: float | None
     top5_k: int | None
-    per_class: list[dict[str, Any]]
-    best_classes: list[dict[str, Any]]
-    worst_classes: list[dict[str, Any]]
+    per_class: list[ClassAccuracy]
+    best_classes: list[ClassAccuracy]
+    worst_classes: list[ClassAccuracy]
     images_per_s: float | None
     seconds: float
     skipped: list[dict[str, str]]
@@ -56,9 +67,6 @@ class EvalResult:
     environment: dict[str, Any] = field(default_factory=dict)
     held_out: bool | None = None
     held_out_note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _padded(counts: np.ndarray, size: int) -> np.ndarray:
@@ -125,30 +133,32 @@ class Tally:
         )
 
 
-def per_class_rows(tally: Tally, classes: Sequence[str], descriptions: Sequence[str | None]) -> list[Row]:
-    """One row per class: index, name, description, top-1 ``correct``, ``count``, ``accuracy``."""
+def per_class_rows(tally: Tally, classes: Sequence[str],
+                   descriptions: Sequence[str | None]) -> list[ClassAccuracy]:
+    """One :class:`ClassAccuracy` per class, in class-index order."""
     rows = []
     for c in range(max(len(tally.count), len(classes))):
         count = int(tally.count[c]) if c < len(tally.count) else 0
         correct = int(tally.correct1[c]) if c < len(tally.correct1) else 0
-        rows.append({
-            "class_index": c,
-            "class_name": classes[c] if c < len(classes) else str(c),
-            "description": descriptions[c] if c < len(descriptions) else None,
-            "correct": correct,
-            "count": count,
-            "accuracy": correct / count if count else None,
-        })  # fmt: skip
+        rows.append(ClassAccuracy(
+            class_index=c,
+            class_name=classes[c] if c < len(classes) else str(c),
+            description=descriptions[c] if c < len(descriptions) else None,
+            correct=correct,
+            count=count,
+            accuracy=correct / count if count else None,
+        ))  # fmt: skip
     return rows
 
 
-def best_and_worst(per_class: list[Row], n: int = RANKED) -> tuple[list[Row], list[Row]]:
+def best_and_worst(per_class: list[ClassAccuracy],
+                   n: int = RANKED) -> tuple[list[ClassAccuracy], list[ClassAccuracy]]:
     """The ``n`` classes of highest and of lowest top-1 accuracy, among classes with images.
 
     Ties in accuracy go to the class with more images (the better evidence), then to the
     lower class index.
     """
-    scored = [row for row in per_class if row["count"]]
-    best = sorted(scored, key=lambda r: (-r["accuracy"], -r["count"], r["class_index"]))
-    worst = sorted(scored, key=lambda r: (r["accuracy"], -r["count"], r["class_index"]))
+    scored = [row for row in per_class if row.count and row.accuracy is not None]
+    best = sorted(scored, key=lambda r: (-(r.accuracy or 0.0), -r.count, r.class_index))
+    worst = sorted(scored, key=lambda r: (r.accuracy or 0.0, -r.count, r.class_index))
     return best[:n], worst[:n]

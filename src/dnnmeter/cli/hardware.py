@@ -22,10 +22,10 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
         raise DnnmeterError("give a MODEL or --topology SCALESIM.csv")
     model = None if args.model is None else common.resolve_all([args.model])[0]
     result = estimate_hardware(model, input_size=parse_input_size(args.input_size), batch_size=args.batch_size,
-                               array=args.array, dataflow=args.dataflow, sram_kb=args.sram_kb, bits=args.bits,
-                               energy_table=args.energy_table, topology=args.topology,
-                               export_scalesim=args.export_scalesim)
-    data = result.to_dict()
+                      array=args.array, dataflow=args.dataflow, sram_kb=args.sram_kb, bits=args.bits,
+                      energy_table=args.energy_table, topology=args.topology, export_scalesim=args.export_scalesim)
+    record = result.record()
+    data = record.to_dict()
     roof = None
     if args.roofline:
         if model is None:
@@ -34,16 +34,16 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
             progress.add_task("measuring this machine's ceilings and the model's layers", total=None)
             ceilings = measure_ceilings("cpu", threads=args.threads)
             roof = roofline(model, ceilings, input_size=parse_input_size(args.input_size),
-                            batch_size=args.batch_size, threads=args.threads).to_dict()
-        data["roofline"] = roof
+                            batch_size=args.batch_size, threads=args.threads).record()
+        data["roofline"] = roof.to_dict()
     if args.figures:
-        for figure in draw_hardware_figures(data, roof, args.figures):
+        for figure in draw_hardware_figures(record, roof, args.figures):
             print(f"dnnmeter: figure {figure.png or figure.skipped_reason}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(data, indent=2))
     else:
         console = common.console()
-        for table in hardware_tables(data, roof, per_layer=args.per_layer):
+        for table in hardware_tables(record, roof, per_layer=args.per_layer):
             console.print(table)
     return 0
 

@@ -35,7 +35,7 @@ def _cmd_study_modifications(args: argparse.Namespace) -> int:
             return 130
     rendered = report(args.out)
     if args.format == "json":
-        print(json.dumps(outputs.variants, indent=2))
+        print(json.dumps([v.to_dict() for v in outputs.variants], indent=2))
     else:
         common.console().print(text.modifications_table(outputs.variants))
     rendered.notes.extend(outputs.notes)

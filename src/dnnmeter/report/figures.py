@@ -42,10 +42,11 @@ from dnnmeter.report.model_marks import (
     weights_mb,
 )
 from dnnmeter.report.plot import FigureResult, colour, figure_result, log_scale, new_figure
+from dnnmeter.results.records import ModelRecord, StudyData, finite
 
 __all__ = ["FIGURES", "FigureResult", "Spec", "render_figures"]
 
-Model = Mapping[str, Any]
+Model = ModelRecord
 
 
 @dataclass
@@ -92,7 +93,7 @@ def draw_top1_per_mparam(ctx: Context) -> Drawn:
     if not rows:
         return "no accuracy: no model has both a top-1 figure and a parameter count"
     rows.sort(key=lambda d: d.top1_per_mparam or 0.0)
-    by_name = {F.name_of(m): m for m in ctx.models}
+    by_name = {m.model: m for m in ctx.models}
     fig, (ax,) = new_figure()
     bars(ax, [by_name[d.model] for d in rows], [100.0 * (d.top1_per_mparam or 0.0) for d in rows])
     log_scale(ax, "y")
@@ -131,7 +132,7 @@ LINESTYLES = ("-", "--", ":", "-.")
 
 def series(m: Model, key: str, scale: float) -> tuple[list[int], list[float]]:
     """(batch sizes, values x scale) of a model's ``ok`` points that have ``key``."""
-    pts = [(int(p["batch_size"]), F.number(p.get(key))) for p in m.get("bench") or [] if p.get("status") == "ok"]
+    pts = [(p.batch_size, finite(getattr(p, key))) for p in m.bench if p.status == "ok"]
     kept = sorted((b, v * scale) for b, v in pts if v is not None)
     return [b for b, _ in kept], [v for _, v in kept]
 
@@ -145,10 +146,10 @@ def draw_series(ctx: Context, key: str, scale: float, ylabel: str, log_y: bool) 
     fig, (ax,) = new_figure(width=8.2)
     seen: dict[str, int] = {}
     for m, b, v in drawn:
-        fam = str(m.get("family"))
+        fam = m.family
         style = LINESTYLES[seen.get(fam, 0) % len(LINESTYLES)]
         seen[fam] = seen.get(fam, 0) + 1
-        ax.plot(b, v, marker="o", markersize=4, linestyle=style, color=colour(fam), label=F.name_of(m))
+        ax.plot(b, v, marker="o", markersize=4, linestyle=style, color=colour(fam), label=m.model)
     sizes = sorted({b for _, bs, _ in drawn for b in bs})
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(s) for s in sizes])
@@ -169,7 +170,7 @@ def draw_time_vs_batch(ctx: Context) -> Drawn:
 
 
 def draw_memory_vs_batch(ctx: Context) -> Drawn:
-    kinds = {p.get("memory_kind") for m in ctx.models for p in m.get("bench") or [] if p.get("memory_kind")}
+    kinds = {p.memory_kind for m in ctx.models for p in m.bench if p.memory_kind}
     ctx.notes.extend(f"memory: {k}" for k in sorted(kinds))
     return draw_series(ctx, "peak_memory_bytes", 1e-6, "peak memory (MB, log scale)", True)
 
@@ -321,10 +322,11 @@ SPLIT_COLOURS = {"conv": "#0072B2", "FC": "#E69F00", "other": "#BBBBBB"}
 
 def conv_fc(m: Model, key: str) -> dict[str, float] | None:
     """conv / FC / other shares of ``key`` ("params" or "macs"); other = total - conv - FC."""
-    analysis = m.get("analysis") or {}
-    split = analysis.get("conv_vs_fc") or {}
-    total = F.number(analysis.get(key))
-    conv, fc = F.number((split.get("conv") or {}).get(key)), F.number((split.get("fc") or {}).get(key))
+    a = m.analysis
+    if a is None or "conv" not in a.conv_vs_fc or "fc" not in a.conv_vs_fc:
+        return None
+    total = finite(getattr(a, key))
+    conv, fc = finite(getattr(a.conv_vs_fc["conv"], key)), finite(getattr(a.conv_vs_fc["fc"], key))
     if total is None or conv is None or fc is None:
         return None
     return {"conv": conv, "FC": fc, "other": max(0.0, total - conv - fc)}
@@ -342,7 +344,7 @@ def split_panel(ax: Axes, models: Sequence[Model], key: str, scale: float, unit:
         bottom += vals
     for x, total in zip(xs, totals):
         ax.text(float(x), 101, f"{total * scale:.3g}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(xs, [F.name_of(m) for m in models], rotation=35, ha="right", fontsize=8)
+    ax.set_xticks(xs, [m.model for m in models], rotation=35, ha="right", fontsize=8)
     ax.set_ylim(0, 110)
     ax.set_ylabel(f"share (%); total above each bar in {unit}")
     ax.grid(False, axis="x")
@@ -410,9 +412,9 @@ def render_one(spec: Spec, ctx: Context, out_dir: Path) -> FigureResult:
     return figure_result(drawn, out_dir / spec.name, spec.title, spec.caption, notes)
 
 
-def render_figures(study: Mapping[str, Any], out_dir: Path, fits: F.StudyFits | None = None,
+def render_figures(study: StudyData | Mapping[str, Any], out_dir: Path, fits: F.StudyFits | None = None,
                    names: Collection[str] | None = None) -> list[FigureResult]:
-    """Draw the figures of ``study`` (a results.json dict) into ``out_dir`` as PNG and SVG.
+    """Draw the figures of ``study`` (records, or a results.json dict) into ``out_dir`` as PNG and SVG.
 
     ``names`` picks some figures (see ``FIGURES``); by default all are drawn.
     """
@@ -421,5 +423,6 @@ def render_figures(study: Mapping[str, Any], out_dir: Path, fits: F.StudyFits | 
         known = ", ".join(spec.name for spec in FIGURES)
         raise InvalidInputError(f"unknown figure(s) {', '.join(sorted(unknown))}; known: {known}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(list(study.get("models") or []), fits or F.compute_fits(study))
+    data = F.study_data(study)
+    ctx = Context(list(data.models), fits or F.compute_fits(data))
     return [render_one(spec, ctx, out_dir) for spec in FIGURES if names is None or spec.name in names]

@@ -1,6 +1,7 @@
 """The study's relations as numbers: fits, fronts and budgets (numpy only, no text).
 
-Each function takes the ``models`` list of a study (``results.json``) and returns a dataclass.
+Each function takes the study's models (:class:`~dnnmeter.results.records.ModelRecord`) and
+returns a dataclass.
 Missing data never raise: a fit that cannot be made returns its numbers as ``None`` and says
 why in ``reason``. Units are the data's (seconds, bytes, MACs, watts, accuracy as a fraction
 0..1); the report converts them for people.
@@ -26,22 +27,9 @@ from typing import Any
 
 import numpy as np
 
-# What a results.json model entry holds, read in one place (re-exported: ``F.top1(m)``).
-from dnnmeter.report.entries import (
-    accuracy_label,
-    analysis_value,
-    batch_sizes,
-    bench_point,
-    macs_per_image,
-    measured,
-    name_of,
-    number,
-    ok_point,
-    top1,
-    top5,
-)
+from dnnmeter.results.records import BenchPoint, ModelRecord, StudyData, batch_sizes, finite
 
-Model = Mapping[str, Any]
+Model = ModelRecord
 
 # --- the straight line -------------------------------------------------------------------------
 
@@ -67,7 +55,7 @@ class LinearFit:
 
 
 def _pairs(x: Sequence[Any], y: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    kept = [(a, b) for a, b in zip((number(v) for v in x), (number(v) for v in y))
+    kept = [(a, b) for a, b in zip((finite(v) for v in x), (finite(v) for v in y))
             if a is not None and b is not None]
     return np.array([a for a, _ in kept], dtype=float), np.array([b for _, b in kept], dtype=float)
 
@@ -108,10 +96,10 @@ class OpsTimeFit:
 
 def ops_vs_time(models: Sequence[Model], batch_size: int) -> OpsTimeFit:
     used = [m for m in models
-            if macs_per_image(m) is not None and measured(m, batch_size, "latency_s_per_image") is not None]
-    fit = linear_fit([macs_per_image(m) for m in used],
-                     [measured(m, batch_size, "latency_s_per_image") for m in used])
-    return OpsTimeFit(batch_size, fit, tuple(name_of(m) for m in used))
+            if m.macs_per_image is not None and m.measured(batch_size, "latency_s_per_image") is not None]
+    fit = linear_fit([m.macs_per_image for m in used],
+                     [m.measured(batch_size, "latency_s_per_image") for m in used])
+    return OpsTimeFit(batch_size, fit, tuple(m.model for m in used))
 
 
 # --- accuracy against throughput: the linear upper bound ---------------------------------------
@@ -147,7 +135,7 @@ def _not_dominated(points: Sequence[tuple[str, float, float]]) -> list[tuple[str
 
 
 def throughput_upper_bound(models: Sequence[Model], batch_size: int = 1) -> UpperBound:
-    pts = [(name_of(m), measured(m, batch_size, "images_per_s"), top1(m)) for m in models]
+    pts = [(m.model, m.measured(batch_size, "images_per_s"), m.top1) for m in models]
     full = [(n, x, y) for n, x, y in pts if x is not None and y is not None]
     front = sorted(_not_dominated(full), key=lambda p: p[1])
     names = tuple(n for n, _, _ in full)
@@ -189,9 +177,9 @@ class HyperbolaFit:
 
 
 def accuracy_vs_time(models: Sequence[Model], batch_size: int = 1) -> HyperbolaFit:
-    times = [measured(m, batch_size, "latency_s_per_image") for m in models]
+    times = [m.measured(batch_size, "latency_s_per_image") for m in models]
     inverse = [1.0 / t if t else None for t in times]
-    fit = linear_fit(inverse, [top1(m) for m in models])
+    fit = linear_fit(inverse, [m.top1 for m in models])
     if not fit.ok:
         return HyperbolaFit(batch_size, n=fit.n, reason=fit.reason)
     assert fit.slope is not None
@@ -217,8 +205,8 @@ class Density:
 def accuracy_per_param(models: Sequence[Model]) -> list[Density]:
     rows = []
     for m in models:
-        acc, params = top1(m), analysis_value(m, "params")
-        base = Density(name_of(m), m.get("family"), acc, params, label=accuracy_label(m))
+        acc, params = m.top1, m.analysed("params")
+        base = Density(m.model, m.family, acc, params, label=m.accuracy_label)
         if acc is None:
             rows.append(_replace(base, reason="no top-1 accuracy"))
         elif not params:
@@ -262,11 +250,11 @@ class MemoryFit:
 
 
 def memory_vs_params(models: Sequence[Model], batch_size: int = 1) -> MemoryFit:
-    used = [m for m in models if analysis_value(m, "weight_bytes") is not None
-            and measured(m, batch_size, "peak_memory_bytes") is not None]
-    fit = linear_fit([analysis_value(m, "weight_bytes") for m in used],
-                     [measured(m, batch_size, "peak_memory_bytes") for m in used])
-    return MemoryFit(batch_size, fit, tuple(name_of(m) for m in used))
+    used = [m for m in models if m.analysed("weight_bytes") is not None
+            and m.measured(batch_size, "peak_memory_bytes") is not None]
+    fit = linear_fit([m.analysed("weight_bytes") for m in used],
+                     [m.measured(batch_size, "peak_memory_bytes") for m in used])
+    return MemoryFit(batch_size, fit, tuple(m.model for m in used))
 
 
 # --- power against batch size ------------------------------------------------------------------
@@ -284,23 +272,16 @@ class PowerSeries:
     reason: str | None = None
 
 
-def power_unavailable_reason(m: Model) -> str:
-    """Why a model has no power reading: the meter's own reason where one was stored."""
-    reasons = [p.get("power_unavailable_reason") for p in m.get("bench") or []]
-    return next((str(r) for r in reasons if r), "no power readings")
-
-
 def power_vs_batch(models: Sequence[Model]) -> list[PowerSeries]:
     series = []
     for m in models:
-        pts = [(int(p["batch_size"]), number(p.get("power_w"))) for p in m.get("bench") or []
-               if p.get("status") == "ok"]
+        pts = [(p.batch_size, finite(p.power_w)) for p in m.bench if p.status == "ok"]
         kept = [(b, w) for b, w in pts if w is not None]
         if not kept:
-            series.append(PowerSeries(name_of(m), m.get("family"), reason=power_unavailable_reason(m)))
+            series.append(PowerSeries(m.model, m.family, reason=m.power_unavailable_reason))
             continue
         watts = tuple(w for _, w in kept)
-        series.append(PowerSeries(name_of(m), m.get("family"), tuple(b for b, _ in kept), watts,
+        series.append(PowerSeries(m.model, m.family, tuple(b for b, _ in kept), watts,
                                   float(np.mean(watts))))
     return series
 
@@ -331,22 +312,22 @@ class ParetoFront:
 
 
 def _why_missing(m: Model, batch_size: int, key: str) -> str | None:
-    if top1(m) is None:
+    if m.top1 is None:
         return "no top-1 accuracy"
-    p = bench_point(m, batch_size)
+    p = m.point(batch_size)
     if p is None:
         return f"not measured at batch size {batch_size}"
-    if p.get("status") != "ok":
-        return f"batch size {batch_size}: {p.get('status')}" + (f" ({p['error']})" if p.get("error") else "")
-    return None if number(p.get(key)) is not None else f"no {key} at batch size {batch_size}"
+    if p.status != "ok":
+        return f"batch size {batch_size}: {p.status}" + (f" ({p.error})" if p.error else "")
+    return None if finite(getattr(p, key)) is not None else f"no {key} at batch size {batch_size}"
 
 
 def pareto_front(models: Sequence[Model], batch_size: int = 1) -> ParetoFront:
     key = "latency_s_per_image"
-    missing = {name_of(m): why for m in models if (why := _why_missing(m, batch_size, key))}
+    missing = {m.model: why for m in models if (why := _why_missing(m, batch_size, key))}
     # Negate time so that larger is better on both axes.
-    pts = [(name_of(m), top1(m) or 0.0, -(measured(m, batch_size, key) or 0.0)) for m in models
-           if name_of(m) not in missing]
+    pts = [(m.model, m.top1 or 0.0, -(m.measured(batch_size, key) or 0.0)) for m in models
+           if m.model not in missing]
     if not pts:
         return ParetoFront(batch_size, missing=missing, reason="no model has both top-1 and a time")
     front = sorted(_not_dominated(pts), key=lambda p: -p[2])
@@ -392,14 +373,14 @@ class Choice:
     reason: str | None = None
 
 
-def _limit(p: Mapping[str, Any], key: str, limit: float | None, per_unit: float, unit: str,
+def _limit(p: BenchPoint, key: str, limit: float | None, per_unit: float, unit: str,
            what: str) -> str | None:
     """Why point ``p`` breaks ``limit`` (in ``unit``; ``per_unit`` data units make one), or None."""
     if limit is None:
         return None
-    value = number(p.get(key))
+    value = finite(getattr(p, key))
     if value is None:
-        extra = f" ({p['power_unavailable_reason']})" if what == "energy" and p.get("power_unavailable_reason") else ""
+        extra = f" ({p.power_unavailable_reason})" if what == "energy" and p.power_unavailable_reason else ""
         return f"{what} not measured{extra}"
     shown = value / per_unit
     return f"{what} {shown:.4g} {unit} > {limit:g} {unit}" if shown > limit else None
@@ -409,7 +390,7 @@ def _over_budget(m: Model, budget: Budget) -> str | None:
     missing = _why_missing(m, budget.batch_size, "latency_s_median")
     if missing:
         return missing
-    p = ok_point(m, budget.batch_size)
+    p = m.ok_point(budget.batch_size)
     assert p is not None
     problems = [_limit(p, "latency_s_median", budget.max_latency_ms, 1e-3, "ms", "latency"),
                 _limit(p, "peak_memory_bytes", budget.max_memory_mb, 1e6, "MB", "memory"),
@@ -427,19 +408,19 @@ def best_within(models: Sequence[Model], max_latency_ms: float | None = None,
     bytes); energy in joules per image.
     """
     budget = Budget(max_latency_ms, max_memory_mb, max_energy_j, batch_size)
-    not_chosen = {name_of(m): why for m in models if (why := _over_budget(m, budget))}
-    fitting = [m for m in models if name_of(m) not in not_chosen]
+    not_chosen = {m.model: why for m in models if (why := _over_budget(m, budget))}
+    fitting = [m for m in models if m.model not in not_chosen]
     if not fitting:
         return Choice(budget, not_chosen=not_chosen, reason="no model fits the budget")
-    best = max(fitting, key=lambda m: (top1(m), -(measured(m, batch_size, "latency_s_median") or 0.0)))
-    acc = top1(best)
+    best = max(fitting, key=lambda m: (m.top1 or 0.0, -(m.measured(batch_size, "latency_s_median") or 0.0)))
+    acc = best.top1
     assert acc is not None
     for m in fitting:
         if m is not best:
-            not_chosen[name_of(m)] = f"fits, but less accurate ({top1(m):.2%} against {acc:.2%})"
-    return Choice(budget, name_of(best), acc, measured(best, batch_size, "latency_s_median"),
-                  measured(best, batch_size, "peak_memory_bytes"),
-                  measured(best, batch_size, "energy_j_per_image"), not_chosen)
+            not_chosen[m.model] = f"fits, but less accurate ({m.top1 or 0.0:.2%} against {acc:.2%})"
+    return Choice(budget, best.model, acc, best.measured(batch_size, "latency_s_median"),
+                  best.measured(batch_size, "peak_memory_bytes"),
+                  best.measured(batch_size, "energy_j_per_image"), not_chosen)
 
 
 # --- everything the report shows ---------------------------------------------------------------
@@ -459,12 +440,18 @@ class StudyFits:
     choice: Choice | None
 
 
-def compute_fits(study: Mapping[str, Any]) -> StudyFits:
-    """All fits of a study dict (``results.json``); budgets come from its settings."""
-    models = list(study.get("models") or [])
-    settings = study.get("settings") or {}
-    budget = Budget(number(settings.get("max_latency_ms")), number(settings.get("max_memory_mb")),
-                    number(settings.get("max_energy_j")))
+def study_data(study: StudyData | Mapping[str, Any]) -> StudyData:
+    """``study`` as records: a results.json dict is read through the codec once, here."""
+    return study if isinstance(study, StudyData) else StudyData.from_dict(dict(study))
+
+
+def compute_fits(study: StudyData | Mapping[str, Any]) -> StudyFits:
+    """All fits of a study (records, or a results.json dict); budgets come from its settings."""
+    data = study_data(study)
+    models = data.models
+    s = data.settings
+    budget = Budget() if s is None else Budget(finite(s.max_latency_ms), finite(s.max_memory_mb),
+                                                finite(s.max_energy_j))
     choice = best_within(models, budget.max_latency_ms, budget.max_memory_mb, budget.max_energy_j) \
         if budget.given else None
     return StudyFits(

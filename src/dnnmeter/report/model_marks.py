@@ -4,17 +4,17 @@ read off a model for an axis (GMACs, M parameters, top-1 %, a measured figure at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from dnnmeter.report import fits as F
 from dnnmeter.report.plot import colour
+from dnnmeter.results.records import ModelRecord, batch_sizes, finite
 
-Model = Mapping[str, Any]
+Model = ModelRecord
 LegendLoc = Literal["best", "upper left", "upper right", "lower left", "lower right"]
 MARKERS = {"measured": "o", "published": "s", "estimated": "^"}
 MAX_BLOB_PT2 = 1400.0  # area of the largest blob, in points squared
@@ -23,7 +23,7 @@ MIN_BLOB_PT2 = 14.0  # so that a tiny model stays visible
 
 def accuracy_axis_label(models: Sequence[Model], what: str = "top-1 accuracy (%)") -> str:
     """The axis label says where the accuracy figures come from (published, measured, ...)."""
-    labels = sorted({F.accuracy_label(m) or "unlabelled" for m in models if F.top1(m) is not None})
+    labels = sorted({m.accuracy_label or "unlabelled" for m in models if m.top1 is not None})
     return f"{what}, {' / '.join(labels)}" if labels else what
 
 
@@ -36,18 +36,18 @@ def blob_sizes(values: Sequence[float]) -> list[float]:
 
 
 def mixed_labels(models: Sequence[Model]) -> bool:
-    return len({F.accuracy_label(m) for m in models if F.top1(m) is not None}) > 1
+    return len({m.accuracy_label for m in models if m.top1 is not None}) > 1
 
 
 def marker_of(m: Model, mixed: bool) -> str:
     """Circles, as in the paper; shapes tell accuracy sources apart only when they are mixed."""
-    return MARKERS.get(F.accuracy_label(m) or "measured", "o") if mixed else "o"
+    return MARKERS.get(m.accuracy_label or "measured", "o") if mixed else "o"
 
 
 def label_marker_handles(models: Sequence[Model]) -> list[Line2D]:
     if not mixed_labels(models):
         return []
-    labels = dict.fromkeys(F.accuracy_label(m) or "measured" for m in models if F.top1(m) is not None)
+    labels = dict.fromkeys(m.accuracy_label or "measured" for m in models if m.top1 is not None)
     return [Line2D([], [], marker=MARKERS.get(lab, "o"), linestyle="", color="#777777", label=f"{lab} accuracy")
             for lab in labels]
 
@@ -59,13 +59,13 @@ def scatter_models(ax: Axes, models: Sequence[Model], xs: Sequence[float], ys: S
     for i, (m, x, y) in enumerate(zip(models, xs, ys)):
         marker = marker_of(m, mixed)
         size = sizes[i] if sizes is not None else 40.0
-        ax.scatter([x], [y], s=size, color=colour(m.get("family")), alpha=0.55 if sizes else 0.9,
+        ax.scatter([x], [y], s=size, color=colour(m.family), alpha=0.55 if sizes else 0.9,
                    edgecolors="#333333", linewidths=0.6, marker=marker, zorder=3)
-        ax.annotate(F.name_of(m), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, zorder=4)
+        ax.annotate(m.model, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, zorder=4)
 
 
 def family_handles(models: Sequence[Model]) -> list[Line2D]:
-    families = list(dict.fromkeys(str(m.get("family") or "unknown") for m in models))
+    families = list(dict.fromkeys(m.family or "unknown" for m in models))
     return [Line2D([], [], marker="o", linestyle="", color=colour(f), label=f) for f in families]
 
 
@@ -86,50 +86,48 @@ def pick(models: Sequence[Model], x: Callable[[Model], float | None],
 
 def largest_batch(models: Sequence[Model], key: str) -> int:
     """The largest batch size at which at least two models have ``key`` (else 1)."""
-    sizes = [b for b in F.batch_sizes(models)
-             if sum(F.measured(m, b, key) is not None for m in models) >= 2]
+    sizes = [b for b in batch_sizes(models) if sum(m.measured(b, key) is not None for m in models) >= 2]
     return max(sizes, default=1)
 
 
 def failed_points_note(models: Sequence[Model]) -> str | None:
-    failed = [f"{F.name_of(m)} at batch size {p.get('batch_size')} ({p.get('status')})"
-              for m in models for p in m.get("bench") or [] if p.get("status") not in ("ok", None)]
+    failed = [f"{m.model} at batch size {p.batch_size} ({p.status})"
+              for m in models for p in m.bench if p.status not in ("ok", None)]
     return "not drawn, not measured: " + ", ".join(failed) if failed else None
 
 
 def no_power_reason(models: Sequence[Model]) -> str:
-    reasons = list(dict.fromkeys(F.power_unavailable_reason(m) for m in models))
+    reasons = list(dict.fromkeys(m.power_unavailable_reason for m in models))
     return "no power readings: " + "; ".join(reasons[:3])
 
 
 def has_power(models: Sequence[Model]) -> bool:
-    return any(F.number(p.get("power_w")) is not None for m in models for p in m.get("bench") or []
-               if p.get("status") == "ok")
+    return any(finite(p.power_w) is not None for m in models for p in m.bench if p.status == "ok")
 
 
 def gmacs(m: Model) -> float | None:
-    v = F.macs_per_image(m)
+    v = m.macs_per_image
     return None if v is None else v / 1e9
 
 
 def mparams(m: Model) -> float | None:
-    v = F.analysis_value(m, "params")
+    v = m.analysed("params")
     return None if v is None else v / 1e6
 
 
 def weights_mb(m: Model) -> float | None:
-    v = F.analysis_value(m, "weight_bytes")
+    v = m.analysed("weight_bytes")
     return None if v is None else v / 1e6
 
 
 def top1_pct(m: Model) -> float | None:
-    v = F.top1(m)
+    v = m.top1
     return None if v is None else 100.0 * v
 
 
 def at_batch(key: str, batch: int, scale: float = 1.0) -> Callable[[Model], float | None]:
     def read(m: Model) -> float | None:
-        v = F.measured(m, batch, key)
+        v = m.measured(batch, key)
         return None if v is None else v * scale
     return read
 
@@ -140,7 +138,7 @@ HATCH = {"published": "///", "estimated": "..", "measured": ""}
 def label_handles(models: Sequence[Model]) -> list[Any]:
     from matplotlib.patches import Patch
 
-    labels = dict.fromkeys(F.accuracy_label(m) or "measured" for m in models)
+    labels = dict.fromkeys(m.accuracy_label or "measured" for m in models)
     return [Patch(facecolor="white", edgecolor="#333333", hatch=HATCH.get(lab, ""), label=lab) for lab in labels]
 
 
@@ -148,7 +146,7 @@ def bars(ax: Axes, models: Sequence[Model], values: Sequence[float]) -> None:
     """One bar per model in its family colour; hatching says where the accuracy comes from."""
     xs = np.arange(len(models))
     for x, m, v in zip(xs, models, values):
-        ax.bar([x], [v], color=colour(m.get("family")), edgecolor="#333333", linewidth=0.6,
-               hatch=HATCH.get(F.accuracy_label(m) or "measured", ""))
-    ax.set_xticks(xs, [F.name_of(m) for m in models], rotation=35, ha="right", fontsize=8)
+        ax.bar([x], [v], color=colour(m.family), edgecolor="#333333", linewidth=0.6,
+               hatch=HATCH.get(m.accuracy_label or "measured", ""))
+    ax.set_xticks(xs, [m.model for m in models], rotation=35, ha="right", fontsize=8)
     ax.grid(False, axis="x")

@@ -26,7 +26,7 @@ from dnnmeter.report.format import num
 from dnnmeter.report.markup import CSS, SCRIPT, plain
 from dnnmeter.report.plot import FigureResult
 from dnnmeter.report.sections import Page, Section, compression, environment, hardware, models, modifications
-from dnnmeter.results.records import StudyData
+from dnnmeter.results.records import StudyData, finite
 from dnnmeter.results.settings import StudySettings
 
 __all__ = ["SECTIONS", "page", "render_all", "write_report"]
@@ -50,7 +50,7 @@ def run_line(data: StudyData) -> str:
         f"{len(models)} models ({', '.join(str(m) for m in models)})",
         f"on {s.device}",
         f"batch sizes {plain(s.batch_sizes)}",
-        f"{num(F.number(s.time_budget_s))} s of timing per point",
+        f"{num(finite(s.time_budget_s))} s of timing per point",
         f"{'default' if s.threads is None else s.threads} thread(s)"
         + (f" ({s.threads_chosen})" if s.threads_chosen else ""),
     ]
@@ -87,7 +87,7 @@ def page(study: Mapping[str, Any], figures: Sequence[FigureResult], fits: F.Stud
     """The page of ``study`` with its models figures drawn already and ``sections`` as the
     HTML fragments after them."""
     data = _records(study, base)
-    return document(body(Page(data, data.to_dict(), fits, base / "figures", base, figures), list(sections)))
+    return document(body(Page(data, fits, base / "figures", base, figures), list(sections)))
 
 
 def document(body_html: str) -> str:
@@ -101,15 +101,14 @@ def write_report(study: Mapping[str, Any], figures: Sequence[FigureResult], fits
                  out: Path, sections: Sequence[str] = ()) -> Path:
     """Write the self-contained report of ``study`` to ``out``; returns ``out``. ``sections``
     are HTML fragments placed after the models study's figures."""
-    return _write(out, page(study, figures, fits or F.compute_fits(study), out.parent, sections))
+    return _write(out, page(study, figures, fits or F.compute_fits(_records(study, out.parent)), out.parent, sections))
 
 
 def render_all(study_dir: Path) -> Path:
     """Read DIR/results.json, draw DIR/figures/*.png|svg, write DIR/report.html; returns its path."""
     study_dir = Path(study_dir)
     data = _records(_read(study_dir / "results.json"), study_dir)
-    study = data.to_dict()
-    text = document(body(Page(data, study, F.compute_fits(study), study_dir / "figures", study_dir)))
+    text = document(body(Page(data, F.compute_fits(data), study_dir / "figures", study_dir)))
     return _write(study_dir / "report.html", text)
 
 

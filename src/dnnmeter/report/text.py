@@ -15,6 +15,8 @@ from typing import Any
 from rich.table import Table
 
 from dnnmeter.analysis.result import Analysis
+from dnnmeter.accuracy.result import EvalResult
+from dnnmeter.results.records import VariantRecord
 from dnnmeter.report.format import billions, millions, ms, pct, share, size_text
 from dnnmeter.zoo.registry import ModelEntry
 
@@ -203,7 +205,7 @@ def bench_csv(results: Sequence[Any]) -> str:
 # --- eval -----------------------------------------------------------------------------------
 
 
-def eval_tables(result: Any) -> list[Table]:
+def eval_tables(result: EvalResult) -> list[Table]:
     """The totals, then the five best and five worst classes."""
     top = Table(title=f"{result.model} on {result.data} ({result.n} images; weights: {result.weights})",
                 title_justify="left")
@@ -216,29 +218,30 @@ def eval_tables(result: Any) -> list[Table]:
         for col in ("class", "name", "correct", "images", "accuracy"):
             t.add_column(col, justify="left" if col == "name" else "right")
         for r in rows:
-            t.add_row(str(r["class_index"]), str(r["class_name"]), str(r["correct"]), str(r["count"]), pct(r["accuracy"]))
+            t.add_row(str(r.class_index), r.class_name, str(r.correct), str(r.count), pct(r.accuracy))
         tables.append(t)
     return tables
 
 
-def modifications_table(variants: Sequence[dict[str, Any]]) -> Table:
+def modifications_table(variants: Sequence[VariantRecord]) -> Table:
     """The modifications study: per variant its cost, accuracy and time per epoch."""
     table = Table(title="operation modifications (measured; ratios against the first variant)")
     for name in ("variant", "params (M)", "MMACs", "train acc.", "val acc.", "s / epoch", "epochs", "processes"):
         table.add_column(name, justify="left" if name == "variant" else "right")
-    first = variants[0] if variants else {}
+    first = variants[0] if variants else None
 
     def with_ratio(value: float | None, base: float | None, text: str) -> str:
         return text if value is None or not base or value == base else f"{text} ({value / base:.2f}x)"
 
     for v in variants:
-        epoch_s = v.get("time_per_epoch_s")
+        assert first is not None
+        epoch_s = v.time_per_epoch_s
         table.add_row(
-            str(v.get("variant")),
-            with_ratio(v.get("params"), first.get("params"), millions(v.get("params"), 3)),
-            with_ratio(v.get("macs"), first.get("macs"), millions(v.get("macs"), 2)),
-            pct(v.get("train_accuracy")), pct(v.get("val_accuracy")),
-            with_ratio(epoch_s, first.get("time_per_epoch_s"), "-" if epoch_s is None else f"{epoch_s:.2f}"),
-            str(len(v.get("history") or [])), str(v.get("nproc", 1)),
+            v.variant,
+            with_ratio(v.params, first.params, millions(v.params, 3)),
+            with_ratio(v.macs, first.macs, millions(v.macs, 2)),
+            pct(v.train_accuracy), pct(v.val_accuracy),
+            with_ratio(epoch_s, first.time_per_epoch_s, "-" if epoch_s is None else f"{epoch_s:.2f}"),
+            str(len(v.history)), str(v.nproc),
         )  # fmt: skip
     return table

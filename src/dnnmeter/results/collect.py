@@ -20,6 +20,7 @@ from dnnmeter.results.records import (
     ModificationsData,
     RunRecord,
     StudyData,
+    VariantRecord,
 )
 from dnnmeter.results.settings import (
     COMPRESSION,
@@ -150,10 +151,10 @@ def collect_modifications(store: Store) -> ModificationsData:
     found = {row.key: row.data for row in store.rows("training", keys=set(keys))}
     wanted = {key: what for what, key in compression_keys(settings, variants[0]).items()}
     sweeps = {wanted[row.key]: row.data for row in store.rows("compression", keys=set(wanted))}
-    compression = CompressionData(
-        variant=variants[0].name,
-        quantization=(sweeps.get("quantization") or {}).get("points", []),
-        pruning=[p for what in COMPRESSION[1:] for p in (sweeps.get(what) or {}).get("points", [])],
-    )
-    return ModificationsData(settings=settings, variants=[found[k] for k in keys if k in found],
-                             compression=compression)
+    compression = CompressionData.from_dict({
+        "variant": variants[0].name,
+        "quantization": (sweeps.get("quantization") or {}).get("points", []),
+        "pruning": [p for what in COMPRESSION[1:] for p in (sweeps.get(what) or {}).get("points", [])],
+    })
+    trained = [VariantRecord.from_dict(found[k]) for k in keys if k in found]
+    return ModificationsData(settings=settings, variants=trained, compression=compression)

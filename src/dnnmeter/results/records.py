@@ -9,20 +9,33 @@ ignoring keys a later version added.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dnnmeter._serial import Record
+from dnnmeter._serial import ItemAccess, Record
 from dnnmeter.analysis.result import AnalysisSummary
 from dnnmeter.hardware.records import HardwareRecord
 from dnnmeter.hardware.roofline import RooflineRecord
 from dnnmeter.measure.result import BenchResult
+from dnnmeter.transforms.prune import PrunePoint
+from dnnmeter.transforms.quantize import QuantPoint
 from dnnmeter.results.settings import ModificationsSettings, StudySettings
+from dnnmeter.training.result import TrainResult
 
 __all__ = ["AccuracyRecord", "BenchPoint", "BenchedRoofline", "CompressionData", "ModelRecord",
-           "ModificationsData", "RunRecord", "StudyData"]
+           "ModificationsData", "RunRecord", "StudyData", "VariantRecord", "batch_sizes", "finite"]
 
 SCHEMA = 1  # results.json's layout
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (missing, NaN, infinite, text, bool): stored
+    figures can be NaN where a measurement failed half-way, and none of those may be drawn."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 @dataclass
@@ -76,6 +89,46 @@ class ModelRecord(Record):
         """The bench point at ``batch_size`` whatever its status, or None."""
         return next((b for b in self.bench if b.batch_size == batch_size), None)
 
+    def ok_point(self, batch_size: int) -> BenchPoint | None:
+        """The bench point at ``batch_size`` if it ran (status ``ok``), else None."""
+        p = self.point(batch_size)
+        return p if p is not None and p.status == "ok" else None
+
+    def measured(self, batch_size: int, name: str) -> float | None:
+        """The finite value of the bench field ``name`` at ``batch_size``; None when the point
+        is missing, failed, or has no such figure."""
+        p = self.ok_point(batch_size)
+        return None if p is None else finite(getattr(p, name))
+
+    @property
+    def top1(self) -> float | None:
+        return None if self.accuracy is None else finite(self.accuracy.top1)
+
+    @property
+    def accuracy_label(self) -> str | None:
+        return self.accuracy.label or None if self.accuracy is not None else None
+
+    def analysed(self, name: str) -> float | None:
+        """The finite value of the analysis field ``name`` (a whole batch's), or None."""
+        return None if self.analysis is None else finite(getattr(self.analysis, name))
+
+    @property
+    def macs_per_image(self) -> float | None:
+        """MACs of one image: the analysis counts a whole batch (normally of 1)."""
+        macs = self.analysed("macs")
+        return None if macs is None else macs / (self.analysed("batch_size") or 1.0)
+
+    @property
+    def power_unavailable_reason(self) -> str:
+        """Why the model has no power reading: the meter's own reason where one was stored."""
+        return next((p.power_unavailable_reason for p in self.bench if p.power_unavailable_reason),
+                    "no power readings")
+
+
+def batch_sizes(models: Sequence[ModelRecord]) -> list[int]:
+    """Every batch size with at least one ``ok`` point, ascending."""
+    return sorted({p.batch_size for m in models for p in m.bench if p.status == "ok"})
+
 
 @dataclass
 class RunRecord(Record):
@@ -95,20 +148,42 @@ class RunRecord(Record):
 
 @dataclass
 class CompressionData(Record):
-    """The quantization and pruning sweeps of the first variant, trained (points as dicts)."""
+    """The quantization and pruning sweeps of the first variant, trained."""
 
     variant: str
-    quantization: list[dict[str, Any]] = field(default_factory=list)
-    pruning: list[dict[str, Any]] = field(default_factory=list)
+    quantization: list[QuantPoint] = field(default_factory=list)
+    pruning: list[PrunePoint] = field(default_factory=list)
+
+
+@dataclass
+class VariantRecord(ItemAccess, TrainResult):
+    """One trained variant of the modifications study: its :class:`TrainResult` (the
+    environment is kept once per store row, not here) and what it costs: ``params``, ``macs``,
+    ``flops`` and ``activations`` at ``input_size``, and the median ``time_per_epoch_s``."""
+
+    environment: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""
+    base_model: str = ""
+    ops: list[str] = field(default_factory=list)
+    nproc: int = 1
+    strategy: str | None = None
+    params: int | None = None
+    macs: int | None = None
+    flops: int | None = None
+    activations: int | None = None
+    input_size: list[int] = field(default_factory=list)
+    time_per_epoch_s: float | None = None
+
+    _omitted: ClassVar[tuple[str, ...]] = ("module", "environment")
 
 
 @dataclass
 class ModificationsData(Record):
-    """The last modifications study: its settings (None when none ran), one dict per trained
-    variant (a ``TrainResult.to_dict()`` with the variant's cost) and the compression sweeps."""
+    """The last modifications study: its settings (None when none ran), one
+    :class:`VariantRecord` per trained variant and the compression sweeps."""
 
     settings: ModificationsSettings | None = None
-    variants: list[dict[str, Any]] = field(default_factory=list)
+    variants: list[VariantRecord] = field(default_factory=list)
     compression: CompressionData | None = None
 
     _omitted_if_none: ClassVar[tuple[str, ...]] = ("compression",)

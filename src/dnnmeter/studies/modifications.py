@@ -24,6 +24,7 @@ from typing import Any
 
 from dnnmeter.results.collect import MODIFICATIONS_META_KEY as META_KEY
 from dnnmeter.results.collect import collect_modifications
+from dnnmeter.results.records import VariantRecord
 from dnnmeter.results.settings import (
     COMPRESSION,
     TINY_FAMILY,
@@ -42,7 +43,7 @@ Progress = Callable[[str, int, int], None]  # (what is being done, steps done, s
 
 @dataclass
 class ModificationsOutputs:
-    variants: list[dict[str, Any]]
+    variants: list[VariantRecord]
     trained: int = 0
     sweeps: int = 0  # quantization and pruning sweeps run
     skipped_as_done: int = 0
@@ -93,7 +94,7 @@ def _train_variant(variant: Variant, settings: ModificationsSettings, progress: 
                    strategy=variant.strategy, threads=settings.threads, progress=show, **_train_kwargs(settings),
                    overwrite=True)  # the study's own folder: a variant interrupted before it was stored reruns
     data = result.to_dict()
-    epoch_s = [row["epoch_s"] for row in result.history]
+    epoch_s = [row.epoch_s for row in result.history]
     data.update({
         "variant": variant.name, "base_model": variant.model, "ops": list(variant.ops),
         "nproc": variant.nproc, "strategy": variant.strategy,

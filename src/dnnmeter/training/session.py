@@ -31,7 +31,7 @@ from dnnmeter.training.data import (
     open_splits,
 )
 from dnnmeter.training.loop import EpochFigures, Sync, train_epoch, validate
-from dnnmeter.training.result import TrainResult
+from dnnmeter.training.result import EpochRecord, TrainResult
 from dnnmeter.training.settings import TrainSettings
 from dnnmeter.zoo.weights import CHECKPOINT, save_checkpoint
 
@@ -75,13 +75,13 @@ def _loaders(
     return train_loader, DataLoader(val, batch_size=s.batch_size, shuffle=False, **extra), sampler
 
 
-def _epoch_row(epoch: int, fit: EpochFigures, val_loss: float, tally: Tally) -> dict[str, Any]:
+def _epoch_row(epoch: int, fit: EpochFigures, val_loss: float, tally: Tally) -> EpochRecord:
     n = int(tally.count.sum())
-    return {
-        "epoch": epoch, "train_loss": fit.loss, "train_accuracy": fit.accuracy,
-        "val_loss": val_loss, "val_accuracy": int(tally.correct1.sum()) / n if n else None,
-        "epoch_s": fit.seconds, "val_s": tally.seconds,
-    }  # fmt: skip
+    return EpochRecord(
+        epoch=epoch, train_loss=fit.loss, train_accuracy=fit.accuracy,
+        val_loss=val_loss, val_accuracy=int(tally.correct1.sum()) / n if n else None,
+        epoch_s=fit.seconds, val_s=tally.seconds,
+    )  # fmt: skip
 
 
 class _Run:
@@ -105,7 +105,7 @@ class _Run:
             sync.inner(self.optimizer), T_max=s.epochs
         )
         torch.manual_seed(s.seed + sync.rank)  # augmentations differ between ranks
-        self.history: list[dict[str, Any]] = []
+        self.history: list[EpochRecord] = []
         self.tally: Tally | None = None
 
     def settings(self) -> dict[str, Any]:
@@ -136,7 +136,7 @@ class _Run:
             if self.out is not None:
                 write_json(
                     self.out / HISTORY,
-                    {"model": self.name, "settings": self.settings(), "history": self.history},
+                    {"model": self.name, "settings": self.settings(), "history": self.history_rows()},
                 )
 
     def files(self) -> tuple[str | None, str | None]:
@@ -144,7 +144,7 @@ class _Run:
             return None, None
         checkpoint = save_checkpoint(self.module, self.out / CHECKPOINT, self.sidecar())
         curves = plot_curves(
-            [{"model": self.name, "history": self.history, "distributed": self.sync.describe()}],
+            [{"model": self.name, "history": self.history_rows(), "distributed": self.sync.describe()}],
             self.out / CURVES,
         )
         return str(checkpoint), str(curves)
@@ -154,8 +154,12 @@ class _Run:
             "model": self.name, "classes": self.splits.classes, "layout": self.splits.layout,
             "input_size": [3, self.s.input_size, self.s.input_size],
             "normalization": describe_stats(self.mean, self.std, self.stats_images),
-            "split": self.splits.record, "settings": self.settings(), "history": self.history,
+            "split": self.splits.record, "settings": self.settings(), "history": self.history_rows(),
         }  # fmt: skip
+
+    def history_rows(self) -> list[dict[str, Any]]:
+        """The history as the files keep it (history.json, the checkpoint's sidecar)."""
+        return [row.to_dict() for row in self.history]
 
     def result(self, seconds: float) -> TrainResult:
         from dnnmeter.measure.environment import capture_environment
@@ -167,8 +171,8 @@ class _Run:
         last = self.history[-1]
         return TrainResult(
             model=self.name, data=self.s.data, layout=self.splits.layout, settings=self.settings(),
-            history=self.history, train_accuracy=last["train_accuracy"], val_accuracy=last["val_accuracy"],
-            val_loss=last["val_loss"], per_class=per_class, best_classes=best, worst_classes=worst,
+            history=list(self.history), train_accuracy=last.train_accuracy, val_accuracy=last.val_accuracy,
+            val_loss=last.val_loss, per_class=per_class, best_classes=best, worst_classes=worst,
             checkpoint=checkpoint, curves=curves,
             history_file=str(self.out / HISTORY) if self.out is not None else None, seconds=seconds,
             distributed=self.sync.describe(), environment=capture_environment(self.s.device, self.s.threads),

@@ -20,8 +20,8 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ from torch.nn.utils import prune as torch_prune
 from torch.utils.data import DataLoader, Dataset
 
 from dnnmeter import names
+from dnnmeter._serial import Record
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.transforms import _compress_common as common
 from dnnmeter.transforms.channels import remove_channels
@@ -54,7 +55,7 @@ _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 @dataclass
-class PruneResult:
+class PruneResult(Record):
     """A pruned copy and what was done to it.
 
     ``pruned`` maps a layer to ``[before, after]``: weights and non-zero weights
@@ -69,9 +70,7 @@ class PruneResult:
     pruned: dict[str, list[int]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "sparsity": self.sparsity, "scope": self.scope,
-                "pruned": dict(self.pruned), "skipped": dict(self.skipped)}
+    _omitted: ClassVar[tuple[str, ...]] = ("module",)  # a result's JSON has no weights
 
 
 def _check(sparsity: float, method: str, scope: str) -> float:
@@ -157,7 +156,7 @@ SPARSE_FORMAT = ("each conv/linear weight as the smallest of dense, CSR over out
 
 
 @dataclass(frozen=True)
-class SparseSize:
+class SparseSize(Record):
     """``dense_bytes`` measured (torch.save); ``compressed_bytes`` estimated in ``format``
     unless no tensor gains from a sparse format, when it equals the measured size."""
 
@@ -167,8 +166,6 @@ class SparseSize:
     format: str
     formats: dict[str, int]  # layers per chosen format
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def sparse_size(model: nn.Module) -> SparseSize:
@@ -229,7 +226,7 @@ def hardware_totals(model: nn.Module, input_size: Sequence[int], array: tuple[in
 
 
 @dataclass
-class PrunePoint:
+class PrunePoint(Record):
     """One sparsity of a pruning sweep.
 
     ``params`` counts the parameters the pruned model has (fewer after structured
@@ -263,8 +260,6 @@ class PrunePoint:
     skipped_layers: dict[str, str] = field(default_factory=dict)
     fine_tune_epochs: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _fine_tune(model: nn.Module, data: Dataset, epochs: int, lr: float, batch_size: int = 32) -> None:  # type: ignore[type-arg]

@@ -23,13 +23,14 @@ import copy
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from dnnmeter._serial import Record
 from dnnmeter.errors import DnnmeterError, InvalidInputError
 from dnnmeter.transforms import _compress_common as common
 
@@ -111,7 +112,7 @@ def packed_size_bytes(model: nn.Module, bits: int) -> int:
 
 
 @dataclass
-class Int8Result:
+class Int8Result(Record):
     """A module that runs int8 kernels, and how it was made.
 
     ``path`` is the torch path that worked ("pt2e", "fx" or "eager"); ``fallback_reasons``
@@ -125,8 +126,7 @@ class Int8Result:
     backend: str
     fallback_reasons: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "backend": self.backend, "fallback_reasons": list(self.fallback_reasons)}
+    _omitted: ClassVar[tuple[str, ...]] = ("module",)  # a result's JSON has no weights
 
 
 class _PathFailed(Exception):
@@ -352,7 +352,7 @@ def fake_quantize(model: nn.Module, bits: int, calibration: Iterable[Any] | None
 
 
 @dataclass
-class QuantPoint:
+class QuantPoint(Record):
     """One model variant of a quantization sweep.
 
     ``kind``: "float" (the reference, ``bits`` 32), "fake" (fake-quantised at ``bits``) or
@@ -380,8 +380,6 @@ class QuantPoint:
     int8_path: str | None = None
     fallback_reasons: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -8,26 +8,22 @@ To add one: write ``sections/NAME.py`` with that function and add one line to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dnnmeter.report import fits as F
 from dnnmeter.report.plot import FigureResult
 from dnnmeter.results.records import StudyData
 
-Study = Mapping[str, Any]
-
 
 @dataclass
 class Page:
-    """What every section reads: the study as typed records (``data``) and as the results.json
-    dict (``study``, for the sections not yet moved to the records), its fits, where figures
-    go and where the page is. ``figures`` are the models study's figures when drawn beforehand."""
+    """What every section reads: the study as typed records (``data``), its fits, where
+    figures go and where the page is. ``figures`` are the models study's figures when drawn
+    beforehand."""
 
     data: StudyData
-    study: Study
     fits: F.StudyFits
     figures_dir: Path
     base: Path

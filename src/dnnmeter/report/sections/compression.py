@@ -3,11 +3,13 @@ against bits and against sparsity, with the tables."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from dnnmeter.transforms.prune import PrunePoint
+from dnnmeter.transforms.quantize import QuantPoint
 from dnnmeter.report.compression_figures import accuracy_vs_bits, accuracy_vs_sparsity
 from dnnmeter.report.format import num
 from dnnmeter.report.markup import cell, figure_html, head, row, table
@@ -15,7 +17,7 @@ from dnnmeter.report.plot import FigureResult
 from dnnmeter.report.sections import Page
 
 
-def _figure(draw: Any, points: Sequence[Mapping[str, Any]], stem: Path, title: str, caption: str) -> FigureResult:
+def _figure(draw: Any, points: Sequence[Any], stem: Path, title: str, caption: str) -> FigureResult:
     from dnnmeter.errors import DnnmeterError
 
     try:
@@ -25,33 +27,39 @@ def _figure(draw: Any, points: Sequence[Mapping[str, Any]], stem: Path, title: s
     return FigureResult(name=stem.name, title=title, png=png, svg=svg, caption=caption)
 
 
-def _quant_table(points: Sequence[Mapping[str, Any]]) -> str:
+def _quant_name(p: QuantPoint) -> str:
+    if p.kind == "float":
+        return "float"
+    return f"int8 ({p.int8_path})" if p.kind == "int8" else f"{p.bits}-bit fixed point"
+
+
+def _quant_table(points: Sequence[QuantPoint]) -> str:
     rows = [row([
-        f'<td class="l">{escape("float" if p["kind"] == "float" else ("int8 (" + str(p.get("int8_path")) + ")" if p["kind"] == "int8" else str(p["bits"]) + "-bit fixed point"))}</td>',
-        cell(num(p.get("size_bytes"), 3, 1e-6), "measured" if p.get("size_kind") == "measured" else "estimated"),
-        cell(num(p.get("latency_s"), 3, 1e3), "measured", p.get("latency_reason")),
-        cell(num(p.get("sqnr_db"), 3), "measured", p.get("sqnr_reason")),
-        cell(num(p.get("top1"), 3), "measured"), cell(num(p.get("accuracy_delta"), 2), "measured"),
+        f'<td class="l">{escape(_quant_name(p))}</td>',
+        cell(num(p.size_bytes, 3, 1e-6), "measured" if p.size_kind == "measured" else "estimated"),
+        cell(num(p.latency_s, 3, 1e3), "measured", p.latency_reason),
+        cell(num(p.sqnr_db, 3), "measured", p.sqnr_reason),
+        cell(num(p.top1, 3), "measured"), cell(num(p.accuracy_delta, 2), "measured"),
     ]) for p in points]  # fmt: skip
     return table(head("model", "size (MB)", "latency (ms, batch 1)", "SQNR (dB)", "top-1", "change"), rows)
 
 
-def _prune_table(points: Sequence[Mapping[str, Any]]) -> str:
+def _prune_table(points: Sequence[PrunePoint]) -> str:
     rows = [row([
-        f'<td class="l">{escape(str(p.get("method")))}</td>', cell(f"{100 * p['sparsity']:.0f}%"),
-        cell(num(p.get("nonzero_params"), 4)), cell(num(p.get("compressed_size_bytes"), 3, 1e-6), p.get("compressed_size_kind")),
-        cell(num(p.get("macs"), 3, 1e-6)), cell(num(p.get("effective_macs"), 3, 1e-6), "estimated"),
-        cell(num((p.get("hardware") or {}).get("cycles"), 3)),
-        cell(num(p.get("latency_s"), 3, 1e3), "measured", p.get("latency_reason")),
-        cell(num(p.get("top1"), 3), "measured"), cell(num(p.get("accuracy_delta"), 2), "measured"),
+        f'<td class="l">{escape(p.method)}</td>', cell(f"{100 * p.sparsity:.0f}%"),
+        cell(num(p.nonzero_params, 4)), cell(num(p.compressed_size_bytes, 3, 1e-6), p.compressed_size_kind),
+        cell(num(p.macs, 3, 1e-6)), cell(num(p.effective_macs, 3, 1e-6), "estimated"),
+        cell(num((p.hardware or {}).get("cycles"), 3)),
+        cell(num(p.latency_s, 3, 1e3), "measured", p.latency_reason),
+        cell(num(p.top1, 3), "measured"), cell(num(p.accuracy_delta, 2), "measured"),
     ]) for p in points]  # fmt: skip
     header = head("method", "sparsity", "non-zero params", "compressed (MB)", "MMACs", "effective MMACs",
                   "array cycles", "latency (ms)", "top-1", "change")
     return table(header, rows)
 
 
-def _fine_tune_text(points: Sequence[Mapping[str, Any]]) -> str:
-    epochs = {p.get("fine_tune_epochs") or 0 for p in points if p.get("sparsity")}
+def _fine_tune_text(points: Sequence[PrunePoint]) -> str:
+    epochs = {p.fine_tune_epochs or 0 for p in points if p.sparsity}
     if not epochs or epochs == {0}:
         return "No fine-tuning after pruning."
     return (f"Each pruned copy was fine-tuned for {', '.join(str(e) for e in sorted(epochs))} epoch(s) on the "

@@ -211,8 +211,7 @@ def html(page: Page) -> str:
     example = example or (results[0] if results else None)
     if example is not None:
         stem = page.figures_dir / f"hardware_{example.model}"
-        drawn = example.to_dict()  # the figures read dicts: the CLI draws them from a fresh result's
-        figures += [draw_accesses(drawn, f"{stem}_accesses"), draw_utilization(drawn, f"{stem}_utilization")]
+        figures += [draw_accesses(example, f"{stem}_accesses"), draw_utilization(example, f"{stem}_utilization")]
     if roofs:
-        figures.append(draw_roofline([r.to_dict() for r in roofs], page.figures_dir / "hardware_roofline"))
+        figures.append(draw_roofline(roofs, page.figures_dir / "hardware_roofline"))
     return hardware_section(results, roofs, figures, page.base)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from dnnmeter.analysis.result import flops_of
 from dnnmeter.report import fits as F
@@ -16,18 +15,15 @@ from dnnmeter.report.format import num
 from dnnmeter.report.markup import cell, figure_html, head, mark, plain, row, table
 from dnnmeter.report.plot import FigureResult
 from dnnmeter.report.sections import Page
-from dnnmeter.results.records import ModelRecord
-
-Model = Mapping[str, Any]
+from dnnmeter.results.records import ModelRecord, finite
 
 
 def html(page: Page) -> str:
-    study = page.study
-    if not study.get("models"):
+    if not page.data.models:
         return ""
     figures = page.figures
     if figures is None:
-        figures = render_figures(study, page.figures_dir, page.fits)
+        figures = render_figures(page.data, page.figures_dir, page.fits)
     return "".join([summary_table(page.data.models), fits_section(page.fits), pareto_section(page.fits),
                     figures_section(figures, page.base)])
 
@@ -42,7 +38,7 @@ def batch1(m: ModelRecord, field: str, scale: float, digits: int = 3) -> str:
         return cell("-", why_missing="not measured at batch size 1")
     if p.status != "ok":
         return cell("-", why_missing=f"{p.status}: {p.error or ''}")
-    value = F.number(getattr(p, field))
+    value = finite(getattr(p, field))
     if value is not None:
         return cell(num(value, digits, scale), "measured")
     why = p.power_unavailable_reason if field == "power_w" else None
@@ -58,9 +54,9 @@ def summary_row(m: ModelRecord) -> str:
     return row([
         f'<td class="l">{escape(m.model)}</td>',
         f'<td class="l">{swatch}{escape(m.family or "-")}</td>',
-        cell(num(F.number(acc and acc.top1), 4, 100), label, no_acc),
-        cell(num(F.number(acc and acc.top5), 4, 100), label, no_acc),
-        cell(num(F.number(a and a.params), 4, 1e-6), "measured", "no analysis"),
+        cell(num(finite(acc and acc.top1), 4, 100), label, no_acc),
+        cell(num(finite(acc and acc.top5), 4, 100), label, no_acc),
+        cell(num(finite(a and a.params), 4, 1e-6), "measured", "no analysis"),
         cell(num(flops, 4, 1e-9), "measured", "no analysis"),
         batch1(m, "power_w", 1.0),
         batch1(m, "latency_s_per_image", 1e3),
