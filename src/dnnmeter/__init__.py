@@ -32,6 +32,8 @@ _API: dict[str, str] = {
     "KindTotals": "dnnmeter.analysis",
     "LayerCost": "dnnmeter.analysis",
     "analyze": "dnnmeter.analysis",
+    "DeployResult": "dnnmeter.deploy",
+    "deploy": "dnnmeter.deploy",
     "DnnmeterError": "dnnmeter.errors",
     "InvalidInputError": "dnnmeter.errors",
     "MissingDependencyError": "dnnmeter.errors",
@@ -66,6 +68,7 @@ __all__ = sorted([*_API, *_SUBPACKAGES, "__version__"])
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
     from dnnmeter import hardware
     from dnnmeter.analysis import Analysis, KindTotals, LayerCost, analyze
+    from dnnmeter.deploy import DeployResult, deploy
     from dnnmeter.errors import (
         DnnmeterError,
         InvalidInputError,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,9 @@ def deploy(
         raise InvalidInputError(f"bad tolerance_on {tolerance_on!r}: choose {' or '.join(TOLERANCE_ON)}")
     if batch_size < 1 or images < 1:
         raise InvalidInputError("batch_size and images must be at least 1")
+    if weights is None:
+        warnings.warn(f"{model} has its initial (random) weights: agreement with float32 still holds, but an "
+                      "accuracy change means nothing; pass --weights FILE or --weights default", stacklevel=2)
     caps = capabilities or cfg.probe(device)
     planned = cfg.plan(device, caps, threads, configs)
     chosen = choose(model, data, weights, images)
