@@ -68,7 +68,7 @@ def sample_photographs(size: int, count: int) -> Images:
     """``count`` crops of scikit-learn's two sample photographs, ``size`` x ``size``, normalised."""
     from sklearn.datasets import load_sample_images
 
-    photos = [torch.from_numpy(p).permute(2, 0, 1).float() / 255 for p in load_sample_images().images]
+    photos = [torch.from_numpy(p.copy()).permute(2, 0, 1).float() / 255 for p in load_sample_images().images]
     generator = torch.Generator().manual_seed(0)
     crops = []
     for i in range(count):
