@@ -80,3 +80,12 @@ def test_the_search_in_subprocesses_is_resumable(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="initial"):
         again = deploy("tiny_alexnet", configs=["channels_last", "ort-extended-float32"], **kwargs)
     assert [c.latency_s_median for c in again.configs] == [c.latency_s_median for c in first.configs]
+
+
+def test_a_hung_worker_is_stopped_and_failed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def hangs(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        raise subprocess.TimeoutExpired("worker", kwargs["timeout"])  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner.subprocess, "run", hangs)
+    found = runner.in_subprocess(_spec(tmp_path, "compile"), timeout_s=5)
+    assert found == {"status": "failed", "reason": "took longer than 5 s; stopped"}

@@ -20,9 +20,12 @@ from dnnmeter.measure.runner import _death
 from dnnmeter.measure.spec import RESULT_PREFIX
 
 Runner = Callable[[DeploySpec], dict[str, Any]]
+# A configuration that hangs (a runtime deadlock) must not stall the search; inductor compiling
+# resnet50 on a loaded 2-core machine takes minutes, so the limit is generous.
+CONFIG_TIMEOUT_S = 900.0
 
 
-def in_subprocess(spec: DeploySpec, timeout_s: float | None = None) -> dict[str, Any]:
+def in_subprocess(spec: DeploySpec, timeout_s: float | None = CONFIG_TIMEOUT_S) -> dict[str, Any]:
     """``spec`` measured by ``python -m dnnmeter.deploy.worker``; never raises for the worker's fault."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with tempfile.TemporaryFile(mode="w+") as stderr:
