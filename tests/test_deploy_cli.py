@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
 
-import dnnmeter.deploy
+import dnnmeter
 from dnnmeter.cli import choices, main
 from dnnmeter.deploy import ConfigResult, DeployResult
 from dnnmeter.deploy.search import DEFAULT_IMAGES
@@ -50,7 +51,7 @@ def test_the_table_and_the_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
         seen.update(kwargs, model=model)
         return _result()
 
-    monkeypatch.setattr(dnnmeter.deploy, "deploy", fake)
+    monkeypatch.setattr(sys.modules["dnnmeter.deploy"], "deploy", fake)
     assert main(["deploy", "tiny_alexnet", "--tolerance", "0.5%", "--configs", "int8,compile"]) == 0
     out = capsys.readouterr().out
     assert "int8@t1" in out and "rejected" in out and "5.00x [4.50, 5.50]" in out and "inf" in out
@@ -59,3 +60,10 @@ def test_the_table_and_the_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     assert main(["deploy", "tiny_alexnet", "--format", "json"]) == 0
     raw = json.loads(capsys.readouterr().out)
     assert raw["recommended"] == "eager-float32@t1" and raw["configs"][0]["sqnr_db"] is None
+
+
+def test_dnnmeter_deploy_stays_the_function_after_its_package_is_imported() -> None:
+    import dnnmeter.deploy.search  # noqa: F401 - imports the package of the same name
+
+    assert callable(dnnmeter.deploy) and dnnmeter.deploy is sys.modules["dnnmeter.deploy"].deploy
+    assert dnnmeter.DeployResult is DeployResult

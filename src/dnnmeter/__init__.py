@@ -61,7 +61,7 @@ _API: dict[str, str] = {
 # dnnmeter.hardware.hardware("alexnet"), and dnnmeter.hardware.count_accesses still works.
 _SUBPACKAGES = ("hardware",)
 # These functions have the names of their own modules; the function wins, as it always has.
-_SHADOWED = frozenset({"evaluate", "modify", "train"})
+_SHADOWED = frozenset({"deploy", "evaluate", "modify", "train"})
 
 __all__ = sorted([*_API, *_SUBPACKAGES, "__version__"])
 
@@ -100,7 +100,7 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """Keeps ``dnnmeter.evaluate``, ``.modify`` and ``.train`` the functions: importing the
+    """Keeps ``dnnmeter.deploy``, ``.evaluate``, ``.modify`` and ``.train`` the functions: importing the
     module of the same name would otherwise bind the module over the lazily loaded function."""
 
     def __setattr__(self, name: str, value: Any) -> None:
