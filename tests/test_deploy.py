@@ -206,3 +206,16 @@ def test_export_writes_the_artefact_snippet_and_json(tmp_path: Path) -> None:
     compile(snippet, "run_model.py", "exec")
     saved = json.loads((tmp_path / "exported" / "deploy.json").read_text())
     assert saved["recommended"]["name"] == "channels_last@t2"
+
+
+def test_the_speedup_uses_eager_samples_taken_in_turns_in_the_same_process(tmp_path: Path) -> None:
+    class Paired(FakeRunner):
+        def __call__(self, spec: DeploySpec) -> dict[str, Any]:
+            found = super().__call__(spec)
+            if spec.kind != "eager-float32":  # the machine was busier while int8 ran: eager was slower too
+                found["extra"]["baseline_samples_s"] = [s * 3 for s in found["samples_s"]]
+            return found
+
+    result = _deploy(tmp_path, Paired(speed={"int8": 0.5}, flips={}), configs=["int8"], threads=1)
+    int8 = result.config("int8@t1")
+    assert int8.speedup == pytest.approx(3.0) and "in turns" in int8.extra["speedup_against"]
