@@ -3,7 +3,7 @@
 A :class:`Config` is one way to run the model (a kind such as ``int8`` or ``ort-all-float32``
 at a thread count). :func:`plan` lists them for a device from a :class:`Capabilities`,
 which :func:`probe` reads from this machine; tests pass fakes (a GPU, no onnxruntime).
-Nothing here imports torch or onnxruntime: the probe asks only whether they can be found.
+Nothing here imports onnxruntime on the CPU: the probe asks only whether it can be found.
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def _onnxruntime_missing() -> str | None:
 
 
 def probe(device: str = "cpu") -> Capabilities:
-    """This machine's capabilities (imports torch only for a CUDA device)."""
-    from dnnmeter.measure.environment import _read_or_empty, cpu_flags
+    """This machine's capabilities (reads the CPU's flags as every stored measurement does)."""
+    from dnnmeter.measure.environment import capture_environment
     from dnnmeter.measure.threads import available_cores
 
     cuda_bf16, providers = False, ()
@@ -142,7 +142,7 @@ def probe(device: str = "cpu") -> Capabilities:
 
         providers = tuple(onnxruntime.get_available_providers())
     return Capabilities(
-        cores=available_cores(), cpu_flags=tuple(cpu_flags(_read_or_empty("/proc/cpuinfo"))),
+        cores=available_cores(), cpu_flags=tuple(capture_environment("cpu")["cpu_flags"]),
         c_compiler=shutil.which("c++") or shutil.which("g++") or shutil.which("clang++"),
         onnxruntime_missing=missing, cuda_available=device.startswith("cuda"), cuda_bf16=cuda_bf16,
         cuda_providers=providers,

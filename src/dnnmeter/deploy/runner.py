@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dnnmeter.deploy.worker import DeploySpec, measure_config
-from dnnmeter.measure.runner import _death
+from dnnmeter.measure.runner import death_reason
 from dnnmeter.measure.spec import RESULT_PREFIX
 
 Runner = Callable[[DeploySpec], dict[str, Any]]
@@ -40,7 +40,7 @@ def in_subprocess(spec: DeploySpec, timeout_s: float | None = CONFIG_TIMEOUT_S) 
         if line.startswith(RESULT_PREFIX):
             found: dict[str, Any] = json.loads(line[len(RESULT_PREFIX):])
             return found
-    return {"status": "failed", "reason": _death(done.returncode, tail)}
+    return {"status": "failed", "reason": death_reason(done.returncode, tail)}
 
 
 def in_process(spec: DeploySpec) -> dict[str, Any]:
