@@ -67,3 +67,12 @@ def test_dnnmeter_deploy_stays_the_function_after_its_package_is_imported() -> N
 
     assert callable(dnnmeter.deploy) and dnnmeter.deploy is sys.modules["dnnmeter.deploy"].deploy
     assert dnnmeter.DeployResult is DeployResult
+
+
+def test_a_gpu_that_is_not_here_is_refused_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["deploy", "tiny_alexnet", "--device", "cuda"]) == 2
+    assert "torch sees no CUDA GPU here" in capsys.readouterr().err

@@ -128,6 +128,12 @@ def deploy(
         raise InvalidInputError(f"bad tolerance_on {tolerance_on!r}: choose {' or '.join(TOLERANCE_ON)}")
     if batch_size < 1 or images < 1:
         raise InvalidInputError("batch_size and images must be at least 1")
+    from dnnmeter.measure import check_bench_args, not_runnable_reason
+
+    check_bench_args(device, [batch_size], "float32")  # a device that is not here is said before any work
+    why_not = not_runnable_reason(model)
+    if why_not:
+        raise InvalidInputError(why_not)
     if weights is None:
         warnings.warn(f"{model} has its initial (random) weights: agreement with float32 still holds, but an "
                       "accuracy change means nothing; pass --weights FILE or --weights default", stacklevel=2)
