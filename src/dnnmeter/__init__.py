@@ -40,6 +40,8 @@ _API: dict[str, str] = {
     "KindTotals": "dnnmeter.analysis",
     "LayerCost": "dnnmeter.analysis",
     "analyze": "dnnmeter.analysis",
+    "DeployResult": "dnnmeter.deployment",
+    "deploy": "dnnmeter.deployment",
     "DnnmeterError": "dnnmeter.errors",
     "InvalidInputError": "dnnmeter.errors",
     "MissingDependencyError": "dnnmeter.errors",
@@ -77,6 +79,7 @@ __all__ = sorted([*_API, "__version__"])
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
     from dnnmeter.accuracy import EvalResult, evaluate
     from dnnmeter.analysis import Analysis, KindTotals, LayerCost, analyze
+    from dnnmeter.deployment import DeployResult, deploy
     from dnnmeter.errors import (
         DnnmeterError,
         InvalidInputError,

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from dnnmeter import __version__
-from dnnmeter.cli import changes, hardware, measure, predict, studies
+from dnnmeter.cli import changes, deploy, hardware, measure, predict, studies
 from dnnmeter.errors import DnnmeterError
 
 EXIT_USAGE = 2
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dnnmeter {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for area in (measure, changes, hardware, studies, predict):
+    for area in (measure, changes, hardware, studies, predict, deploy):
         area.add_commands(sub)
     for command in sub.choices.values():  # also accepted after the command; SUPPRESS keeps the top-level value
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

@@ -25,7 +25,8 @@ def _from_line(line: str) -> BenchResult:
     return BenchResult.from_dict(json.loads(line[len(RESULT_PREFIX):]))
 
 
-def _death(returncode: int, stderr_tail: str) -> str:
+def death_reason(returncode: int, stderr_tail: str) -> str:
+    """Why a worker process ended without its result: the signal or exit status and its last stderr line."""
     if returncode < 0:
         name = signal.Signals(-returncode).name
         why = " (killed: out of memory?)" if name == "SIGKILL" else ""
@@ -71,7 +72,7 @@ def _fill_missing(spec: BenchSpec, results: list[BenchResult], returncode: int, 
         point = BenchResult(model=spec.model, device=spec.device, batch_size=batch,
                             input_size=tuple(spec.input_size or ()), dtype=spec.dtype, threads=spec.threads)
         if i == 0:
-            point.status, point.error = "error", _death(returncode, tail)
+            point.status, point.error = "error", death_reason(returncode, tail)
         else:
             point.status, point.error = "skipped", f"skipped after the worker died at batch size {missing[0]}"
         results.append(point)

@@ -1,0 +1,216 @@
+"""Turn the float32 model into one configuration's callable (run inside the worker process).
+
+Each builder takes the eval-mode float32 model, an example batch and calibration batches, and
+returns a :class:`Prepared`: ``call(x)`` maps a float32 batch to float32 logits (the input's
+conversion, to channels_last or bfloat16, is part of the call and so of its latency), the
+artefact's size in bytes and, where there is one, the artefact's file. The user's model is
+never changed: builders work on copies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dnnmeter.deployment.configs import ORT_PIP, Config
+from dnnmeter.errors import MissingDependencyError
+
+Call = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Prepared:
+    call: Call
+    size_bytes: int | None
+    artefact: str | None = None  # a file --export can copy (ONNX model, int8 state dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    config: Config
+    example: torch.Tensor
+    calibration: list[torch.Tensor]
+    artefact_dir: Path
+    device: torch.device
+
+
+def _float_size(model: nn.Module) -> int:
+    from dnnmeter.transforms.quantize import model_size_bytes
+
+    return model_size_bytes(model)
+
+
+def _eager(model: nn.Module, ctx: BuildContext) -> Prepared:
+    return Prepared(model, _float_size(model))
+
+
+def _channels_last(model: nn.Module, ctx: BuildContext) -> Prepared:
+    moved = copy.deepcopy(model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return Prepared(lambda x: moved(x.contiguous(memory_format=torch.channels_last)), _float_size(moved))
+
+
+def _cast(dtype: torch.dtype) -> Callable[[nn.Module, BuildContext], Prepared]:
+    def build(model: nn.Module, ctx: BuildContext) -> Prepared:
+        cast = copy.deepcopy(model).to(dtype)
+        return Prepared(lambda x: cast(x.to(dtype)).float(), _float_size(cast))
+
+    return build
+
+
+def _int8(model: nn.Module, ctx: BuildContext) -> Prepared:
+    from dnnmeter.transforms.quantize import model_size_bytes, quantize_int8
+
+    made = quantize_int8(model, ctx.example, ctx.calibration)
+    path = ctx.artefact_dir / f"{ctx.config.kind}.state_dict.pt"
+    torch.save(made.module.state_dict(), path)
+    notes = [f"torch.ao path {made.path} on the {made.backend} engine"] + made.fallback_reasons
+    engine = made.backend
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        with _quantized_engine(engine):
+            return made.module(x)
+
+    return Prepared(call, model_size_bytes(made.module), str(path), notes)
+
+
+@contextlib.contextmanager
+def _quantized_engine(engine: str) -> Iterator[None]:
+    before = torch.backends.quantized.engine
+    try:
+        torch.backends.quantized.engine = engine
+        yield
+    finally:
+        torch.backends.quantized.engine = before
+
+
+def _compile(model: nn.Module, ctx: BuildContext) -> Prepared:
+    compiled = torch.compile(copy.deepcopy(model), backend="inductor")
+    return Prepared(compiled, _float_size(model), notes=["first_call_s includes inductor's compilation"])
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(on: bool) -> Iterator[None]:
+    before = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = on
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _cuda_graphs(model: nn.Module, ctx: BuildContext) -> Prepared:
+    static_in = ctx.example.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # capture needs warm-up calls on a side stream
+        for _ in range(3):
+            model(static_in)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = model(static_in)
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
+
+    return Prepared(call, _float_size(model), notes=["one CUDA graph captured at the batch size"])
+
+
+# --- ONNX Runtime ---------------------------------------------------------------------------
+
+
+def _import_ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise MissingDependencyError(f"onnxruntime is not installed; {ORT_PIP}") from exc
+    return onnxruntime
+
+
+def _export(model: nn.Module, ctx: BuildContext) -> Path:
+    path = ctx.artefact_dir / "model-float32.onnx"
+    if not path.is_file():  # one export serves every ORT configuration of this run
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (ctx.example,), str(path), input_names=["input"], output_names=["logits"],
+                              dynamo=False)
+    return path
+
+
+def _ort_int8(float_path: Path, ctx: BuildContext) -> Path:
+    path = ctx.artefact_dir / "model-int8.onnx"
+    if path.is_file():
+        return path
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.batches = iter([{"input": b.numpy()} for b in ctx.calibration])
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.batches, None)
+
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice ("consider pre-processing") goes to the root logger
+    try:
+        quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    return path
+
+
+def _ort(model: nn.Module, ctx: BuildContext) -> Prepared:
+    ort = _import_ort()
+    path = _export(model, ctx)
+    if ctx.config.kind.endswith("-int8"):
+        path = _ort_int8(path, ctx)
+    levels = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+              "all": "ORT_ENABLE_ALL"}
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, levels[str(ctx.config.ort_level)])
+    options.intra_op_num_threads = ctx.config.threads or 0
+    options.inter_op_num_threads = 1
+    cuda = ctx.device.type == "cuda"
+    providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), options, providers=providers)
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {"input": x.detach().cpu().numpy()})[0])
+
+    return Prepared(call, os.path.getsize(path), str(path), [f"onnxruntime {ort.__version__}"])
+
+
+BUILDERS: dict[str, Callable[[nn.Module, BuildContext], Prepared]] = {
+    "eager-float32": _eager,
+    "channels_last": _channels_last,
+    "bfloat16": _cast(torch.bfloat16),
+    "float16": _cast(torch.float16),
+    "int8": _int8,
+    "compile": _compile,
+    "cudnn-benchmark": _eager,  # the flag is set around the whole measurement (worker.py)
+    "cuda-graphs": _cuda_graphs,
+}
+
+
+def build(model: nn.Module, ctx: BuildContext) -> Prepared:
+    """The configuration ``ctx.config`` of ``model``."""
+    if ctx.config.is_ort:
+        return _ort(model, ctx)
+    return BUILDERS[ctx.config.kind](model, ctx)

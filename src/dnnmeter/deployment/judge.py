@@ -1,0 +1,122 @@
+"""Judge measured configurations against the baseline and pick the one to recommend.
+
+- The reference for accuracy is eager float32 at the most threads measured (``baseline``).
+- Speed-up is against eager float32 at the *same* thread count, so that more threads alone
+  never count as a configuration's speed-up: the eager float32 samples the worker took in
+  turns with the configuration (same process, same load) where there are some, else those
+  of the baseline's own process.
+- A configuration loses ``tolerance`` or less of top-1 agreement with the baseline (or of
+  top-1 accuracy, ``tolerance_on="accuracy"``): ``accepted``; more: ``rejected``.
+- The recommendation is the fastest accepted configuration (lowest median latency) whose
+  speed-up's 95% interval lies above 1 and which is faster than the baseline itself;
+  otherwise the baseline, and the reason says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnnmeter.deployment.configs import BASELINE_KIND
+from dnnmeter.deployment.result import ConfigResult
+from dnnmeter.deployment.stats import agreement, speedup_interval
+from dnnmeter.errors import DnnmeterError
+
+
+class DeployError(DnnmeterError):
+    """The search cannot compare anything: the eager float32 baseline itself failed."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    baseline: str
+    recommended: str
+    reason: str
+
+
+def _baselines(results: list[ConfigResult]) -> dict[int | None, ConfigResult]:
+    return {r.threads: r for r in results if r.kind == BASELINE_KIND and r.measured}
+
+
+def _main_baseline(results: list[ConfigResult]) -> ConfigResult:
+    found = _baselines(results)
+    if not found:
+        reasons = "; ".join(f"{r.name}: {r.reason}" for r in results if r.kind == BASELINE_KIND)
+        raise DeployError(f"eager float32 (the baseline) could not be measured ({reasons}); check that "
+                          "`dnnmeter bench MODEL` runs")
+    return found[max(found, key=lambda t: t or 0)]
+
+
+def _score(result: ConfigResult, reference: np.ndarray, output: np.ndarray, labels: np.ndarray | None,
+           base_top1: float | None) -> None:
+    found = agreement(reference, output, labels)
+    result.top1_agreement, result.sqnr_db = found.top1_agreement, found.sqnr_db
+    result.logit_mean_abs_error, result.logit_max_abs_error = found.logit_mean_abs_error, found.logit_max_abs_error
+    result.top1 = found.top1
+    result.top1_change = None if found.top1 is None or base_top1 is None else found.top1 - base_top1
+
+
+def _speed(result: ConfigResult, base: ConfigResult | None) -> None:
+    paired = result.extra.get("baseline_samples_s") or []
+    base_samples = paired or (base.samples_s if base is not None else [])
+    if not base_samples or not result.samples_s:
+        result.extra["speedup_note"] = "no eager float32 measured at this thread count"
+        return
+    result.extra["speedup_against"] = ("eager float32 timed in turns with it in its process" if paired else
+                                       "eager float32's own process at this thread count")
+    found = speedup_interval(base_samples, result.samples_s)
+    result.speedup, result.speedup_low, result.speedup_high = found.ratio, found.low, found.high
+
+
+def _status(result: ConfigResult, share: float, on: str) -> None:
+    if result.kind == BASELINE_KIND:
+        result.status, result.reason = "accepted", "the baseline"
+        return
+    if on == "accuracy":
+        lost = -(result.top1_change or 0.0)
+        what = "top-1 accuracy drop"
+    else:
+        lost = 1.0 - (result.top1_agreement or 0.0)
+        what = "top-1 disagreement with float32"
+    ok = lost <= share + 1e-12
+    result.status = "accepted" if ok else "rejected"
+    result.reason = f"{what} {lost:.2%} {'within' if ok else 'above'} the tolerance {share:.2%}"
+
+
+def judge(results: list[ConfigResult], outputs: dict[str, np.ndarray], labels: object, share: float,
+          on: str) -> Verdict:
+    """Fill each measured result's agreement, speed-up and status; return the verdict."""
+    base = _main_baseline(results)
+    reference = outputs[base.name]
+    label_array = None if labels is None else np.asarray(labels)
+    base_top1 = None if label_array is None else float((reference.argmax(axis=1) == label_array).mean())
+    per_threads = _baselines(results)
+    for result in results:
+        if not result.measured or result.name not in outputs:
+            if result.status == "measured":  # stored figures without their logits
+                result.status, result.reason = "failed", "its outputs are missing; rerun to measure again"
+            continue
+        _score(result, reference, outputs[result.name], label_array, base_top1)
+        _speed(result, per_threads.get(result.threads))
+        _status(result, share, on)
+    return _recommend(results, base)
+
+
+def _recommend(results: list[ConfigResult], base: ConfigResult) -> Verdict:
+    assert base.latency_s_median is not None
+    candidates = [r for r in results if r.status == "accepted" and r.kind != BASELINE_KIND]
+    sure = [r for r in candidates if r.speedup_low is not None and r.speedup_low > 1.0]
+    faster = [r for r in sure if r.latency_s_median is not None and r.latency_s_median < base.latency_s_median]
+    if faster:
+        best = min(faster, key=lambda r: r.latency_s_median or float("inf"))
+        return Verdict(base.name, best.name, f"the fastest accepted configuration: {best.speedup:.2f}x eager "
+                       f"float32 at {best.threads} thread(s), 95% interval {best.speedup_low:.2f}-"
+                       f"{best.speedup_high:.2f}")
+    if not candidates:
+        why = "no other configuration was accepted"
+    elif not sure:
+        why = "no accepted configuration's speed-up has a 95% interval above 1"
+    else:
+        why = f"no accepted configuration that is surely faster beats {base.name} itself"
+    return Verdict(base.name, base.name, f"{why}: eager float32 stays the recommendation")

@@ -1,0 +1,167 @@
+"""Measure one configuration; run as ``python -m dnnmeter.deployment.worker`` (one process each).
+
+The parent (runner.py) writes a :class:`DeploySpec` as JSON on stdin; the worker builds the
+configuration, times it (measure/timing.py's blocked timing, cycling through batches of the
+real images so that each call sees fresh inputs) in turns with eager float32 in the same
+process (the speed-up's two sides then share the machine's load), weighs its peak memory, runs every image
+through it and saves the logits to ``outputs_path`` (.npy) for the parent to compare with the
+baseline's. It prints one ``DNNMETER-RESULT {json}`` line. A failure to build or run is that
+line's ``failed`` status with the reason; a missing package is ``skipped``.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dnnmeter.measure.spec import RESULT_PREFIX
+from dnnmeter.measure.timing import Timing, TimingSettings
+
+
+@dataclass
+class DeploySpec:
+    model: str
+    kind: str
+    threads: int | None
+    batch_size: int
+    images_path: str  # a .pt file: {"images": N x C x H x W float32, "calibration": M x C x H x W}
+    outputs_path: str  # where the logits of every image go (.npy)
+    artefact_dir: str
+    weights: str | None = None
+    device: str = "cpu"
+    timing: TimingSettings = field(default_factory=TimingSettings)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> DeploySpec:
+        raw = json.loads(text)
+        raw["timing"] = TimingSettings(**raw["timing"])
+        return cls(**raw)
+
+
+def _batches(images: Any, batch: int) -> list[Any]:
+    """Every image in batches of ``batch``; the last one padded with the first images, so that
+    a configuration built for one batch shape (an export, a CUDA graph) takes them all."""
+    import torch
+
+    n = images.shape[0]
+    pad = (-n) % batch
+    padded = torch.cat([images, images[:pad].expand(pad, *images.shape[1:])]) if pad and n >= pad else images
+    while padded.shape[0] % batch:  # fewer images than the padding needs
+        padded = torch.cat([padded, padded[: batch - padded.shape[0] % batch]])
+    return list(padded.split(batch))
+
+
+def _fail(exc: BaseException) -> dict[str, Any]:
+    from dnnmeter.errors import MissingDependencyError
+    from dnnmeter.measure.spec import is_out_of_memory
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    if isinstance(exc, (MissingDependencyError, ModuleNotFoundError)):
+        return {"status": "skipped", "reason": first}
+    why = "out of memory: " if is_out_of_memory(exc) else ""
+    return {"status": "failed", "reason": f"{why}{type(exc).__name__}: {first}"}
+
+
+def measure_config(spec: DeploySpec) -> dict[str, Any]:
+    """Build, time, weigh and run ``spec``'s configuration; the figures as a dict."""
+    import torch
+
+    from dnnmeter.measure import memory
+    from dnnmeter.measure.threads import torch_threads
+
+    baseline_rss = memory.rss_bytes()
+    with torch_threads(spec.threads), torch.inference_mode():
+        try:
+            return _measure(spec, baseline_rss)
+        except Exception as exc:  # noqa: BLE001 - any failure is this configuration's, recorded
+            return _fail(exc)
+
+
+ROUNDS = 2  # the configuration and eager float32 alternate, so that a change of load reaches both
+UNPAIRED = ("eager-float32", "cudnn-benchmark")  # the baseline itself; a flag that would reach both
+
+
+def _cycling(fn: Any, batches: list[Any]) -> Any:
+    """``fn`` on a different batch of real images each call."""
+    turn = itertools.count()
+    return lambda: fn(batches[next(turn) % len(batches)])
+
+
+def _alternate(config_call: Any, base_call: Any, settings: TimingSettings, **timer: Any) -> tuple[Timing, list[float]]:
+    """The configuration's timing and, where ``base_call`` is given, eager float32's samples taken
+    in turns with it in this process: the speed-up's two sides then share the machine's load."""
+    from dnnmeter.measure.timing import time_calls
+
+    if base_call is None:
+        return time_calls(config_call, settings, **timer), []
+    part = replace(settings, time_budget_s=settings.time_budget_s / (2 * ROUNDS))
+    timing, base = Timing(), []
+    for _ in range(ROUNDS):
+        found = time_calls(config_call, part, **timer)
+        timing.cold_s = found.cold_s if timing.cold_s is None else timing.cold_s
+        timing.samples_s += found.samples_s
+        base += time_calls(base_call, part, **timer).samples_s
+    return timing, base
+
+
+def _measure(spec: DeploySpec, baseline_rss: int) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from dnnmeter.deployment.build import BuildContext, build, cudnn_benchmark
+    from dnnmeter.deployment.configs import Config
+    from dnnmeter.accuracy import build_with_weights
+    from dnnmeter.measure import memory
+    from dnnmeter.measure.timing import cuda_event_block
+
+    device = torch.device(spec.device)
+    data = torch.load(spec.images_path)
+    batches = [b.to(device) for b in _batches(data["images"], spec.batch_size)]
+    calibration = [b.to(device) for b in _batches(data["calibration"], spec.batch_size)]
+    torch.manual_seed(0)  # without --weights every process must build the same initial weights
+    model = build_with_weights(spec.model, spec.weights, device=spec.device)
+    Path(spec.artefact_dir).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with cudnn_benchmark(spec.kind == "cudnn-benchmark"):
+        context = BuildContext(Config(spec.kind, spec.threads), batches[0], calibration, Path(spec.artefact_dir), device)
+        prepared = build(model, context)
+        prepare_s = time.perf_counter() - started
+        cuda = device.type == "cuda"
+        sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
+        call = _cycling(prepared.call, batches)
+        base_call = None if spec.kind in UNPAIRED else _cycling(model, batches)
+        timing, base_samples = _alternate(call, base_call, spec.timing, sync=sync,
+                                          block=cuda_event_block(device) if cuda else None)
+        del model, base_call  # the float32 model leaves memory before the configuration's peak is read
+        gc.collect()
+        weighed = memory.cuda_peak(call, device) if cuda else memory.cpu_peak(call, baseline_rss)
+        outputs = torch.cat([prepared.call(b).float().cpu() for b in batches])[: data["images"].shape[0]]
+    np.save(spec.outputs_path, outputs.numpy())
+    return {
+        "status": "measured", "samples_s": timing.samples_s, "latency_s_median": timing.median_s,
+        "latency_s_p10": timing.percentile_s(10), "latency_s_p90": timing.percentile_s(90),
+        "first_call_s": timing.cold_s, "peak_memory_bytes": weighed.peak_bytes, "size_bytes": prepared.size_bytes,
+        "extra": {"prepare_s": prepare_s, "artefact": prepared.artefact, "notes": prepared.notes,
+                  "memory_kind": weighed.kind, "stable": timing.stable, "threads_used": torch.get_num_threads(),
+                  "baseline_samples_s": base_samples},
+    }
+
+
+def main() -> int:
+    spec = DeploySpec.from_json(sys.stdin.read())
+    sys.stdout.write(RESULT_PREFIX + json.dumps(measure_config(spec)) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

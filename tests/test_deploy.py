@@ -1,0 +1,221 @@
+"""dnnmeter deploy (issue 15): configurations, the judge, the store, export, with a fake runner.
+
+The fake runner stands in for the worker process: it writes logits and timing samples
+chosen by each test, so the verdict is checked against a known answer. The real worker runs
+in test_deploy_worker.py (in this process, and integration-marked in subprocesses).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from dnnmeter.deployment import Capabilities, DeployError, configs, deploy, plan
+from dnnmeter.deployment.stats import agreement, parse_tolerance, speedup_interval
+from dnnmeter.deployment.worker import DeploySpec
+from dnnmeter.errors import InvalidInputError
+
+ALL_CPU = Capabilities(cores=2, cpu_flags=("avx512f", "avx512_bf16"), c_compiler="/usr/bin/c++")
+BARE_CPU = Capabilities(cores=4, cpu_flags=("avx2",), c_compiler=None,
+                        onnxruntime_missing=f"onnxruntime is not installed; {configs.ORT_PIP}")
+ISSUE_FIELDS = {"name", "status", "reason", "threads", "latency_s_median", "latency_s_p10", "latency_s_p90", "speedup",
+                "speedup_low", "speedup_high", "top1_agreement", "logit_max_abs_error", "sqnr_db", "top1_change",
+                "first_call_s", "peak_memory_bytes", "size_bytes"}
+ISSUE_TOP = {"model", "device", "batch_size", "tolerance", "images", "baseline", "recommended", "configs"}
+
+
+# --- configurations -------------------------------------------------------------------------
+
+
+def test_resnet50_on_this_cpu_has_at_least_20_configurations() -> None:
+    planned = plan("cpu", ALL_CPU)
+    assert len(planned) >= 20
+    assert all(configs.skip_reason(c, ALL_CPU, "cpu") is None for c in planned)
+    assert planned[0].name == "eager-float32@t1" and {c.threads for c in planned} == {1, 2}
+    assert len({c.name for c in planned}) == len(planned)  # names are unique: baseline/recommended refer to them
+
+
+def test_what_this_machine_lacks_is_skipped_with_the_reason() -> None:
+    reasons = {c.kind: configs.skip_reason(c, BARE_CPU, "cpu") for c in plan("cpu", BARE_CPU, threads=1)}
+    assert reasons["eager-float32"] is None and reasons["int8"] is None
+    assert "AVX512-BF16" in reasons["bfloat16"]
+    assert "compiler" in reasons["compile"]
+    assert all("pip install" in reasons[k] for k in reasons if k.startswith("ort-"))
+
+
+def test_a_missing_onnxruntime_is_found_by_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = configs.importlib.util.find_spec
+    monkeypatch.setattr(configs.importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else real(name))
+    caps = configs.probe("cpu")
+    assert caps.onnxruntime_missing is not None and "pip install 'dnnmeter[deploy]'" in caps.onnxruntime_missing
+
+
+def test_a_gpu_adds_its_own_configurations() -> None:
+    gpu = Capabilities(cores=8, cuda_available=True, cuda_bf16=False, cuda_providers=("CPUExecutionProvider",))
+    planned = plan("cuda", gpu)
+    kinds = [c.kind for c in planned]
+    assert {"cuda-graphs", "cudnn-benchmark", "float16"} <= set(kinds) and all(c.threads is None for c in planned)
+    bf16 = next(c for c in planned if c.kind == "bfloat16")
+    assert "8.0" in str(configs.skip_reason(bf16, gpu, "cuda"))
+    ort = next(c for c in planned if c.is_ort)
+    assert "onnxruntime-gpu" in str(configs.skip_reason(ort, gpu, "cuda"))
+
+
+def test_an_unknown_configuration_is_refused_with_the_list() -> None:
+    with pytest.raises(InvalidInputError, match="choose from eager-float32"):
+        plan("cpu", ALL_CPU, kinds=["int4"])
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def test_the_speedup_interval_covers_the_true_ratio_and_excludes_one() -> None:
+    rng = np.random.default_rng(1)
+    base, fast = list(10 + rng.normal(0, 0.2, 40)), list(5 + rng.normal(0, 0.1, 40))
+    found = speedup_interval(base, fast)
+    assert found.low < 2.0 < found.high and found.low > 1.5
+    same = speedup_interval(base, list(10 + rng.normal(0, 0.2, 40)))
+    assert same.low < 1.0 < same.high  # no difference: the interval says it is not sure
+
+
+def test_agreement_of_identical_and_flipped_outputs() -> None:
+    ref = np.eye(4, 3)[[0, 1, 2, 0]] * 5.0
+    same = agreement(ref, ref.copy(), labels=np.array([0, 1, 2, 1]))
+    assert same.top1_agreement == 1.0 and same.sqnr_db == math.inf and same.top1 == 0.75
+    flipped = ref.copy()
+    flipped[0] = [0, 6, 0]
+    found = agreement(ref, flipped)
+    assert found.top1_agreement == 0.75 and found.logit_max_abs_error == 6.0
+    assert found.sqnr_db == pytest.approx(10 * math.log10(100 / 61))
+
+
+@pytest.mark.parametrize(("text", "value"), [("1%", 0.01), ("0.5%", 0.005), ("0.02", 0.02), (0, 0.0)])
+def test_tolerances(text: Any, value: float) -> None:
+    assert parse_tolerance(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["abc", "150%", "-1%", "nan"])
+def test_bad_tolerances_are_refused(text: str) -> None:
+    with pytest.raises(InvalidInputError, match="give a percentage"):
+        parse_tolerance(text)
+
+
+# --- the search with a fake worker ----------------------------------------------------------
+
+
+class FakeRunner:
+    """Logits of a fixed random model; each kind changes them and its speed as a test asks."""
+
+    def __init__(self, speed: dict[str, float], flips: dict[str, float], fail: set[str] = frozenset()) -> None:
+        self.speed, self.flips, self.fail, self.calls = speed, flips, fail, []  # type: ignore[assignment]
+
+    def __call__(self, spec: DeploySpec) -> dict[str, Any]:
+        self.calls.append(spec.kind)
+        if spec.kind in self.fail:
+            return {"status": "failed", "reason": "worker died with SIGSEGV"}
+        n = torch.load(spec.images_path)["images"].shape[0]
+        logits = np.random.default_rng(0).normal(size=(n, 10))
+        flip = int(self.flips.get(spec.kind, 0.0) * n)
+        logits[:flip] = -logits[:flip]  # the argmax moves for these images
+        np.save(spec.outputs_path, logits)
+        median = self.speed.get(spec.kind, 1.0) / (spec.threads or 1)
+        samples = list(median * (1 + np.random.default_rng(len(self.calls)).normal(0, 0.01, 20)))
+        return {"status": "measured", "samples_s": samples, "latency_s_median": float(np.median(samples)),
+                "latency_s_p10": min(samples), "latency_s_p90": max(samples), "first_call_s": median * 3,
+                "peak_memory_bytes": 1000, "size_bytes": 2000, "extra": {"artefact": None, "notes": []}}
+
+
+def _deploy(tmp_path: Path, runner: FakeRunner, **kwargs: Any) -> Any:
+    kwargs.setdefault("configs", ["int8", "channels_last", "compile", "ort-all-float32"])
+    with pytest.warns(UserWarning, match="initial"):
+        return deploy("tiny_alexnet", images=100, runner=runner, capabilities=ALL_CPU, out=tmp_path / "out", **kwargs)
+
+
+def test_a_rejected_configuration_is_never_recommended_however_fast(tmp_path: Path) -> None:
+    runner = FakeRunner(speed={"int8": 0.1, "channels_last": 0.5, "compile": 0.7}, flips={"int8": 0.05},
+                        fail={"ort-all-float32"})
+    result = _deploy(tmp_path, runner)
+    int8 = result.config("int8@t2")
+    assert int8.status == "rejected" and "5.00% above the tolerance 1.00%" in int8.reason
+    assert result.recommended == "channels_last@t2" and result.baseline == "eager-float32@t2"
+    assert result.config("channels_last@t1").speedup == pytest.approx(2.0, rel=0.05)  # against eager at 1 thread
+    failed = result.config("ort-all-float32@t1")
+    assert failed.status == "failed" and "SIGSEGV" in failed.reason  # recorded, and the search went on
+    assert result.config("compile@t2").status == "accepted"
+
+
+def test_a_looser_tolerance_accepts_and_recommends_it(tmp_path: Path) -> None:
+    runner = FakeRunner(speed={"int8": 0.1, "channels_last": 0.5}, flips={"int8": 0.05})
+    result = _deploy(tmp_path, runner, tolerance="6%", configs=["int8", "channels_last"])
+    assert result.recommended == "int8@t2" and "fastest accepted" in result.recommendation_reason
+    assert result.config("int8@t2").speedup == pytest.approx(10.0, rel=0.03)
+
+
+def test_without_a_sure_speedup_the_baseline_stays_and_says_why(tmp_path: Path) -> None:
+    result = _deploy(tmp_path, FakeRunner(speed={}, flips={}), configs=["channels_last"])
+    assert result.recommended == result.baseline == "eager-float32@t2"
+    assert "95% interval above 1" in result.recommendation_reason
+
+
+def test_a_failed_baseline_is_an_error_that_says_so(tmp_path: Path) -> None:
+    with pytest.raises(DeployError, match="SIGSEGV"):
+        _deploy(tmp_path, FakeRunner(speed={}, flips={}, fail={"eager-float32"}), configs=["int8"])
+
+
+def test_a_rerun_measures_only_what_is_missing(tmp_path: Path) -> None:
+    first = FakeRunner(speed={"int8": 0.5}, flips={})
+    _deploy(tmp_path, first, configs=["int8"], threads=1)
+    assert first.calls == ["eager-float32", "int8"]
+    again = FakeRunner(speed={"int8": 0.5}, flips={})
+    result = _deploy(tmp_path, again, configs=["int8", "channels_last"], threads=1)
+    assert again.calls == ["channels_last"]
+    assert result.config("int8@t1").speedup == pytest.approx(2.0, rel=0.05)
+
+
+def test_the_json_has_the_issues_fields(tmp_path: Path) -> None:
+    result = _deploy(tmp_path, FakeRunner(speed={"int8": 0.5}, flips={}), configs=["int8"])
+    raw = json.loads(json.dumps(result.to_dict()))
+    assert ISSUE_TOP <= set(raw) and raw["images"] == 100
+    for config in raw["configs"]:
+        assert ISSUE_FIELDS <= set(config)
+        assert config["status"] in ("accepted", "rejected", "failed", "skipped")
+    assert raw["configs"][0]["sqnr_db"] is None  # identical outputs: infinity has no JSON, and a note says so
+
+
+def test_tolerance_on_accuracy_needs_labels_and_uses_them(tmp_path: Path) -> None:
+    result = _deploy(tmp_path, FakeRunner(speed={"int8": 0.5}, flips={"int8": 0.3}), configs=["int8"],
+                     tolerance_on="accuracy", tolerance="50%")
+    int8 = result.config("int8@t1")
+    assert int8.top1_change is not None and "top-1 accuracy drop" in int8.reason
+    with pytest.raises(InvalidInputError, match="labelled"), pytest.warns(UserWarning, match="initial"):
+        deploy("resnet18", images=4, tolerance_on="accuracy", runner=FakeRunner({}, {}), capabilities=ALL_CPU)
+
+
+def test_export_writes_the_artefact_snippet_and_json(tmp_path: Path) -> None:
+    runner = FakeRunner(speed={"channels_last": 0.5}, flips={})
+    result = _deploy(tmp_path, runner, configs=["channels_last"], export=tmp_path / "exported")
+    assert result.recommended == "channels_last@t2"
+    snippet = (tmp_path / "exported" / "run_model.py").read_text()
+    assert "channels_last" in snippet and "torch.set_num_threads(2)" in snippet
+    compile(snippet, "run_model.py", "exec")
+    saved = json.loads((tmp_path / "exported" / "deploy.json").read_text())
+    assert saved["recommended"]["name"] == "channels_last@t2"
+
+
+def test_the_speedup_uses_eager_samples_taken_in_turns_in_the_same_process(tmp_path: Path) -> None:
+    class Paired(FakeRunner):
+        def __call__(self, spec: DeploySpec) -> dict[str, Any]:
+            found = super().__call__(spec)
+            if spec.kind != "eager-float32":  # the machine was busier while int8 ran: eager was slower too
+                found["extra"]["baseline_samples_s"] = [s * 3 for s in found["samples_s"]]
+            return found
+
+    result = _deploy(tmp_path, Paired(speed={"int8": 0.5}, flips={}), configs=["int8"], threads=1)
+    int8 = result.config("int8@t1")
+    assert int8.speedup == pytest.approx(3.0) and "in turns" in int8.extra["speedup_against"]

@@ -1,0 +1,92 @@
+"""The deploy worker for real on the tiny family and the digits: in this process (fast), and
+in its own processes (integration), plus what a dead or missing runtime leaves behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dnnmeter.deployment import deploy, runner
+from dnnmeter.deployment.images import choose
+from dnnmeter.deployment.worker import DeploySpec, measure_config
+from dnnmeter.measure.timing import TimingSettings
+
+QUICK = TimingSettings(time_budget_s=0.05, warmup_s=0.01, min_samples=3)
+
+
+def _spec(tmp_path: Path, kind: str, n: int = 12, batch: int = 4) -> DeploySpec:
+    images = choose("tiny_alexnet", "digits", None, n)
+    path = tmp_path / "images.pt"
+    torch.save({"images": images.images, "calibration": images.calibration[:8]}, path)
+    return DeploySpec("tiny_alexnet", kind, 1, batch, str(path), str(tmp_path / f"{kind}.npy"),
+                      str(tmp_path / "artefacts"), timing=QUICK)
+
+
+def test_channels_last_runs_and_agrees_with_float32(tmp_path: Path) -> None:
+    base = measure_config(_spec(tmp_path, "eager-float32", n=10))  # 10 images, batch 4: the last batch padded
+    moved = measure_config(_spec(tmp_path, "channels_last", n=10))
+    assert base["status"] == moved["status"] == "measured", (base, moved)
+    a, b = np.load(tmp_path / "eager-float32.npy"), np.load(tmp_path / "channels_last.npy")
+    assert a.shape == b.shape and a.shape[0] == 10
+    assert (a.argmax(1) == b.argmax(1)).all() and np.abs(a - b).max() < 1e-4
+    assert moved["latency_s_p10"] <= moved["latency_s_median"] <= moved["latency_s_p90"]
+    assert moved["size_bytes"] > 0 and moved["first_call_s"] > 0
+    assert len(moved["extra"]["baseline_samples_s"]) >= 2 and base["extra"]["baseline_samples_s"] == []
+
+
+def test_onnxruntime_int8_writes_its_artefact(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    found = measure_config(_spec(tmp_path, "ort-all-int8"))
+    assert found["status"] == "measured", found
+    assert found["extra"]["artefact"].endswith("model-int8.onnx") and Path(found["extra"]["artefact"]).is_file()
+    assert found["size_bytes"] == Path(found["extra"]["artefact"]).stat().st_size
+
+
+def test_a_missing_onnxruntime_is_skipped_with_the_pip_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    found = measure_config(_spec(tmp_path, "ort-basic-float32"))
+    assert found["status"] == "skipped" and "pip install 'dnnmeter[deploy]'" in found["reason"]
+
+
+def test_a_configuration_that_raises_is_failed_with_its_reason(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "eager-float32")
+    spec.images_path = str(tmp_path / "missing.pt")
+    found = measure_config(spec)
+    assert found["status"] == "failed" and "FileNotFoundError" in found["reason"]
+
+
+def test_a_dead_worker_is_that_configurations_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def killed(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        kwargs["stderr"].write("Killed\n")  # type: ignore[attr-defined]
+        return subprocess.CompletedProcess(args, -9, stdout="")
+
+    monkeypatch.setattr(runner.subprocess, "run", killed)
+    found = runner.in_subprocess(_spec(tmp_path, "int8"))
+    assert found == {"status": "failed", "reason": "worker died with SIGKILL (killed: out of memory?): Killed"}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_the_search_in_subprocesses_is_resumable(tmp_path: Path) -> None:
+    kwargs = dict(data="digits", threads=1, images=40, budget_min=0.2, out=tmp_path / "out")
+    with pytest.warns(UserWarning, match="initial"):
+        first = deploy("tiny_alexnet", configs=["channels_last", "ort-extended-float32"], **kwargs)
+    assert {c.status for c in first.configs} <= {"accepted", "rejected"}, [(c.name, c.reason) for c in first.configs]
+    assert first.config("channels_last@t1").top1_agreement == 1.0
+    with pytest.warns(UserWarning, match="initial"):
+        again = deploy("tiny_alexnet", configs=["channels_last", "ort-extended-float32"], **kwargs)
+    assert [c.latency_s_median for c in again.configs] == [c.latency_s_median for c in first.configs]
+
+
+def test_a_hung_worker_is_stopped_and_failed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def hangs(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        raise subprocess.TimeoutExpired("worker", kwargs["timeout"])  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner.subprocess, "run", hangs)
+    found = runner.in_subprocess(_spec(tmp_path, "compile"), timeout_s=5)
+    assert found == {"status": "failed", "reason": "took longer than 5 s; stopped"}
