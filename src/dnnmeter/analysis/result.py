@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dnnmeter.analysis.train_memory import TrainingMemory
 from dnnmeter.zoo.registry import Published
 
 # The kinds a layer can have, in the order tables list them.
@@ -103,6 +104,7 @@ class Analysis:
     mode: str = "inference"  # or "train": macs and flops are then forward + backward
     backward_macs: int = 0
     backward_elementwise_flops: int = 0
+    training_memory: TrainingMemory | None = None  # mode="train" with an optimizer
 
     @property
     def flops(self) -> int:
@@ -153,6 +155,7 @@ class Analysis:
             "backward_macs": self.backward_macs,
             "backward_elementwise_flops": self.backward_elementwise_flops,
             "weight_bytes": self.weight_bytes,
+            "training_memory": self.training_memory.to_dict() if self.training_memory else None,
             "by_kind": {k: v.to_dict() for k, v in self.by_kind.items()},
             "complete": self.complete,
             "unsupported_ops": dict(self.unsupported_ops),

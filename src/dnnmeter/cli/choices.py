@@ -9,6 +9,8 @@ from __future__ import annotations
 
 # The names of the by-name tables: one home, dnnmeter.names (torch-free too).
 from dnnmeter.names import BENCH_DTYPES as DTYPES
+from dnnmeter.names import CEILING_DTYPES as FLOAT_DTYPES
+from dnnmeter.names import MEMORY_OPTIMIZERS as OPTIMIZER_NAMES
 from dnnmeter.names import BETWEEN, DATAFLOWS, ENERGY_TABLES, PRUNE_METHODS, PRUNE_SCOPES
 from dnnmeter.names import MODEL_SOURCES as SOURCES
 from dnnmeter.names import MODIFY_OPS as OPS
@@ -20,6 +22,6 @@ TRAIN_LR = 0.05  # dnnmeter.train.DEFAULT_LR
 STUDY_BATCH_SIZES = (1, 2, 4)  # dnnmeter.study.DEFAULT_BATCH_SIZES
 STUDY_TIME_BUDGET_S = 0.5  # dnnmeter.study.DEFAULT_TIME_BUDGET_S
 
-__all__ = ["AUGMENTATIONS", "BETWEEN", "DATAFLOWS", "DTYPES", "ENERGY_TABLES", "OPS", "PRUNE_METHODS",
+__all__ = ["AUGMENTATIONS", "BETWEEN", "DATAFLOWS", "DTYPES", "ENERGY_TABLES", "FLOAT_DTYPES", "OPS", "OPTIMIZER_NAMES", "PRUNE_METHODS",
            "PRUNE_SCOPES", "SOURCES", "STRATEGIES", "STUDY_BATCH_SIZES", "STUDY_TIME_BUDGET_S",
            "TRAIN_BATCH_SIZE", "TRAIN_LR"]

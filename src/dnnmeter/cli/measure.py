@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from dnnmeter.cli import common
-from dnnmeter.cli.choices import DTYPES, SOURCES
+from dnnmeter.cli.choices import DTYPES, FLOAT_DTYPES, OPTIMIZER_NAMES, SOURCES
 from dnnmeter.errors import DnnmeterError
 
 
@@ -48,7 +48,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         for name in names:
             progress.update(task, description=f"counting {name}")
             analyses.append(analyze(name, input_size=size, batch_size=args.batch_size, inputs=specs,
-                                    mode=args.mode))
+                                    mode=args.mode, optimizer=args.optimizer, dtype=args.dtype))
             progress.advance(task)
     if args.format == "json":
         print(text.to_json(analyses))
@@ -72,6 +72,11 @@ def _print_analyses(analyses: list[Any], per_layer: bool) -> None:
         console.print(text.kinds_table(a))
     console.print(text.summary_table(analyses))
     console.print(text.conv_fc_table(analyses))
+    for a in analyses:
+        if a.training_memory is not None:
+            console.print(text.training_memory_table(a))
+            if per_layer:
+                console.print(text.layer_memory_table(a))
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -172,6 +177,11 @@ def add_commands(sub: Any) -> None:
                               "replaces --input-size and --batch-size")
     analyze.add_argument("--mode", choices=("inference", "train"), default="inference",
                          help="train: one training step, forward + backward through autograd")
+    analyze.add_argument("--optimizer", type=str.lower, choices=OPTIMIZER_NAMES,
+                         help="with --mode train: estimate the memory of a step with this optimizer "
+                              "(weights, gradients, optimizer state, saved activations, peak)")
+    analyze.add_argument("--dtype", choices=FLOAT_DTYPES,
+                         help="count the model as if cast to this dtype (default: its own)")
     analyze.add_argument("--batch-size", type=common.positive_int,
                          help="default: 1, or the batch an ONNX file was exported with")
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")

@@ -265,3 +265,42 @@ def modifications_table(variants: Sequence[dict[str, Any]]) -> Table:
             str(len(v.get("history") or [])), str(v.get("nproc", 1)),
         )  # fmt: skip
     return table
+
+
+# --- training memory ------------------------------------------------------------------------
+
+
+def megabytes(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:,.1f}"
+
+
+def training_memory_table(a: Analysis) -> Table:
+    """What one training step holds, estimated on the meta device (analysis/train_memory.py)."""
+    m = a.training_memory
+    assert m is not None
+    table = Table(title=f"{a.model}: training memory, batch {m.batch_size}, {m.dtype}, {m.optimizer}",
+                  title_justify="left")
+    table.add_column("part")
+    table.add_column("MB", justify="right")
+    for part, n in (("weights", m.weight_bytes), ("buffers", m.buffer_bytes), ("inputs", m.input_bytes),
+                    ("gradients", m.gradient_bytes), ("optimizer state", m.optimizer_state_bytes),
+                    ("activations saved for backward", m.saved_activation_bytes)):
+        table.add_row(part, megabytes(n))
+    table.add_row(f"peak, first step (in the {m.peak_phase})", megabytes(m.peak_bytes), style="bold")
+    table.add_row("peak, later steps (optimizer state kept)", megabytes(m.steady_peak_bytes), style="bold")
+    table.caption = "tensor memory (CUDA's max_memory_allocated); a CPU process adds its runtime and allocator"
+    return table
+
+
+def layer_memory_table(a: Analysis) -> Table:
+    m = a.training_memory
+    assert m is not None
+    table = Table(title=f"{a.model}: training memory per layer (bytes)", title_justify="left")
+    for col in ("layer", "weights", "gradients", "optimizer state", "saved activations"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for r in m.layers:
+        table.add_row(r.name, f"{r.weight_bytes:,}", f"{r.gradient_bytes:,}", f"{r.optimizer_state_bytes:,}",
+                      f"{r.saved_activation_bytes:,}")
+    table.add_row("total", f"{m.weight_bytes:,}", f"{m.gradient_bytes:,}", f"{m.optimizer_state_bytes:,}",
+                  f"{m.saved_activation_bytes:,}", style="bold")
+    return table
