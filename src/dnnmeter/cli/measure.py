@@ -55,7 +55,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(text.analyses_csv(analyses, per_layer=args.per_layer))
     else:
-        _print_analyses(analyses, args.per_layer)
+        _print_analyses(analyses, args.per_layer, args.depth, args.top)
     for a in analyses:  # on stderr in every format: a csv or json total may be incomplete too
         note = text.unsupported_text(a)
         if note:
@@ -63,13 +63,18 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_analyses(analyses: list[Any], per_layer: bool) -> None:
+def _print_analyses(analyses: list[Any], per_layer: bool, depth: int | None = None, top: int | None = None) -> None:
+    from dnnmeter.analysis.folding import fold, top_layers
     from dnnmeter.report import text
 
     console = common.console()
     for a in analyses if per_layer else []:
         console.print(text.layers_table(a))
         console.print(text.kinds_table(a))
+    for a in analyses if depth else []:
+        console.print(text.folded_table(a, fold(a, depth), depth))  # type: ignore[arg-type]
+    for a in analyses if top else []:
+        console.print(text.top_table(a, top_layers(a, top)))  # type: ignore[arg-type]
     console.print(text.summary_table(analyses))
     console.print(text.conv_fc_table(analyses))
     for a in analyses:
@@ -185,6 +190,10 @@ def add_commands(sub: Any) -> None:
     analyze.add_argument("--batch-size", type=common.positive_int,
                          help="default: 1, or the batch an ONNX file was exported with")
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
+    analyze.add_argument("--depth", type=common.positive_int, metavar="N",
+                         help="layers folded into their parent modules to depth N (1: the model's children), "
+                              "with each row's share of params and MACs")
+    analyze.add_argument("--top", type=common.positive_int, metavar="K", help="the K costliest layers by MACs")
     analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
     analyze.set_defaults(func=_cmd_analyze)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from rich.table import Table
 
-from dnnmeter.analysis.result import Analysis
+from dnnmeter.analysis.folding import FoldedRow
+from dnnmeter.analysis.result import Analysis, LayerCost
 from dnnmeter.zoo.registry import ModelEntry
 
 
@@ -303,4 +304,35 @@ def layer_memory_table(a: Analysis) -> Table:
                       f"{r.saved_activation_bytes:,}")
     table.add_row("total", f"{m.weight_bytes:,}", f"{m.gradient_bytes:,}", f"{m.optimizer_state_bytes:,}",
                   f"{m.saved_activation_bytes:,}", style="bold")
+    return table
+
+
+# --- folded and top layers ------------------------------------------------------------------
+
+
+def percent(fraction: float) -> str:
+    return f"{100.0 * fraction:.1f}%"
+
+
+def folded_table(a: Analysis, rows: Sequence[FoldedRow], depth: int) -> Table:
+    """``analyze --depth N``: rows of :func:`dnnmeter.analysis.folding.fold`."""
+    table = Table(title=f"{a.model}: layers folded to depth {depth} ({len(rows)} rows)", title_justify="left")
+    for col in ("module", "layers", "params", "params share", "MACs", "MACs share", "FLOPs"):
+        table.add_column(col, justify="left" if col == "module" else "right")
+    for r in rows:
+        table.add_row(r.name, str(r.layers), f"{r.params:,}", percent(r.params_share), f"{r.macs:,}",
+                      percent(r.macs_share), f"{r.flops:,}")
+    table.add_row("total", str(sum(r.layers for r in rows)), f"{a.params:,}", percent(1.0 if a.params else 0.0),
+                  f"{a.macs:,}", percent(1.0 if a.macs else 0.0), f"{a.flops:,}", style="bold")
+    return table
+
+
+def top_table(a: Analysis, top: Sequence[tuple[LayerCost, float]]) -> Table:
+    """``analyze --top K``: rows of :func:`dnnmeter.analysis.folding.top_layers`."""
+    table = Table(title=f"{a.model}: the {len(top)} costliest layers by MACs", title_justify="left")
+    for col in ("rank", "layer", "type", "output", "params", "MACs", "MACs share", "FLOPs"):
+        table.add_column(col, justify="left" if col in ("layer", "type") else "right")
+    for rank, (layer, macs_share) in enumerate(top, 1):
+        table.add_row(str(rank), layer.name, layer.type, " ".join(size_text(s) for s in layer.output_shapes[:2]),
+                      f"{layer.params:,}", f"{layer.macs:,}", percent(macs_share), f"{layer.flops:,}")
     return table
