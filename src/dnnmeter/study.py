@@ -45,10 +45,12 @@ class StudySettings:
     data: str | None = None  # evaluate accuracy on this data set (a folder or "digits")
     weights: str | None = None  # ... with these weights ("default" or a file)
     eval_limit: int | None = None  # ... on this many images
+    input_size: tuple[int, ...] | None = None  # every model's input (--input), batch left out; default: its own
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["models"], d["batch_sizes"] = list(self.models), list(self.batch_sizes)
+        d["input_size"] = list(self.input_size) if self.input_size else None
         return d
 
 
@@ -88,20 +90,22 @@ def _prepare(settings: StudySettings) -> StudySettings:
 
 def _keys(settings: StudySettings, model: str) -> dict[str, Any]:
     machine = machine_id()
+    # a study at another input size is another measurement; the default keeps the keys stored before
+    size = {"input_size": list(settings.input_size)} if settings.input_size else {}
     bench = {
         b: measurement_key("bench", model, device=settings.device, batch_size=b, dtype=settings.dtype,
-                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine)
+                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine, **size)
         for b in settings.batch_sizes
     }
     measured = None
     if settings.data is not None:
         measured = measurement_key("accuracy", model, label="measured", data=settings.data,
                                    weights=settings.weights, limit=settings.eval_limit)
-    return {"analysis": measurement_key("analysis", model, batch_size=1),
+    return {"analysis": measurement_key("analysis", model, batch_size=1, **size),
             "accuracy": measurement_key("accuracy", model, label="published"),
             "measured_accuracy": measured, "bench": bench,
-            "hardware": measurement_key("hardware", model, batch_size=1, **HARDWARE_SETTINGS),
-            "roofline": measurement_key("roofline", model, batch_size=1, **_ceilings_identity(settings))}
+            "hardware": measurement_key("hardware", model, batch_size=1, **HARDWARE_SETTINGS, **size),
+            "roofline": measurement_key("roofline", model, batch_size=1, **_ceilings_identity(settings), **size)}
 
 
 # The hardware model's settings in the study: SCALE-Sim's defaults (docs/hardware.md).
@@ -132,7 +136,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None) -> Stud
         store.set_meta("last_study", json.dumps(settings.to_dict()))
         for model in settings.models:
             keys = _keys(settings, model)
-            _static(store, model, keys, step)
+            _static(store, model, keys, step, settings.input_size)
             _hardware(store, model, settings, keys, step)
             if keys["measured_accuracy"] is not None:
                 notes.extend(_measured_accuracy(store, model, settings, keys["measured_accuracy"], step))
@@ -167,13 +171,14 @@ def _measured_accuracy(store: Store, model: str, settings: StudySettings, key: s
     return []
 
 
-def _static(store: Store, model: str, keys: dict[str, Any], step: Callable[[str, bool], None]) -> None:
+def _static(store: Store, model: str, keys: dict[str, Any], step: Callable[[str, bool], None],
+            input_size: tuple[int, ...] | None = None) -> None:
     from dnnmeter.analysis import analyze
 
     if store.has(keys["analysis"]):
         step(f"{model}: analysis (stored)", False)
     else:
-        a = analyze(model)
+        a = analyze(model, input_size=input_size)
         data = a.to_dict(per_layer=False)
         data["conv_vs_fc"] = {k: v.to_dict() for k, v in a.conv_vs_fc().items()}
         store.add(keys["analysis"], "analysis", model, data)
@@ -212,11 +217,12 @@ def _hardware(store: Store, model: str, settings: StudySettings, keys: dict[str,
         return
     try:
         if not store.has(keys["hardware"]):
-            store.add(keys["hardware"], "hardware", model, hardware(model, **HARDWARE_SETTINGS).to_dict())
+            store.add(keys["hardware"], "hardware", model, hardware(model, input_size=settings.input_size,
+                                                                           **HARDWARE_SETTINGS).to_dict())
         if not store.has(keys["roofline"]):
             ceilings = _ceilings(store, settings)
             if ceilings.peak_flops_per_s is not None:
-                roof = roofline(model, ceilings, measure=False).to_dict()
+                roof = roofline(model, ceilings, input_size=settings.input_size, measure=False).to_dict()
                 store.add(keys["roofline"], "hardware", model, {"roofline": roof}, device=settings.device)
     except DnnmeterError as exc:  # e.g. a model with no conv/linear/matmul layer
         step(f"{model}: no hardware model ({exc})", False)
@@ -246,7 +252,8 @@ def _bench(store: Store, model: str, settings: StudySettings, keys: dict[int, st
         step(f"{model}: batch {result.batch_size} {result.status}", True)
 
     benchmark([model], device=settings.device, batch_sizes=missing, threads=settings.threads,
-              dtype=settings.dtype, time_budget_s=settings.time_budget_s, on_result=landed)
+              dtype=settings.dtype, input_size=settings.input_size, time_budget_s=settings.time_budget_s,
+              on_result=landed)
 
 
 # --- outputs ----------------------------------------------------------------------------------

@@ -89,24 +89,35 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from dnnmeter.measure import benchmark
 
     names = common.resolve_all(args.models)
+    if args.inputs and args.input_size:
+        raise DnnmeterError("dnnmeter bench: give --input or --input-size, not both")
+    batch_sizes = args.batch_sizes or _spec_batch(args.inputs)
     landed: list[Any] = []
     with common.progress(True) as progress:
-        task = progress.add_task("measuring", total=len(names) * len(set(args.batch_sizes)))
+        task = progress.add_task("measuring", total=len(names) * len(set(batch_sizes)))
 
         def keep(result: Any) -> None:
             landed.append(result)
             progress.update(task, advance=1, description=f"{result.model} batch {result.batch_size}: {result.status}")
 
         try:
-            benchmark(names, device=args.device, batch_sizes=args.batch_sizes, threads=args.threads,
-                      dtype=args.dtype, input_size=parse_input_size(args.input_size),
-                      time_budget_s=args.time_budget, on_result=keep)
+            benchmark(names, device=args.device, batch_sizes=batch_sizes,
+                      threads=args.threads, dtype=args.dtype, input_size=parse_input_size(args.input_size),
+                      time_budget_s=args.time_budget, on_result=keep, inputs=tuple(args.inputs or ()))
         except KeyboardInterrupt:
             _render_bench(landed, args.format)  # what was measured is not lost
             print(f"dnnmeter: interrupted after {len(landed)} points", file=sys.stderr)
             return 130
     _render_bench(landed, args.format)
     return _bench_status(landed)
+
+
+def _spec_batch(texts: list[str] | None) -> tuple[int, ...]:
+    """Without --batch-sizes, the batch of the first --input spec (else 1)."""
+    from dnnmeter.analysis import parse_specs
+
+    first = parse_specs(texts).first if texts else None
+    return (first.shape[0],) if first is not None and first.shape else (1,)
 
 
 def _bench_status(results: list[Any]) -> int:
@@ -203,10 +214,14 @@ def add_commands(sub: Any) -> None:
     )
     bench.add_argument("models", nargs="+", metavar="MODEL")
     bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    bench.add_argument("--batch-sizes", type=common.batch_sizes, default=(1,), help="comma list, e.g. 1,2,4,8,16,32,64")
+    bench.add_argument("--batch-sizes", type=common.batch_sizes,
+                       help="comma list, e.g. 1,2,4,8,16,32,64 (default: --input's batch, else 1)")
     bench.add_argument("--threads", type=common.positive_int, help="CPU threads (default: half the available cores)")
     bench.add_argument("--dtype", choices=DTYPES, default="float32")
     bench.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
+    common.add_input_argument(bench, "a forward argument, repeatable: [NAME=]DIMxDIM...[:DTYPE], batch first "
+                              "(--input ids=1x128:int64 --input mask=1x128:bool); each point replaces the batch; "
+                              "floats are random, integers 0, booleans true")
     bench.add_argument("--time-budget", type=common.positive_seconds, default=2.0, help="seconds of sampling per point (default 2)")
     bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
     bench.set_defaults(func=_cmd_bench)
