@@ -11,7 +11,7 @@ from __future__ import annotations
 
 # dnnmeter.zoo: the sources `dnnmeter models --source` lists (ONNX files and
 # `module:callable` names are resolved by shape, never listed).
-MODEL_SOURCES: tuple[str, ...] = ("torchvision", "seed", "timm")
+MODEL_SOURCES: tuple[str, ...] = ("torchvision", "seed", "timm", "hf")
 
 # dnnmeter.modify.rewrite.OPS, in the order `--op` lists them.
 MODIFY_OPS: tuple[str, ...] = ("depthwise-separable", "factorize", "asymmetric", "residual", "batchnorm")

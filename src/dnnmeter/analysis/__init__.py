@@ -76,6 +76,7 @@ def analyze(
     mode: str = "inference",
     optimizer: str | None = None,
     dtype: str | torch.dtype | None = None,
+    seq_len: int | None = None,
 ) -> Analysis:
     """Count ``model``'s cost at ``batch_size`` x ``input_size`` without running it for real.
 
@@ -95,6 +96,8 @@ def analyze(
     With ``optimizer`` (sgd, sgd-momentum, adam, adamw) it runs that optimizer's step as
     well and sets ``training_memory`` (analysis/train_memory.py). ``dtype`` counts the model
     as if cast to it (floating parameters, buffers and inputs); default: its own.
+    A model that takes token ids (``hf:NAME``) is fed ``input_ids`` of ``batch_size`` x
+    ``seq_len`` (default 128) unless ``inputs`` says otherwise.
     """
     if mode not in MODES:
         raise InvalidInputError(f"bad mode {mode!r}: give one of {', '.join(MODES)}")
@@ -126,6 +129,9 @@ def analyze(
             return analyze_onnx(model, input_size=size, batch_size=batch_size)  # type: ignore[arg-type]
         entry = resolve(model)
         name = name or entry.name
+        if entry.token_inputs and specs is None:
+            specs = token_inputs(batch_size or 1, seq_len or entry.input_size[0])
+            size, batch_size = _size_of(specs)
         size = size or entry.input_size
         published, source = entry.published, entry.source
         module = create_model(model)
@@ -135,6 +141,13 @@ def analyze(
         default = getattr(model, "input_size", None) or (3, 224, 224)
         size = size or tuple(default)
     return _count(module, name, size, batch_size or 1, source, published, specs, mode, optimizer, cast)
+
+
+def token_inputs(batch_size: int, seq_len: int) -> Inputs:
+    """Token ids by keyword, as transformers' models take them."""
+    if not isinstance(seq_len, int) or seq_len < 1:
+        raise InvalidInputError(f"bad sequence length {seq_len!r}: give an integer >= 1")
+    return Inputs((), {"input_ids": TensorSpec((batch_size, seq_len), torch.int64)})
 
 
 def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:

@@ -16,7 +16,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from dnnmeter.report import text
     from dnnmeter.zoo import list_models
 
-    source = "timm" if args.source is None and args.pattern.startswith("timm:") else args.source
+    prefixed = next((s for s in ("timm", "hf") if args.pattern.startswith(s + ":")), None)
+    source = prefixed if args.source is None else args.source
     entries = list_models(args.pattern, source=source)
     if not entries:
         raise DnnmeterError(_nothing_matches(args.pattern, source))
@@ -48,7 +49,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         for name in names:
             progress.update(task, description=f"counting {name}")
             analyses.append(analyze(name, input_size=size, batch_size=args.batch_size, inputs=specs,
-                                    mode=args.mode, optimizer=args.optimizer, dtype=args.dtype))
+                                    mode=args.mode, optimizer=args.optimizer, dtype=args.dtype,
+                                    seq_len=args.seq_len))
             progress.advance(task)
     if args.format == "json":
         print(text.to_json(analyses))
@@ -103,7 +105,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         try:
             benchmark(names, device=args.device, batch_sizes=batch_sizes,
                       threads=args.threads, dtype=args.dtype, input_size=parse_input_size(args.input_size),
-                      time_budget_s=args.time_budget, on_result=keep, inputs=tuple(args.inputs or ()))
+                      time_budget_s=args.time_budget, on_result=keep, inputs=tuple(args.inputs or ()),
+                      seq_len=args.seq_len)
         except KeyboardInterrupt:
             _render_bench(landed, args.format)  # what was measured is not lost
             print(f"dnnmeter: interrupted after {len(landed)} points", file=sys.stderr)
@@ -191,6 +194,8 @@ def add_commands(sub: Any) -> None:
                          help="a forward argument, repeatable: [NAME=]DIMxDIM...[:DTYPE], batch first "
                               "(--input 1x3x224x224; --input ids=1x128:int64 --input mask=1x128:bool); "
                               "replaces --input-size and --batch-size")
+    analyze.add_argument("--seq-len", type=common.positive_int, metavar="L",
+                         help="hf: models: token ids of this length (default 128)")
     analyze.add_argument("--mode", choices=("inference", "train"), default="inference",
                          help="train: one training step, forward + backward through autograd")
     analyze.add_argument("--optimizer", type=str.lower, choices=OPTIMIZER_NAMES,
@@ -222,6 +227,8 @@ def add_commands(sub: Any) -> None:
     common.add_input_argument(bench, "a forward argument, repeatable: [NAME=]DIMxDIM...[:DTYPE], batch first "
                               "(--input ids=1x128:int64 --input mask=1x128:bool); each point replaces the batch; "
                               "floats are random, integers 0, booleans true")
+    bench.add_argument("--seq-len", type=common.positive_int, metavar="L",
+                       help="hf: models: token ids of this length (default 128)")
     bench.add_argument("--time-budget", type=common.positive_seconds, default=2.0, help="seconds of sampling per point (default 2)")
     bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
     bench.set_defaults(func=_cmd_bench)
