@@ -85,22 +85,16 @@ class TrainingMemory:
     saved_activation_bytes: int
     peak_bytes: int
     peak_phase: str
+    steady_peak_bytes: int = 0  # a later step's peak: the optimizer state alive from its start
     layers: list[LayerMemory] = field(default_factory=list)
 
     @property
     def resident_bytes(self) -> int:
         return self.weight_bytes + self.buffer_bytes + self.input_bytes
 
-    @property
-    def steady_peak_bytes(self) -> int:
-        """The peak of a later step, when the optimizer state already exists throughout
-        (the first step makes it after the backward, when gradients are freed no sooner)."""
-        return self.peak_bytes + (self.optimizer_state_bytes if self.peak_phase != "optimizer step" else 0)
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["resident_bytes"] = self.resident_bytes
-        d["steady_peak_bytes"] = self.steady_peak_bytes
         return d
 
 
@@ -119,6 +113,7 @@ class MemoryTracker(TorchDispatchMode):
         self.peak = 0
         self.phase = "forward"
         self.peak_phase = "forward"
+        self.phase_peaks: dict[str, int] = {}
         self._seen: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self._saved: WeakIdKeyDictionary = WeakIdKeyDictionary()
         for t in excluded:  # weights, buffers and inputs: resident, counted apart
@@ -145,6 +140,8 @@ class MemoryTracker(TorchDispatchMode):
                     weakref.finalize(storage, self._free, n)
         if self.live > self.peak:
             self.peak, self.peak_phase = self.live, self.phase
+        if self.live > self.phase_peaks.get(self.phase, 0):
+            self.phase_peaks[self.phase] = self.live
         return out
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
@@ -199,11 +196,17 @@ def assemble(tracker: MemoryTracker, params: dict[str, torch.Tensor], buffers: l
         layers.setdefault(name, LayerMemory(name)).saved_activation_bytes += n
     rows = list(layers.values())
     weights, buffer_bytes, input_bytes = sum(r.weight_bytes for r in rows), total_bytes(buffers), total_bytes(inputs)
+    state = sum(r.optimizer_state_bytes for r in rows)
+    resident = weights + buffer_bytes + input_bytes
+    # later steps: the state is alive through the forward and backward too (the optimizer's
+    # own phase already held it in the first step)
+    before_step = max((n for phase, n in tracker.phase_peaks.items() if phase != "optimizer step"), default=0)
+    steady = resident + max(before_step + state, tracker.phase_peaks.get("optimizer step", 0))
     return TrainingMemory(
         optimizer=optimizer, dtype=str(dtype).removeprefix("torch."), batch_size=batch_size,
         weight_bytes=weights, buffer_bytes=buffer_bytes, input_bytes=input_bytes,
         gradient_bytes=sum(r.gradient_bytes for r in rows),
-        optimizer_state_bytes=sum(r.optimizer_state_bytes for r in rows),
+        optimizer_state_bytes=state,
         saved_activation_bytes=sum(r.saved_activation_bytes for r in rows),
-        peak_bytes=weights + buffer_bytes + input_bytes + tracker.peak, peak_phase=tracker.peak_phase, layers=rows,
+        peak_bytes=resident + tracker.peak, peak_phase=tracker.peak_phase, steady_peak_bytes=steady, layers=rows,
     )
