@@ -81,6 +81,10 @@ def test_dtype_scales_every_part() -> None:
     assert f32 is not None and f16 is not None and f16.dtype == "float16"
     for part in ("weight_bytes", "gradient_bytes", "optimizer_state_bytes", "saved_activation_bytes", "input_bytes"):
         assert getattr(f16, part) * 2 == getattr(f32, part), part
+    cast = analyze(mlp(), inputs=(2, 8), dtype="bfloat16")  # inference too: weights and activations
+    plain = analyze(mlp(), inputs=(2, 8))
+    assert (cast.weight_bytes * 2, cast.activation_bytes * 2, cast.macs) == (plain.weight_bytes,
+                                                                              plain.activation_bytes, plain.macs)
 
 
 def test_saved_activations_are_what_autograd_saves_on_real_tensors() -> None:

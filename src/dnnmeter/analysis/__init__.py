@@ -196,7 +196,7 @@ def _count(
         elementwise_flops=sum(layer.elementwise_flops for layer in layers),
         activations=sum(layer.activations for layer in layers),
         activation_bytes=sum(layer.activation_bytes for layer in layers),
-        weight_bytes=sum(t.numel() * t.element_size() for t in [*params.values(), *buffers.values()]),
+        weight_bytes=sum(t.numel() * _element_size(t, dtype) for t in [*params.values(), *buffers.values()]),
         layers=layers,
         unsupported_ops=dict(sorted(counter.unsupported.items())),
         source=source,
@@ -207,6 +207,11 @@ def _count(
         backward_elementwise_flops=sum(layer.backward_elementwise_flops for layer in layers),
         training_memory=memory,
     )
+
+
+def _element_size(t: torch.Tensor, dtype: torch.dtype | None) -> int:
+    """Bytes per element, as if cast to ``dtype`` (floating tensors only)."""
+    return dtype.itemsize if dtype is not None and t.is_floating_point() else t.element_size()
 
 
 def _layers_with_params(named: list[tuple[str, nn.Module]], counter: CostCounter) -> list[LayerCost]:
