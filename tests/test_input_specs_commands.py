@@ -107,3 +107,19 @@ def test_study_takes_one_image_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert sized["analysis"] != default["analysis"] == measurement_key("analysis", "tiny_alexnet", batch_size=1)
     assert main(["study", "--models", "tiny_alexnet", "--input", "ids=1x16:int64", "--out", str(tmp_path)]) == 2
     assert "one unnamed floating input" in capsys.readouterr().err
+
+
+def test_bench_baseline_is_taken_after_the_source_library_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolving a timm: or hf: name imports its library; the baseline must hold it, or the
+    library's memory is reported as the model's."""
+    import dnnmeter.zoo as zoo
+    from dnnmeter.measure import memory, point
+
+    calls: list[str] = []
+    real_resolve, real_rss = zoo.resolve, memory.rss_bytes
+    monkeypatch.setattr(zoo, "resolve", lambda name: calls.append("resolve") or real_resolve(name))
+    monkeypatch.setattr(memory, "rss_bytes", lambda: calls.append("baseline") or real_rss())
+    monkeypatch.setattr(zoo, "create_model", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
+    out: list[object] = []
+    point.measure_model(BenchSpec(model="tiny_alexnet"), out.append, meter=object(), environment=lambda **_: {})
+    assert calls[:2] == ["resolve", "baseline"] and len(out) == 1

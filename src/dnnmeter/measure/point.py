@@ -47,10 +47,13 @@ def measure_model(spec: BenchSpec, emit: Emit, meter: Any = None,
         from dnnmeter.measure.meters import meter_for
 
         meter = meter_for(spec.device)
+    # resolving imports the source's library (timm, transformers) before the baseline, so
+    # that a model's peak memory is not the library's
+    entry = resolve(spec.model)
     baseline = memory.rss_bytes()
     with _torch_settings(spec), torch.inference_mode():
         env = environment(device=spec.device, threads=spec.threads)
-        size = tuple(spec.input_size or _spec_size(spec) or resolve(spec.model).input_size)
+        size = tuple(spec.input_size or _spec_size(spec) or entry.input_size)
         try:
             model = create_model(spec.model, device=spec.device).to(dtype_of(spec.dtype))
         except Exception as exc:  # noqa: BLE001 - any failure to build is this model's error

@@ -138,6 +138,7 @@ def entry(name: str) -> ModelEntry | None:
     if found is None:
         return None
     config, model_class, where = found
+    getattr(_transformers(), model_class, None)  # imports its module now: bench's baseline then holds it
     return ModelEntry(
         name=PREFIX + bare, source="hf", input_size=(DEFAULT_SEQ_LEN,),  # type: ignore[arg-type]
         build=partial(build, bare), family=str(getattr(config, "model_type", "") or "hf"),
