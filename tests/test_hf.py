@@ -96,3 +96,18 @@ def test_cli_seq_len_and_bench(tiny_bert: Path, capsys: pytest.CaptureFixture[st
     assert data["inputs"] == "input_ids=1x32:int64" and data["input_size"] == [32]
     results = benchmark([f"hf:{tiny_bert}"], batch_sizes=(1, 2), time_budget_s=0.05, isolate=False, seq_len=16)
     assert [(r.status, r.batch_size, r.input_size) for r in results] == [("ok", 1, (16,)), ("ok", 2, (16,))]
+
+
+def test_a_training_step_through_sdpa_counts_like_torch() -> None:
+    config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100, n_positions=64,
+                                     bos_token_id=0, eos_token_id=0)
+    model = transformers.GPT2LMHeadModel(config)  # real weights
+    a = analyze(model, inputs={"input_ids": TensorSpec((2, 16), torch.int64)}, mode="train")
+    meta = copy.deepcopy(model).to("meta").train()
+    with FlopCounterMode(display=False) as counter:
+        logits = meta(input_ids=torch.zeros(2, 16, dtype=torch.int64, device="meta")).logits
+        logits.backward(torch.empty_like(logits))
+    assert a.complete and a.macs == counter.get_total_flops() // 2
+    memory = analyze(model, inputs={"input_ids": TensorSpec((2, 16), torch.int64)}, mode="train",
+                     optimizer="adamw").training_memory
+    assert memory is not None and memory.optimizer_state_bytes == 2 * memory.weight_bytes
