@@ -207,9 +207,9 @@ def add_commands(sub: Any) -> None:
                          help="default: 1, or the batch an ONNX file was exported with")
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
     analyze.add_argument("--depth", type=common.positive_int, metavar="N",
-                         help="layers folded into their parent modules to depth N (1: the model's children), "
-                              "with each row's share of params and MACs")
-    analyze.add_argument("--top", type=common.positive_int, metavar="K", help="the K costliest layers by MACs")
+                         help="a table of the layers folded into their parent modules to depth N (1: the model's "
+                              "children), with each row's share of params and MACs")
+    analyze.add_argument("--top", type=common.positive_int, metavar="K", help="a table of the K costliest layers by MACs")
     analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
     analyze.set_defaults(func=_cmd_analyze)
 
