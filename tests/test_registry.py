@@ -162,9 +162,10 @@ def test_model_sources_are_asked_in_turn() -> None:
     from dnnmeter.zoo import MODEL_SOURCES, Source
     from dnnmeter.zoo.registry import claiming_source
 
-    assert MODEL_SOURCES.names() == ["timm", "onnx", "python"]
+    assert MODEL_SOURCES.names() == ["timm", "hf", "onnx", "python"]
     assert all(isinstance(s, Source) for s in MODEL_SOURCES.values())
     assert claiming_source("timm:resnet18").name == "timm"
+    assert claiming_source("hf:gpt2").name == claiming_source("hf:./a/config.json").name == "hf"
     assert claiming_source("model.onnx").name == "onnx"
     assert claiming_source("package.module:build").name == "python"
     assert claiming_source("resnet18") is None

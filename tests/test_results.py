@@ -26,6 +26,7 @@ VOLATILE = ("created_utc", "dnnmeter_version")  # when and by which version, not
 ADDED_SINCE: set[str] = {
     # analysis (issues 11 and 13): totals incomplete?, bytes at each dtype, the inputs, train mode
     "complete", "activation_bytes", "inputs", "mode", "backward_macs", "backward_elementwise_flops",
+    "training_memory",
     # bench (issue 11): why a point has no stability verdict
     "stable_unknown_reason",
 }

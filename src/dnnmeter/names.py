@@ -11,7 +11,7 @@ from __future__ import annotations
 
 # dnnmeter.zoo: the sources `dnnmeter models --source` lists (ONNX files and
 # `module:callable` names are resolved by shape, never listed).
-MODEL_SOURCES: tuple[str, ...] = ("torchvision", "seed", "timm")
+MODEL_SOURCES: tuple[str, ...] = ("torchvision", "seed", "timm", "hf")
 
 # dnnmeter.transforms.rewrite.OPS, in the order `--op` lists them.
 MODIFY_OPS: tuple[str, ...] = ("depthwise-separable", "factorize", "asymmetric", "residual", "batchnorm")
@@ -33,3 +33,6 @@ PRUNE_SCOPES: tuple[str, ...] = ("global", "layer")
 # are measured in (float64 too). The torch dtype is torch.<name>: dnnmeter.measure.spec.torch_dtype.
 BENCH_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 CEILING_DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
+
+# dnnmeter.analysis.train_memory.OPTIMIZERS: the optimizers a training step's memory is estimated for.
+MEMORY_OPTIMIZERS: tuple[str, ...] = ("sgd", "sgd-momentum", "adam", "adamw")

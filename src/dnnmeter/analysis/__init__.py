@@ -14,17 +14,18 @@ import torch
 from torch import nn
 
 from dnnmeter.analysis.counter import CostCounter, Row
-from dnnmeter.analysis.inputs import Inputs, TensorSpec, parse_specs, spec_text
+from dnnmeter.analysis.inputs import DTYPES, Inputs, TensorSpec, parse_specs, spec_text
 from dnnmeter.analysis.inputs import resolve as resolve_inputs
 from dnnmeter.analysis.kinds import module_kind, resolve_kind
 from dnnmeter.analysis.meta_pass import run_on_meta, unwrap
+from dnnmeter.analysis.train_memory import OPTIMIZERS, LayerMemory, TrainingMemory, check_optimizer
 from dnnmeter.analysis.result import KINDS, Analysis, KindTotals, LayerCost
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.zoo import create_model, is_onnx_path, resolve
 from dnnmeter.zoo.registry import Published
 
-__all__ = ["KINDS", "Analysis", "Inputs", "KindTotals", "LayerCost", "TensorSpec", "analyze", "parse_input_size",
-           "parse_specs"]
+__all__ = ["KINDS", "OPTIMIZERS", "Analysis", "Inputs", "KindTotals", "LayerCost", "LayerMemory", "TensorSpec",
+           "TrainingMemory", "analyze", "parse_input_size", "parse_specs"]
 
 
 MODES = ("inference", "train")
@@ -74,6 +75,9 @@ def analyze(
     name: str | None = None,
     inputs: Any = None,
     mode: str = "inference",
+    optimizer: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    seq_len: int | None = None,
 ) -> Analysis:
     """Count ``model``'s cost at ``batch_size`` x ``input_size`` without running it for real.
 
@@ -90,9 +94,20 @@ def analyze(
     ``mode="train"`` counts one training step: the forward in train mode, then the backward
     through autograd on the meta device (frozen parameters get no weight gradient);
     ``macs`` and ``flops`` are then forward + backward, ``backward_macs`` the latter part.
+    With ``optimizer`` (sgd, sgd-momentum, adam, adamw) it runs that optimizer's step as
+    well and sets ``training_memory`` (analysis/train_memory.py). ``dtype`` counts the model
+    as if cast to it (floating parameters, buffers and inputs); default: its own.
+    A model that takes token ids (``hf:NAME``) is fed ``input_ids`` of ``batch_size`` x
+    ``seq_len`` (default 128) unless ``inputs`` says otherwise.
     """
     if mode not in MODES:
         raise InvalidInputError(f"bad mode {mode!r}: give one of {', '.join(MODES)}")
+    if optimizer is not None:
+        optimizer = check_optimizer(optimizer)
+        if mode != "train":
+            raise InvalidInputError("an optimizer's memory is for a training step: give mode='train' "
+                                    "(--mode train) with it")
+    cast = _dtype(dtype)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidInputError(f"bad batch size {batch_size!r}: give an integer >= 1")
     size = parse_input_size(input_size)
@@ -115,6 +130,9 @@ def analyze(
             return analyze_onnx(model, input_size=size, batch_size=batch_size)  # type: ignore[arg-type]
         entry = resolve(model)
         name = name or entry.name
+        if entry.token_inputs and specs is None:
+            specs = token_inputs(batch_size or 1, seq_len or entry.input_size[0])
+            size, batch_size = _size_of(specs)
         size = size or entry.input_size
         published, source = entry.published, entry.source
         module = create_model(model)
@@ -123,7 +141,23 @@ def analyze(
         name = name or type(model).__name__
         default = getattr(model, "input_size", None) or (3, 224, 224)
         size = size or tuple(default)
-    return _count(module, name, size, batch_size or 1, source, published, specs, mode)
+    return _count(module, name, size, batch_size or 1, source, published, specs, mode, optimizer, cast)
+
+
+def token_inputs(batch_size: int, seq_len: int) -> Inputs:
+    """Token ids by keyword, as transformers' models take them."""
+    if not isinstance(seq_len, int) or seq_len < 1:
+        raise InvalidInputError(f"bad sequence length {seq_len!r}: give an integer >= 1")
+    return Inputs((), {"input_ids": TensorSpec((batch_size, seq_len), torch.int64)})
+
+
+def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    found = DTYPES.get(str(dtype).lower())
+    if found is None or not found.is_floating_point:
+        raise InvalidInputError(f"bad dtype {dtype!r}: give float32, float16, bfloat16 or float64")
+    return found
 
 
 def _size_of(specs: Inputs) -> tuple[tuple[int, ...], int]:
@@ -141,6 +175,8 @@ def _count(
     published: Published | None,
     specs: Inputs | None = None,
     mode: str = "inference",
+    optimizer: str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Analysis:
     model = unwrap(model)
     named = list(model.named_modules())
@@ -148,7 +184,8 @@ def _count(
     on_meta = all(t.is_meta for t in params.values()) and all(t.is_meta for t in buffers.values())
     counter = CostCounter(named)
     specs = specs or Inputs((TensorSpec((batch_size, *size)),))
-    run_on_meta(model, named, counter, name, size, batch_size, on_meta, specs, train=mode == "train")
+    memory = run_on_meta(model, named, counter, name, size, batch_size, on_meta, specs, train=mode == "train",
+                         dtype=dtype, optimizer=optimizer)
     layers = _layers_with_params(named, counter)
     return Analysis(
         model=name,
@@ -160,7 +197,7 @@ def _count(
         elementwise_flops=sum(layer.elementwise_flops for layer in layers),
         activations=sum(layer.activations for layer in layers),
         activation_bytes=sum(layer.activation_bytes for layer in layers),
-        weight_bytes=sum(t.numel() * t.element_size() for t in [*params.values(), *buffers.values()]),
+        weight_bytes=sum(t.numel() * _element_size(t, dtype) for t in [*params.values(), *buffers.values()]),
         layers=layers,
         unsupported_ops=dict(sorted(counter.unsupported.items())),
         source=source,
@@ -169,7 +206,13 @@ def _count(
         mode=mode,
         backward_macs=sum(layer.backward_macs for layer in layers),
         backward_elementwise_flops=sum(layer.backward_elementwise_flops for layer in layers),
+        training_memory=memory,
     )
+
+
+def _element_size(t: torch.Tensor, dtype: torch.dtype | None) -> int:
+    """Bytes per element, as if cast to ``dtype`` (floating tensors only)."""
+    return dtype.itemsize if dtype is not None and t.is_floating_point() else t.element_size()
 
 
 def _layers_with_params(named: list[tuple[str, nn.Module]], counter: CostCounter) -> list[LayerCost]:

@@ -205,6 +205,11 @@ class CostCounter(ScopedMode):
             return self._backward_at or ("", None)
         return self._stack[-1] if self._stack else ("", None)
 
+    def where_name(self) -> str:
+        """The running layer's row name (for the memory tracker's saved activations)."""
+        scope, row = self._where()
+        return row.layer.name if row is not None else (scope or "(model)")
+
     def _tag_nodes(self) -> None:
         """Outputs of earlier ops have their autograd nodes by now: hook each node so
         that the ops it runs in the backward are charged to the row that made it."""

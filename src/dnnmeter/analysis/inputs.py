@@ -61,6 +61,20 @@ class Inputs:
 
         return tuple(make(v) for v in self.args), {k: make(v) for k, v in self.kwargs.items()}
 
+    def real(self, batch_size: int, device: Any, default_dtype: torch.dtype) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Tensors to run a model on (bench): each spec's batch (first dimension) set to
+        ``batch_size``; floating ones random, integer ones zeros (a token id every
+        vocabulary has), booleans true (a mask that keeps every position)."""
+        def make(v: Any) -> Any:
+            if not isinstance(v, TensorSpec):
+                return v
+            shape, dtype = (batch_size, *v.shape[1:]) if v.shape else (), v.dtype or default_dtype
+            if dtype.is_floating_point:
+                return torch.randn(shape, dtype=dtype, device=device)
+            return (torch.ones if dtype == torch.bool else torch.zeros)(shape, dtype=dtype, device=device)
+
+        return tuple(make(v) for v in self.args), {k: make(v) for k, v in self.kwargs.items()}
+
     @property
     def first(self) -> TensorSpec | None:
         """The first tensor input: its shape gives the analysis's batch and input size."""

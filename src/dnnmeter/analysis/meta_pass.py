@@ -19,6 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from dnnmeter.analysis.inputs import Inputs, TensorSpec, describe, model_dtype
+from dnnmeter.analysis.train_memory import MemoryTracker, TrainingMemory, assemble, optimizer_step
 from dnnmeter.errors import ModelBuildError, ModelForwardError
 
 # Errors a model's forward raises for a bad input (too small, wrong channels, ...).
@@ -109,14 +110,18 @@ def train_mode(model: nn.Module, modules: list[nn.Module]) -> Iterator[None]:
             m.training = False
 
 
-def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def _meta_state(model: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     # One name per tensor: named_parameters/named_buffers drop the second name of a tied
     # weight (an embedding shared with the output head, a module used twice), and
     # functional_call ties the other names to it; giving both would be an error. A stand-in
     # needs a gradient where its parameter does (frozen ones get none in mode="train").
-    state = {k: torch.empty_like(v, device="meta").requires_grad_(v.requires_grad)
-             for k, v in model.named_parameters()}
-    state.update({k: torch.empty_like(v, device="meta") for k, v in model.named_buffers()})
+    # With ``dtype``, floating tensors take it (the model is counted as if cast).
+    def like(v: torch.Tensor) -> torch.Tensor:
+        cast = dtype if dtype is not None and v.is_floating_point() else v.dtype
+        return torch.empty_like(v, device="meta", dtype=cast)
+
+    state = {k: like(v).requires_grad_(v.requires_grad) for k, v in model.named_parameters()}
+    state.update({k: like(v) for k, v in model.named_buffers()})
     return state
 
 
@@ -129,12 +134,13 @@ def _backward(out: Any, label: str) -> None:
     torch.autograd.backward(roots, [torch.empty_like(t) for t in roots])
 
 
-def _forward(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], on_meta: bool) -> Any:
-    if on_meta:
+def _forward(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+             state: dict[str, torch.Tensor] | None) -> Any:
+    if state is None:
         return model(*args, **kwargs)
     # A model with real weights is counted through meta stand-ins for its tensors, so the
     # user's model is neither copied nor moved (functional_call puts the originals back).
-    return torch.func.functional_call(model, _meta_state(model), args, kwargs, strict=False)
+    return torch.func.functional_call(model, state, args, kwargs, strict=False)
 
 
 @contextlib.contextmanager
@@ -159,30 +165,52 @@ def _first_line(exc: BaseException) -> str:
 
 def run_on_meta(model: nn.Module, named: list[tuple[str, nn.Module]], mode: ScopedMode, label: str,
                 size: tuple[int, ...], batch_size: int, on_meta: bool, inputs: Inputs | None = None,
-                train: bool = False) -> None:
+                train: bool = False, dtype: torch.dtype | None = None,
+                optimizer: str | None = None) -> TrainingMemory | None:
     """Run ``model`` once on meta inputs inside ``mode``, in eval mode and without grad;
     with ``train``, in train mode and then backward through autograd (``mode`` needs
-    ``start_tracking`` and ``begin_backward``, as CostCounter has).
+    ``start_tracking``, ``begin_backward`` and ``where``, as CostCounter has); with
+    ``optimizer`` as well, then one optimizer step, following the memory of it all.
 
     The inputs are ``inputs``, else one tensor of ``(batch_size, *size)``; a spec without a
-    dtype takes the model's. A failing forward becomes a one-line ModelForwardError naming
-    ``label`` and the input.
+    dtype takes ``dtype``, else the model's. A failing forward becomes a one-line
+    ModelForwardError naming ``label`` and the input.
     """
     check_materialised(model, label)
     inputs = inputs or Inputs((TensorSpec((batch_size, *size)),))
-    dtype = model_dtype(t for _, m in named for t in [*m._parameters.values(), *m._buffers.values()] if t is not None)
+    tensors = [t for _, m in named for t in [*m._parameters.values(), *m._buffers.values()] if t is not None]
+    dtype = dtype or model_dtype(tensors)
     args, kwargs = inputs.meta(dtype)
+    # in training, a meta-built model gets stand-ins too: its own .grad stays as it was
+    stand_ins = None if on_meta and not train and dtype == model_dtype(tensors) else _meta_state(model, dtype)
+    tracker = None
+    if optimizer is not None:
+        resident = [*(stand_ins or {}).values(), *tree_leaves((args, kwargs))]
+        tracker = MemoryTracker(mode.where_name, [t for t in resident if isinstance(t, torch.Tensor)])  # type: ignore[attr-defined]
     modules = [m for _, m in named]
     state = train_mode(model, modules) if train else eval_mode(model, modules)
     with state, torch.enable_grad() if train else torch.no_grad(), _no_distribution_checks():
         try:
-            with mode:
+            with tracker or contextlib.nullcontext(), mode:
                 if train:
                     mode.start_tracking()  # type: ignore[attr-defined]
-                # in training, a meta-built model gets stand-ins too: its own .grad stays as it was
-                out = _forward(model, args, kwargs, on_meta and not train)
+                with tracker.saving() if tracker else contextlib.nullcontext():
+                    out = _forward(model, args, kwargs, stand_ins)
                 if train:
                     mode.begin_backward()  # type: ignore[attr-defined]
+                    if tracker:
+                        tracker.phase = "backward"
                     _backward(out, label)
+            if tracker:
+                del out  # the outputs and their graph are freed before the step, as a training loop does
+                with tracker:
+                    tracker.phase = "optimizer step"
+                    state_bytes = optimizer_step(optimizer, list((stand_ins or {}).values()))  # type: ignore[arg-type]
+                names = {k for k, _ in model.named_parameters()}
+                params = {k: t for k, t in (stand_ins or {}).items() if k in names}
+                buffers = [t for k, t in (stand_ins or {}).items() if k not in names]
+                return assemble(tracker, params, buffers, (args, kwargs), state_bytes, optimizer,  # type: ignore[arg-type]
+                                dtype, batch_size)
         except _FORWARD_ERRORS as exc:
             raise ModelForwardError(f"{label}: forward failed at input {describe(inputs)}: {_first_line(exc)}") from exc
+    return None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dnnmeter._serial import Record, to_dict
+from dnnmeter.analysis.train_memory import TrainingMemory
 from dnnmeter.zoo.registry import Published
 
 # The kinds a layer can have, in the order tables list them.
@@ -98,6 +99,7 @@ class Analysis(Record):
     mode: str = "inference"  # or "train": macs and flops are then forward + backward
     backward_macs: int = 0
     backward_elementwise_flops: int = 0
+    training_memory: TrainingMemory | None = None  # mode="train" with an optimizer
 
     _derived: ClassVar[tuple[str, ...]] = ("flops", "complete", "by_kind")
 
@@ -168,6 +170,7 @@ class AnalysisSummary(Record):
     mode: str = "inference"
     backward_macs: int = 0
     backward_elementwise_flops: int = 0
+    training_memory: TrainingMemory | None = None
     layers: list[LayerCost] = field(default_factory=list)
     conv_vs_fc: dict[str, KindTotals] = field(default_factory=dict)
 

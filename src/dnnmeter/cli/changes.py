@@ -20,10 +20,11 @@ def _cmd_modify(args: argparse.Namespace) -> int:
     from dnnmeter.report.modify_text import modify_json, modify_tables
 
     (name,) = common.resolve_all([args.model])
+    size, batch = common.image_input(args, "modify", "the rewrites and the latency run take one image input")
     with common.progress(args.latency) as progress:
         progress.add_task("timing the model before and after", total=None)
-        result = compare(name, args.op, args.layers, input_size=parse_input_size(args.input_size),
-                         batch_size=args.batch_size, measure_latency=args.latency, xception=args.xception,
+        result = compare(name, args.op, args.layers, input_size=parse_input_size(size),
+                         batch_size=batch, measure_latency=args.latency, xception=args.xception,
                          projection=args.projection, between=args.between, strict=args.strict,
                          threads=args.threads)
     if args.out:
@@ -143,6 +144,7 @@ def add_commands(sub: Any) -> None:
     mod.add_argument("--between", choices=BETWEEN, default="bn-relu", help="what goes between the convs an op makes")
     mod.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
     mod.add_argument("--batch-size", type=common.positive_int, default=1)
+    common.add_input_argument(mod)
     mod.add_argument("--latency", action="store_true", help="also measure latency before and after (in this process)")
     mod.add_argument("--threads", type=common.positive_int, help="CPU threads for --latency")
     mod.add_argument("--no-strict", dest="strict", action="store_false", help="warn, not fail, when an op changes nothing")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 # The names of the by-name tables: one home, dnnmeter.names (torch-free too).
 from dnnmeter.names import BENCH_DTYPES as DTYPES
+from dnnmeter.names import CEILING_DTYPES as FLOAT_DTYPES
+from dnnmeter.names import MEMORY_OPTIMIZERS as OPTIMIZER_NAMES
 from dnnmeter.names import BETWEEN, DATAFLOWS, ENERGY_TABLES, PRUNE_METHODS, PRUNE_SCOPES
 from dnnmeter.names import MODEL_SOURCES as SOURCES
 from dnnmeter.names import MODIFY_OPS as OPS
@@ -22,6 +24,6 @@ STUDY_BATCH_SIZES = (1, 2, 4)  # dnnmeter.studies.models.DEFAULT_BATCH_SIZES
 STUDY_TIME_BUDGET_S = 0.5  # dnnmeter.studies.models.DEFAULT_TIME_BUDGET_S
 DEPLOY_IMAGES = 256  # dnnmeter.deployment.search.DEFAULT_IMAGES
 
-__all__ = ["AUGMENTATIONS", "BETWEEN", "DATAFLOWS", "DEPLOY_IMAGES", "DTYPES", "ENERGY_TABLES", "OPS", "PRUNE_METHODS",
+__all__ = ["AUGMENTATIONS", "BETWEEN", "DATAFLOWS", "DEPLOY_IMAGES", "DTYPES", "ENERGY_TABLES", "FLOAT_DTYPES", "OPS", "OPTIMIZER_NAMES", "PRUNE_METHODS",
            "PRUNE_SCOPES", "SOURCES", "STRATEGIES", "STUDY_BATCH_SIZES", "STUDY_TIME_BUDGET_S",
            "TRAIN_BATCH_SIZE", "TRAIN_LR"]

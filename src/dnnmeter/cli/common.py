@@ -145,3 +145,31 @@ def study_progress() -> Any:
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     return Progress(*columns, console=console(stderr=True), transient=True, disable=not sys.stderr.isatty())
+
+
+INPUT_HELP = ("a forward argument as [NAME=]DIMxDIM...[:DTYPE], batch first (--input 1x3x224x224); "
+              "replaces --input-size and --batch-size")
+
+
+def add_input_argument(parser: argparse.ArgumentParser, help_text: str = INPUT_HELP) -> None:
+    parser.add_argument("--input", dest="inputs", action="append", metavar="SPEC", help=help_text)
+
+
+def image_input(args: argparse.Namespace, command: str, why: str) -> tuple[Any, Any]:
+    """``--input``, where ``command`` needs one image batch (``why`` says what needs it), as
+    (input size, batch size); else ``--input-size`` and ``--batch-size`` as given."""
+    texts = getattr(args, "inputs", None)
+    if not texts:
+        return args.input_size, getattr(args, "batch_size", None)
+    from dnnmeter.analysis import parse_specs
+    from dnnmeter.analysis.inputs import TensorSpec
+
+    specs = parse_specs(texts)
+    first = specs.args[0] if len(specs.args) == 1 and not specs.kwargs else None
+    if not isinstance(first, TensorSpec) or len(first.shape) < 2 or (first.dtype is not None
+                                                                     and not first.dtype.is_floating_point):
+        raise DnnmeterError(f"dnnmeter {command}: --input takes one unnamed floating input here, batch first "
+                            f"(--input 1x3x224x224): {why}; other forward signatures work with analyze")
+    if getattr(args, "input_size", None):
+        raise DnnmeterError(f"dnnmeter {command}: give --input or --input-size, not both")
+    return first.shape[1:], first.shape[0]

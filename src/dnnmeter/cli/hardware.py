@@ -21,9 +21,11 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
     if args.model is None and args.topology is None:
         raise DnnmeterError("give a MODEL or --topology SCALESIM.csv")
     model = None if args.model is None else common.resolve_all([args.model])[0]
-    result = estimate_hardware(model, input_size=parse_input_size(args.input_size), batch_size=args.batch_size,
-                      array=args.array, dataflow=args.dataflow, sram_kb=args.sram_kb, bits=args.bits,
-                      energy_table=args.energy_table, topology=args.topology, export_scalesim=args.export_scalesim)
+    size, batch = common.image_input(args, "hardware", "the systolic array and access models take one image input")
+    size, batch = parse_input_size(size), batch or args.batch_size
+    result = estimate_hardware(model, input_size=size, batch_size=batch, array=args.array, dataflow=args.dataflow,
+                               sram_kb=args.sram_kb, bits=args.bits, energy_table=args.energy_table,
+                               topology=args.topology, export_scalesim=args.export_scalesim)
     record = result.record()
     data = record.to_dict()
     roof = None
@@ -33,8 +35,7 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
         with common.progress(True) as progress:
             progress.add_task("measuring this machine's ceilings and the model's layers", total=None)
             ceilings = measure_ceilings("cpu", threads=args.threads)
-            roof = roofline(model, ceilings, input_size=parse_input_size(args.input_size),
-                            batch_size=args.batch_size, threads=args.threads).record()
+            roof = roofline(model, ceilings, input_size=size, batch_size=batch, threads=args.threads).record()
         data["roofline"] = roof.to_dict()
     if args.figures:
         for figure in draw_hardware_figures(record, roof, args.figures):
@@ -60,6 +61,7 @@ def add_commands(sub: Any) -> None:
     hw.add_argument("model", nargs="?", metavar="MODEL", help="a zoo name, ONNX file or module:callable")
     hw.add_argument("--topology", metavar="SCALESIM.csv", help="read the layers from a SCALE-Sim topology instead")
     hw.add_argument("--batch-size", type=common.positive_int, default=1)
+    common.add_input_argument(hw)
     hw.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
     hw.add_argument("--array", default="32x32", metavar="RxC", help="systolic array rows x columns (default 32x32)")
     hw.add_argument("--dataflow", choices=DATAFLOWS, default="os",

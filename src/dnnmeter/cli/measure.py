@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from dnnmeter.cli import common
-from dnnmeter.cli.choices import DTYPES, SOURCES
+from dnnmeter.cli.choices import DTYPES, FLOAT_DTYPES, OPTIMIZER_NAMES, SOURCES
 from dnnmeter.errors import DnnmeterError
 
 
@@ -16,7 +16,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from dnnmeter.report import text
     from dnnmeter.zoo import list_models
 
-    source = "timm" if args.source is None and args.pattern.startswith("timm:") else args.source
+    prefixed = next((s for s in ("timm", "hf") if args.pattern.startswith(s + ":")), None)
+    source = prefixed if args.source is None else args.source
     entries = list_models(args.pattern, source=source)
     if not entries:
         raise DnnmeterError(_nothing_matches(args.pattern, source))
@@ -48,14 +49,15 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         for name in names:
             progress.update(task, description=f"counting {name}")
             analyses.append(analyze(name, input_size=size, batch_size=args.batch_size, inputs=specs,
-                                    mode=args.mode))
+                                    mode=args.mode, optimizer=args.optimizer, dtype=args.dtype,
+                                    seq_len=args.seq_len))
             progress.advance(task)
     if args.format == "json":
         print(text.to_json(analyses))
     elif args.format == "csv":
         sys.stdout.write(text.analyses_csv(analyses, per_layer=args.per_layer))
     else:
-        _print_analyses(analyses, args.per_layer)
+        _print_analyses(analyses, args.per_layer, args.depth, args.top)
     for a in analyses:  # on stderr in every format: a csv or json total may be incomplete too
         note = text.unsupported_text(a)
         if note:
@@ -63,15 +65,25 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_analyses(analyses: list[Any], per_layer: bool) -> None:
+def _print_analyses(analyses: list[Any], per_layer: bool, depth: int | None = None, top: int | None = None) -> None:
+    from dnnmeter.analysis.folding import fold, top_layers
     from dnnmeter.report import text
 
     console = common.console()
     for a in analyses if per_layer else []:
         console.print(text.layers_table(a))
         console.print(text.kinds_table(a))
+    for a in analyses if depth else []:
+        console.print(text.folded_table(a, fold(a, depth), depth))  # type: ignore[arg-type]
+    for a in analyses if top else []:
+        console.print(text.top_table(a, top_layers(a, top)))  # type: ignore[arg-type]
     console.print(text.summary_table(analyses))
     console.print(text.conv_fc_table(analyses))
+    for a in analyses:
+        if a.training_memory is not None:
+            console.print(text.training_memory_table(a))
+            if per_layer:
+                console.print(text.layer_memory_table(a))
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -79,24 +91,36 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from dnnmeter.measure import benchmark
 
     names = common.resolve_all(args.models)
+    if args.inputs and args.input_size:
+        raise DnnmeterError("dnnmeter bench: give --input or --input-size, not both")
+    batch_sizes = args.batch_sizes or _spec_batch(args.inputs)
     landed: list[Any] = []
     with common.progress(True) as progress:
-        task = progress.add_task("measuring", total=len(names) * len(set(args.batch_sizes)))
+        task = progress.add_task("measuring", total=len(names) * len(set(batch_sizes)))
 
         def keep(result: Any) -> None:
             landed.append(result)
             progress.update(task, advance=1, description=f"{result.model} batch {result.batch_size}: {result.status}")
 
         try:
-            benchmark(names, device=args.device, batch_sizes=args.batch_sizes, threads=args.threads,
-                      dtype=args.dtype, input_size=parse_input_size(args.input_size),
-                      time_budget_s=args.time_budget, on_result=keep)
+            benchmark(names, device=args.device, batch_sizes=batch_sizes,
+                      threads=args.threads, dtype=args.dtype, input_size=parse_input_size(args.input_size),
+                      time_budget_s=args.time_budget, on_result=keep, inputs=tuple(args.inputs or ()),
+                      seq_len=args.seq_len)
         except KeyboardInterrupt:
             _render_bench(landed, args.format)  # what was measured is not lost
             print(f"dnnmeter: interrupted after {len(landed)} points", file=sys.stderr)
             return 130
     _render_bench(landed, args.format)
     return _bench_status(landed)
+
+
+def _spec_batch(texts: list[str] | None) -> tuple[int, ...]:
+    """Without --batch-sizes, the batch of the first --input spec (else 1)."""
+    from dnnmeter.analysis import parse_specs
+
+    first = parse_specs(texts).first if texts else None
+    return (first.shape[0],) if first is not None and first.shape else (1,)
 
 
 def _bench_status(results: list[Any]) -> int:
@@ -170,11 +194,22 @@ def add_commands(sub: Any) -> None:
                          help="a forward argument, repeatable: [NAME=]DIMxDIM...[:DTYPE], batch first "
                               "(--input 1x3x224x224; --input ids=1x128:int64 --input mask=1x128:bool); "
                               "replaces --input-size and --batch-size")
+    analyze.add_argument("--seq-len", type=common.positive_int, metavar="L",
+                         help="hf: models: token ids of this length (default 128)")
     analyze.add_argument("--mode", choices=("inference", "train"), default="inference",
                          help="train: one training step, forward + backward through autograd")
+    analyze.add_argument("--optimizer", type=str.lower, choices=OPTIMIZER_NAMES,
+                         help="with --mode train: estimate the memory of a step with this optimizer "
+                              "(weights, gradients, optimizer state, saved activations, peak)")
+    analyze.add_argument("--dtype", choices=FLOAT_DTYPES,
+                         help="count the model as if cast to this dtype (default: its own)")
     analyze.add_argument("--batch-size", type=common.positive_int,
                          help="default: 1, or the batch an ONNX file was exported with")
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
+    analyze.add_argument("--depth", type=common.positive_int, metavar="N",
+                         help="a table of the layers folded into their parent modules to depth N (1: the model's "
+                              "children), with each row's share of params and MACs")
+    analyze.add_argument("--top", type=common.positive_int, metavar="K", help="a table of the K costliest layers by MACs")
     analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
     analyze.set_defaults(func=_cmd_analyze)
 
@@ -184,10 +219,16 @@ def add_commands(sub: Any) -> None:
     )
     bench.add_argument("models", nargs="+", metavar="MODEL")
     bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    bench.add_argument("--batch-sizes", type=common.batch_sizes, default=(1,), help="comma list, e.g. 1,2,4,8,16,32,64")
+    bench.add_argument("--batch-sizes", type=common.batch_sizes,
+                       help="comma list, e.g. 1,2,4,8,16,32,64 (default: --input's batch, else 1)")
     bench.add_argument("--threads", type=common.positive_int, help="CPU threads (default: half the available cores)")
     bench.add_argument("--dtype", choices=DTYPES, default="float32")
     bench.add_argument("--input-size", help="N (3 x N x N) or C,H,W; default: the model's own")
+    common.add_input_argument(bench, "a forward argument, repeatable: [NAME=]DIMxDIM...[:DTYPE], batch first "
+                              "(--input ids=1x128:int64 --input mask=1x128:bool); each point replaces the batch; "
+                              "floats are random, integers 0, booleans true")
+    bench.add_argument("--seq-len", type=common.positive_int, metavar="L",
+                       help="hf: models: token ids of this length (default 128)")
     bench.add_argument("--time-budget", type=common.positive_seconds, default=2.0, help="seconds of sampling per point (default 2)")
     bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
     bench.set_defaults(func=_cmd_bench)

@@ -55,7 +55,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
     misplaced = [flag for flag, value in only_modifications.items() if value is not None]
     if misplaced:
         raise DnnmeterError(f"{', '.join(misplaced)} belong to `dnnmeter study modifications`, not the models study")
+    size, _ = common.image_input(args, "study", "each model is benchmarked and put on a systolic array at one "
+                                 "image size (its batch comes from --batch-sizes)") if args.inputs else (None, None)
     settings = StudySettings(
+        input_size=tuple(size) if size else None,
         models=tuple(m for part in args.models or ["seed"] for m in part.split(",") if m), device=args.device,
         batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
         max_latency_ms=args.max_latency_ms, max_memory_mb=args.max_memory_mb, max_energy_j=args.max_energy_j,
@@ -107,6 +110,8 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--batch-sizes", type=common.batch_sizes, default=STUDY_BATCH_SIZES,
                        help="comma list (default %(default)s; the paper's sweep is 1,2,4,8,16,32,64)")
     study.add_argument("--threads", type=common.positive_int)
+    common.add_input_argument(study, "models: every model's input as one image spec, e.g. 1x3x160x160 "
+                              "(the batch comes from --batch-sizes); default: each model's own")
     study.add_argument("--out", default="study-out", help="output folder (default: study-out)")
     study.add_argument("--time-budget", type=common.positive_seconds, default=STUDY_TIME_BUDGET_S, help="seconds of sampling per point")
     study.add_argument("--max-latency-ms", type=float, help="budget: the most accurate model under this latency")

@@ -77,6 +77,13 @@ def _check_runnable(name: str) -> None:
         raise InvalidInputError(reason)
 
 
+def _token_inputs(name: str, seq_len: int | None) -> tuple[str, ...]:
+    from dnnmeter.zoo import resolve
+
+    entry = resolve(name)
+    return (f"input_ids=1x{seq_len or entry.input_size[0]}:int64",) if entry.token_inputs else ()
+
+
 def benchmark(
     models: Sequence[str],
     device: str = "cpu",
@@ -87,14 +94,23 @@ def benchmark(
     time_budget_s: float = 2.0,
     isolate: bool = True,
     on_result: Callable[[BenchResult], None] | None = None,
+    inputs: Sequence[str] = (),
+    seq_len: int | None = None,
 ) -> list[BenchResult]:
     """Measure each model at each batch size (ascending), one subprocess per model.
 
+    ``inputs`` are forward arguments as ``--input`` specs (``"ids=1x128:int64"``; the batch
+    dimension is each point's batch size), for models that do not take one image; a model
+    that takes token ids (``hf:NAME``) gets ``input_ids`` of ``seq_len`` (default 128) without them.
     ``threads=None`` picks :func:`default_threads` on the CPU (recorded on every result).
     ``time_budget_s`` bounds each point's sampling. ``isolate=False`` measures in this
     process (faster to start; a crash then ends the caller too).
     """
     check_bench_args(device, batch_sizes, dtype)
+    if inputs:
+        from dnnmeter.analysis.inputs import parse_specs
+
+        parse_specs(inputs)  # a bad spec fails here, in one line, not in each worker
     for name in models:
         _check_runnable(name)  # unknown names and ONNX files fail before anything is measured
     chosen = None
@@ -105,6 +121,7 @@ def benchmark(
     for name in models:
         spec = BenchSpec(model=name, device=device, batch_sizes=tuple(sorted(set(batch_sizes))),
                          threads=threads, dtype=dtype, input_size=tuple(input_size) if input_size else None,
+                         inputs=tuple(inputs) or _token_inputs(name, seq_len),
                          timing=TimingSettings(time_budget_s=time_budget_s))
         points = _run(spec, isolate, callback)
         for point in points:

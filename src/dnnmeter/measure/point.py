@@ -47,10 +47,13 @@ def measure_model(spec: BenchSpec, emit: Emit, meter: Any = None,
         from dnnmeter.measure.meters import meter_for
 
         meter = meter_for(spec.device)
+    # resolving imports the source's library (timm, transformers) before the baseline, so
+    # that a model's peak memory is not the library's
+    entry = resolve(spec.model)
     baseline = memory.rss_bytes()
     with _torch_settings(spec), torch.inference_mode():
         env = environment(device=spec.device, threads=spec.threads)
-        size = tuple(spec.input_size or resolve(spec.model).input_size)
+        size = tuple(spec.input_size or _spec_size(spec) or entry.input_size)
         try:
             model = create_model(spec.model, device=spec.device).to(dtype_of(spec.dtype))
         except Exception as exc:  # noqa: BLE001 - any failure to build is this model's error
@@ -92,12 +95,13 @@ def _failed(result: BenchResult, exc: BaseException) -> BenchResult:
 def _measure_point(model: torch.nn.Module, spec: BenchSpec, result: BenchResult, baseline: int,
                    meter: Any, idle_w: float | None) -> None:
     device = torch.device(spec.device)
-    x = torch.randn(result.batch_size, *result.input_size, device=device, dtype=dtype_of(spec.dtype))
+    args, kwargs = _inputs(spec, result.batch_size, result.input_size).real(result.batch_size, device,
+                                                                              dtype_of(spec.dtype))
     cuda = device.type == "cuda"
     sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
 
     def call() -> object:
-        return model(x)
+        return model(*args, **kwargs)
 
     timing = time_calls(call, spec.timing, sync=sync, block=cuda_event_block(device) if cuda else None)
     weighed = memory.cuda_peak(call, device) if cuda else memory.cpu_peak(call, baseline)
@@ -115,6 +119,18 @@ def _measure_point(model: torch.nn.Module, spec: BenchSpec, result: BenchResult,
     if weighed.reserved_bytes is not None:
         result.settings["peak_memory_reserved_bytes"] = weighed.reserved_bytes
     _meter_point(call, sync, spec, result, meter, idle_w)
+
+
+def _inputs(spec: BenchSpec, batch: int, size: tuple[int, ...]) -> Any:
+    from dnnmeter.analysis.inputs import Inputs, TensorSpec, parse_specs
+
+    return parse_specs(spec.inputs) if spec.inputs else Inputs((TensorSpec((batch, *size)),))
+
+
+def _spec_size(spec: BenchSpec) -> tuple[int, ...] | None:
+    """The input size results report for --input specs: the first tensor's, batch left out."""
+    first = _inputs(spec, 1, ()).first if spec.inputs else None
+    return tuple(first.shape[1:]) if first is not None else None
 
 
 def _meter_point(call: Callable[[], object], sync: Callable[[], None], spec: BenchSpec,

@@ -37,6 +37,7 @@ class BenchSpec:
     threads: int | None = None
     dtype: str = "float32"
     input_size: tuple[int, ...] | None = None
+    inputs: tuple[str, ...] = ()  # --input specs (analysis.inputs grammar); their batch is each point's
     timing: TimingSettings = field(default_factory=TimingSettings)
     idle_s: float = 1.0  # how long idle power is read, where a meter exists
     min_energy_window_s: float = 1.0  # NVML counters move every 10-100 ms; some GPUs average over 1 s
@@ -55,6 +56,7 @@ class BenchSpec:
         raw["timing"] = TimingSettings(**raw["timing"])
         raw["batch_sizes"] = tuple(raw["batch_sizes"])
         raw["input_size"] = tuple(raw["input_size"]) if raw["input_size"] else None
+        raw["inputs"] = tuple(raw.get("inputs") or ())
         return cls(**raw)
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from rich.table import Table
 
-from dnnmeter.analysis.result import Analysis
+from dnnmeter.analysis.folding import FoldedRow
+from dnnmeter.analysis.result import Analysis, LayerCost
 from dnnmeter.accuracy.result import EvalResult
 from dnnmeter.results.records import VariantRecord
 from dnnmeter.report.format import billions, millions, ms, pct, share, size_text
@@ -244,4 +245,74 @@ def modifications_table(variants: Sequence[VariantRecord]) -> Table:
             with_ratio(epoch_s, first.time_per_epoch_s, "-" if epoch_s is None else f"{epoch_s:.2f}"),
             str(len(v.history)), str(v.nproc),
         )  # fmt: skip
+    return table
+
+
+# --- training memory ------------------------------------------------------------------------
+
+
+def megabytes(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:,.1f}"
+
+
+def training_memory_table(a: Analysis) -> Table:
+    """What one training step holds, estimated on the meta device (analysis/train_memory.py)."""
+    m = a.training_memory
+    assert m is not None
+    table = Table(title=f"{a.model}: training memory, batch {m.batch_size}, {m.dtype}, {m.optimizer}",
+                  title_justify="left")
+    table.add_column("part")
+    table.add_column("MB", justify="right")
+    for part, n in (("weights", m.weight_bytes), ("buffers", m.buffer_bytes), ("inputs", m.input_bytes),
+                    ("gradients", m.gradient_bytes), ("optimizer state", m.optimizer_state_bytes),
+                    ("activations saved for backward", m.saved_activation_bytes)):
+        table.add_row(part, megabytes(n))
+    table.add_row(f"peak, first step (in the {m.peak_phase})", megabytes(m.peak_bytes), style="bold")
+    table.add_row("peak, later steps (optimizer state kept)", megabytes(m.steady_peak_bytes), style="bold")
+    table.caption = "tensor memory (CUDA's max_memory_allocated); a CPU process adds its runtime and allocator"
+    return table
+
+
+def layer_memory_table(a: Analysis) -> Table:
+    m = a.training_memory
+    assert m is not None
+    table = Table(title=f"{a.model}: training memory per layer (bytes)", title_justify="left")
+    for col in ("layer", "weights", "gradients", "optimizer state", "saved activations"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for r in m.layers:
+        table.add_row(r.name, f"{r.weight_bytes:,}", f"{r.gradient_bytes:,}", f"{r.optimizer_state_bytes:,}",
+                      f"{r.saved_activation_bytes:,}")
+    table.add_row("total", f"{m.weight_bytes:,}", f"{m.gradient_bytes:,}", f"{m.optimizer_state_bytes:,}",
+                  f"{m.saved_activation_bytes:,}", style="bold")
+    return table
+
+
+# --- folded and top layers ------------------------------------------------------------------
+
+
+def percent(fraction: float) -> str:
+    return f"{100.0 * fraction:.1f}%"
+
+
+def folded_table(a: Analysis, rows: Sequence[FoldedRow], depth: int) -> Table:
+    """``analyze --depth N``: rows of :func:`dnnmeter.analysis.folding.fold`."""
+    table = Table(title=f"{a.model}: layers folded to depth {depth} ({len(rows)} rows)", title_justify="left")
+    for col in ("module", "layers", "params", "params share", "MACs", "MACs share", "FLOPs"):
+        table.add_column(col, justify="left" if col == "module" else "right")
+    for r in rows:
+        table.add_row(r.name, str(r.layers), f"{r.params:,}", percent(r.params_share), f"{r.macs:,}",
+                      percent(r.macs_share), f"{r.flops:,}")
+    table.add_row("total", str(sum(r.layers for r in rows)), f"{a.params:,}", percent(1.0 if a.params else 0.0),
+                  f"{a.macs:,}", percent(1.0 if a.macs else 0.0), f"{a.flops:,}", style="bold")
+    return table
+
+
+def top_table(a: Analysis, top: Sequence[tuple[LayerCost, float]]) -> Table:
+    """``analyze --top K``: rows of :func:`dnnmeter.analysis.folding.top_layers`."""
+    table = Table(title=f"{a.model}: the {len(top)} costliest layers by MACs", title_justify="left")
+    for col in ("rank", "layer", "type", "output", "params", "MACs", "MACs share", "FLOPs"):
+        table.add_column(col, justify="left" if col in ("layer", "type") else "right")
+    for rank, (layer, macs_share) in enumerate(top, 1):
+        table.add_row(str(rank), layer.name, layer.type, " ".join(size_text(s) for s in layer.output_shapes[:2]),
+                      f"{layer.params:,}", f"{layer.macs:,}", percent(macs_share), f"{layer.flops:,}")
     return table

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from dnnmeter._serial import Record
 from dnnmeter.errors import InvalidInputError
@@ -44,6 +44,9 @@ class StudySettings(Record):
     data: str | None = None  # evaluate accuracy on this data set (a folder or "digits")
     weights: str | None = None  # ... with these weights ("default" or a file)
     eval_limit: int | None = None  # ... on this many images
+    input_size: tuple[int, ...] | None = None  # every model's input (--input), batch left out; default: its own
+
+    _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size",)  # results.json as before by default
 
 
 def ceilings_identity(settings: StudySettings) -> dict[str, Any]:
@@ -54,20 +57,22 @@ def study_keys(settings: StudySettings, model: str) -> dict[str, Any]:
     """The keys of ``model``'s rows in the models study: analysis, accuracy (published and
     measured), one bench point per batch size, the hardware model and the roofline."""
     machine = machine_id()
+    # a study at another input size is another measurement; the default keeps the keys stored before
+    size = {"input_size": list(settings.input_size)} if settings.input_size else {}
     bench = {
         b: measurement_key("bench", model, device=settings.device, batch_size=b, dtype=settings.dtype,
-                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine)
+                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine, **size)
         for b in settings.batch_sizes
     }
     measured = None
     if settings.data is not None:
         measured = measurement_key("accuracy", model, label="measured", data=settings.data,
                                    weights=settings.weights, limit=settings.eval_limit)
-    return {"analysis": measurement_key("analysis", model, batch_size=1),
+    return {"analysis": measurement_key("analysis", model, batch_size=1, **size),
             "accuracy": measurement_key("accuracy", model, label="published"),
             "measured_accuracy": measured, "bench": bench,
-            "hardware": measurement_key("hardware", model, batch_size=1, **HARDWARE_SETTINGS),
-            "roofline": measurement_key("roofline", model, batch_size=1, **ceilings_identity(settings))}
+            "hardware": measurement_key("hardware", model, batch_size=1, **HARDWARE_SETTINGS, **size),
+            "roofline": measurement_key("roofline", model, batch_size=1, **ceilings_identity(settings), **size)}
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None) -> Stud
         store.set_meta(STUDY_META_KEY, json.dumps(settings.to_dict()))
         for model in settings.models:
             keys = study_keys(settings, model)
-            _static(store, model, keys, step)
+            _static(store, model, keys, step, settings.input_size)
             _hardware(store, model, settings, keys, step)
             if keys["measured_accuracy"] is not None:
                 notes.extend(_measured_accuracy(store, model, settings, keys["measured_accuracy"], step))
@@ -122,13 +122,14 @@ def _measured_accuracy(store: Store, model: str, settings: StudySettings, key: s
     return []
 
 
-def _static(store: Store, model: str, keys: dict[str, Any], step: Callable[[str, bool], None]) -> None:
+def _static(store: Store, model: str, keys: dict[str, Any], step: Callable[[str, bool], None],
+            input_size: tuple[int, ...] | None = None) -> None:
     from dnnmeter.analysis import analyze
 
     if store.has(keys["analysis"]):
         step(f"{model}: analysis (stored)", False)
     else:
-        store.add(keys["analysis"], "analysis", model, analyze(model).summary().to_dict())
+        store.add(keys["analysis"], "analysis", model, analyze(model, input_size=input_size).summary().to_dict())
         step(f"{model}: analysis", True)
     published = resolve(model).published or published_accuracy(model)
     if published is not None and published.top1 is not None and not store.has(keys["accuracy"]):
@@ -164,11 +165,12 @@ def _hardware(store: Store, model: str, settings: StudySettings, keys: dict[str,
         return
     try:
         if not store.has(keys["hardware"]):
-            store.add(keys["hardware"], "hardware", model, estimate_hardware(model, **HARDWARE_SETTINGS).to_dict())
+            store.add(keys["hardware"], "hardware", model, estimate_hardware(
+                model, input_size=settings.input_size, **HARDWARE_SETTINGS).to_dict())
         if not store.has(keys["roofline"]):
             ceilings = _ceilings(store, settings)
             if ceilings.peak_flops_per_s is not None:
-                roof = roofline(model, ceilings, measure=False).to_dict()
+                roof = roofline(model, ceilings, input_size=settings.input_size, measure=False).to_dict()
                 store.add(keys["roofline"], "hardware", model, {"roofline": roof}, device=settings.device)
     except DnnmeterError as exc:  # e.g. a model with no conv/linear/matmul layer
         step(f"{model}: no hardware model ({exc})", False)
@@ -198,7 +200,8 @@ def _bench(store: Store, model: str, settings: StudySettings, keys: dict[int, st
         step(f"{model}: batch {result.batch_size} {result.status}", True)
 
     benchmark([model], device=settings.device, batch_sizes=missing, threads=settings.threads,
-              dtype=settings.dtype, time_budget_s=settings.time_budget_s, on_result=landed)
+              dtype=settings.dtype, input_size=settings.input_size, time_budget_s=settings.time_budget_s,
+              on_result=landed)
 
 
 # --- outputs ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from dnnmeter.errors import ModelBuildError
-from dnnmeter.zoo import onnx_source, python_source, seed, timm_source, torchvision_source
+from dnnmeter.zoo import hf_source, onnx_source, python_source, seed, timm_source, torchvision_source
 from dnnmeter.zoo.meta_init import meta_init
 from dnnmeter.zoo.registry import (
     MODEL_SOURCES,
@@ -74,6 +74,7 @@ class PythonSource:
 
 # resolve() asks the sources in this order: a prefix before a shape.
 register_source(timm_source.TimmSource())
+register_source(hf_source.HfSource())
 register_source(onnx_source.OnnxSource())
 register_source(PythonSource())
 

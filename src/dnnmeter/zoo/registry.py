@@ -57,6 +57,9 @@ class ModelEntry:
     # Builders that honour dnnmeter.zoo.meta_init() need nothing else; the ones that do not
     # (ONNX, user callables) are built on the CPU and their cost comes from elsewhere.
     meta_ok: bool = True
+    # The forward takes token ids (input_ids, batch x sequence length) rather than an image;
+    # input_size is then (sequence length,), the default --seq-len (zoo/hf_source.py).
+    token_inputs: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
