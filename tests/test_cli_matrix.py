@@ -38,6 +38,9 @@ COMMANDS: dict[str, list[str]] = {
     "study": ["study", "--models", "{model}", "--out", "{out}"],
     "study-modifications": ["study", "modifications", "--models", "{model}", "--out", "{out}"],
     "report": ["report", "{out}"],
+    "predict": ["predict", "{model}", "--calibration", "{tmp}"],
+    "deploy": ["deploy", "{model}", "--threads", "1", "--out", "{out}"],
+    "calibrate": ["calibrate", "--out", "{out}"],
 }
 TAKE_A_MODEL = [name for name, argv in COMMANDS.items() if "{model}" in argv]
 
@@ -94,7 +97,10 @@ ROWS: list[Row] = [
     *(Row(f"import-fails-{c}", COMMANDS[c], IMPORT_FAILS, "dnm_import_fails.py:2: ZeroDivisionError")
       for c in ("analyze", "hardware", "train")),
     *(Row(f"builder-fails-{c}", COMMANDS[c], BUILDER_FAILS, "dnm_builder_fails.py:2")
-      for c in TAKE_A_MODEL if c != "bench"),  # bench builds in its worker: a failed point, not an error
+      # bench builds in its worker: a failed point, not an error; predict first says it needs a calibration
+      for c in TAKE_A_MODEL if c not in ("bench", "predict")),
+    Row("calibrate-negative-budget", [*COMMANDS["calibrate"], "--budget-min", "-1"], _zoo, "bad budget of -1 minutes"),
+    Row("calibrate-nan-budget", [*COMMANDS["calibrate"], "--budget-min", "nan"], _zoo, "bad budget of nan minutes"),
     Row("module-not-found", ["analyze", "dnm_nowhere:build"], _zoo, "add that folder to PYTHONPATH"),
     # outputs
     Row("figures-is-a-file", ["hardware", "{model}", "--figures", "{tmp}/taken"], _file("taken", b"x"),
@@ -184,6 +190,8 @@ def test_debug_after_the_command_shows_the_traceback(command: str, workdir: Path
         argv = ["models", "no_such_model_xyz*"]
     if command == "report":
         argv = ["report", str(workdir / "missing")]
+    if command == "calibrate":  # takes no model: a bad budget instead (else it would calibrate)
+        argv = [*argv, "--budget-min", "-1"]
     with pytest.raises(DnnmeterError):
         main([*argv, "--debug"])
 

@@ -134,9 +134,6 @@ def deploy(
     why_not = not_runnable_reason(model)
     if why_not:
         raise InvalidInputError(why_not)
-    if weights is None:
-        warnings.warn(f"{model} has its initial (random) weights: agreement with float32 still holds, but an "
-                      "accuracy change means nothing; pass --weights FILE or --weights default", stacklevel=2)
     caps = capabilities or cfg.probe(device)
     planned = cfg.plan(device, caps, threads, configs)
     chosen = choose(model, data, weights, images)
@@ -147,6 +144,9 @@ def deploy(
         session = _Session(model, device, batch_size, weights, work, chosen, _timing(budget_min, measurable), runner)
         results, outputs = _measure_all(planned, caps, session, store, on_config)
         verdict = judge(results, outputs, chosen.labels, share, tolerance_on)
+        if weights is None:  # once the baseline ran: bad input stays the only line
+            warnings.warn(f"{model} has its initial (random) weights: agreement with float32 still holds, but an "
+                          "accuracy change means nothing; pass --weights FILE or --weights default", stacklevel=2)
         result = DeployResult(model, device, batch_size, share, tolerance_on, int(chosen.images.shape[0]),
                               chosen.note, verdict.baseline, verdict.recommended, verdict.reason, results,
                               _environment(device, threads))

@@ -121,8 +121,8 @@ def _check(device: str, dtype: str, budget_s: float) -> None:
     from dnnmeter.measure import check_bench_args as check_bench
 
     check_bench(device, (1,), dtype)
-    if not budget_s > 0:
-        raise InvalidInputError(f"bad budget {budget_s!r}: give a positive number of minutes")
+    if not 0 < budget_s < float("inf"):
+        raise InvalidInputError(f"bad budget of {budget_s / 60:g} minutes; give a positive number of minutes")
 
 
 def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "float32",
