@@ -6,6 +6,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from dnnmeter.errors import DnnmeterError, InvalidInputError
 
@@ -18,6 +19,7 @@ DEFAULT_MIN_WINDOW_S = 1.0
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
+T = TypeVar("T")
 
 
 class MeterError(DnnmeterError):
@@ -87,6 +89,12 @@ class PowerMeter(ABC):
 
     def close(self) -> None:
         """Release the vendor library (NVML). Safe to call more than once."""
+
+    def _started(self, kept: T | None) -> T:
+        """What :meth:`start` kept for :meth:`stop`; a stop without a start is refused."""
+        if kept is None:
+            raise MeterError(f"{type(self).__name__}.stop() called before start()")
+        return kept
 
     def measure(self, fn: Callable[[], None], min_window_s: float = DEFAULT_MIN_WINDOW_S) -> EnergyReading:
         """Call ``fn`` repeatedly until the window lasts at least ``min_window_s``; one reading.

@@ -180,9 +180,7 @@ class NvmlMeter(PowerMeter):
         return self._stop_sampler()
 
     def _stop_counter(self) -> EnergyReading:
-        if self._start_counter is None:
-            raise MeterError("NvmlMeter.stop() called before start()")
-        t0, before = self._start_counter
+        t0, before = self._started(self._start_counter)
         self._start_counter = None
         after = self._call("nvmlDeviceGetTotalEnergyConsumption")
         duration = self.clock() - t0
@@ -192,9 +190,7 @@ class NvmlMeter(PowerMeter):
         return energy_reading((after - before) / 1000.0, duration, self.name, self.sampling, 2)
 
     def _stop_sampler(self) -> EnergyReading:
-        if self._sampler is None:
-            raise MeterError("NvmlMeter.stop() called before start()")
-        sampler, self._sampler = self._sampler, None
+        sampler, self._sampler = self._started(self._sampler), None
         samples = sampler.stop()
         duration = samples[-1][0] - samples[0][0]
         return energy_reading(trapezoid_j(samples), duration, self.name, self.sampling, len(samples))

@@ -129,9 +129,7 @@ class RaplMeter(PowerMeter):
         self._start = (self.clock(), counters)
 
     def stop(self) -> EnergyReading:
-        if self._start is None:
-            raise MeterError("RaplMeter.stop() called before start()")
-        t0, before = self._start
+        t0, before = self._started(self._start)
         after = self._counters()
         duration = self.clock() - t0
         self._start = None
