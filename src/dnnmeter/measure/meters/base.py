@@ -66,6 +66,16 @@ def unmeasured_reading(source: str, sampling: str, duration_s: float, reason: st
     return EnergyReading(None, duration_s, None, source, sampling, 0, unavailable_reason=reason)
 
 
+def reading_from_counter(energy_j: float, duration_s: float, source: str, sampling: str,
+                         counter: str) -> EnergyReading:
+    """A total-energy counter's reading over one window (read at start and stop). A counter that
+    did not advance means a window shorter than its update: no figure, with that reason, not 0 J."""
+    if energy_j == 0:
+        reason = f"{counter} did not advance in {duration_s:.4f} s; measure a longer window"
+        return unmeasured_reading(source, sampling, duration_s, reason)
+    return energy_reading(energy_j, duration_s, source, sampling, 2)
+
+
 class PowerMeter(ABC):
     """A device's energy meter: ``start()``, do the work, ``stop()`` -> :class:`EnergyReading`.
 

@@ -16,7 +16,7 @@ from dnnmeter.measure.meters.base import (
     PowerMeter,
     Sleep,
     energy_reading,
-    unmeasured_reading,
+    reading_from_counter,
 )
 
 _NVML_MISSING = "nvidia-ml-py is not installed: pip install nvidia-ml-py"
@@ -184,10 +184,8 @@ class NvmlMeter(PowerMeter):
         self._start_counter = None
         after = self._call("nvmlDeviceGetTotalEnergyConsumption")
         duration = self.clock() - t0
-        if after == before:
-            reason = f"NVML energy counter did not advance in {duration:.4f} s; measure a longer window"
-            return unmeasured_reading(self.name, self.sampling, duration, reason)
-        return energy_reading((after - before) / 1000.0, duration, self.name, self.sampling, 2)
+        return reading_from_counter((after - before) / 1000.0, duration, self.name, self.sampling,
+                                    "NVML energy counter")
 
     def _stop_sampler(self) -> EnergyReading:
         sampler, self._sampler = self._started(self._sampler), None
