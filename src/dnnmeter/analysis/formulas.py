@@ -94,24 +94,19 @@ def _mkldnn_convolution(x: Shape, w: Shape, bias: Any, padding: Any, stride: Any
     return Cost(conv_macs(x, w, out), 0, "depthwise_conv" if depthwise else "conv")
 
 
-@register_formula(aten.mm)
-def _mm(a: Shape, b: Shape, *_: Any, out: Shape) -> Cost:
-    return Cost(mm_macs(a, b), 0, "linear")
+def _product(macs: Callable[[Shape, Shape], int], kind: str, first: int) -> Formula:
+    """A matrix product: ``macs`` of its two factors, at ``first`` and ``first + 1`` among the
+    arguments (addmm and baddbmm take the added term first)."""
+
+    def formula(*args: Any, out: Shape) -> Cost:
+        return Cost(macs(args[first], args[first + 1]), 0, kind)
+
+    return formula
 
 
-@register_formula(aten.addmm)
-def _addmm(bias: Shape, a: Shape, b: Shape, *_: Any, out: Shape) -> Cost:
-    return Cost(mm_macs(a, b), 0, "linear")
-
-
-@register_formula(aten.bmm)
-def _bmm(a: Shape, b: Shape, *_: Any, out: Shape) -> Cost:
-    return Cost(bmm_macs(a, b), 0, "matmul")
-
-
-@register_formula(aten.baddbmm)
-def _baddbmm(bias: Shape, a: Shape, b: Shape, *_: Any, out: Shape) -> Cost:
-    return Cost(bmm_macs(a, b), 0, "matmul")
+for _op, _macs, _kind, _first in ((aten.mm, mm_macs, "linear", 0), (aten.addmm, mm_macs, "linear", 1),
+                                   (aten.bmm, bmm_macs, "matmul", 0), (aten.baddbmm, bmm_macs, "matmul", 1)):
+    register_formula(_op)(_product(_macs, _kind, _first))
 
 
 @register_formula(aten._scaled_dot_product_efficient_attention,

@@ -72,13 +72,8 @@ class KindTotals(Record):
 
 
 @dataclass
-class Analysis(Record):
-    """The static cost of one model at one input size and batch size.
-
-    ``macs``/``flops`` are for the whole batch. ``unsupported_ops`` maps ops the counter has
-    no formula for to how many times they ran: their cost is not in the totals, which are
-    then lower bounds (``complete`` is False).
-    """
+class _ModelCount(Record):
+    """The fields an analysis and its stored summary begin with: what was counted and its totals."""
 
     model: str
     input_size: tuple[int, ...]
@@ -86,6 +81,17 @@ class Analysis(Record):
     params: int
     trainable_params: int
     macs: int
+
+
+@dataclass
+class Analysis(_ModelCount):
+    """The static cost of one model at one input size and batch size.
+
+    ``macs``/``flops`` are for the whole batch. ``unsupported_ops`` maps ops the counter has
+    no formula for to how many times they ran: their cost is not in the totals, which are
+    then lower bounds (``complete`` is False).
+    """
+
     elementwise_flops: int
     activations: int
     weight_bytes: int
@@ -146,16 +152,10 @@ class Analysis(Record):
 
 
 @dataclass
-class AnalysisSummary(Record):
+class AnalysisSummary(_ModelCount):
     """An :class:`Analysis` as a study stores it: its totals, per-kind sums and the
     conv-vs-fc split, without the per-layer rows (``layers`` is empty)."""
 
-    model: str
-    input_size: tuple[int, ...]
-    batch_size: int
-    params: int
-    trainable_params: int
-    macs: int
     flops: int
     elementwise_flops: int
     activations: int

@@ -149,8 +149,7 @@ def add_commands(sub: Any) -> None:
     mod.add_argument("--threads", type=common.positive_int, help="CPU threads for --latency")
     mod.add_argument("--no-strict", dest="strict", action="store_false", help="warn, not fail, when an op changes nothing")
     mod.add_argument("--out", metavar="FILE", type=common.output_file, help="also write the result as JSON to FILE")
-    mod.add_argument("--format", choices=("table", "json"), default="table")
-    mod.set_defaults(func=_cmd_modify)
+    common.add_format_and_run(mod, _cmd_modify)
 
     tr = sub.add_parser(
         "train", help="train a model on digits or a folder: curves, checkpoint, best and worst classes",
@@ -177,8 +176,7 @@ def add_commands(sub: Any) -> None:
     tr.add_argument("--average-every", type=common.positive_int, metavar="STEPS", help="default: once an epoch")
     tr.add_argument("--threads", type=common.positive_int, help="CPU threads per process")
     tr.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
-    tr.add_argument("--format", choices=("table", "json"), default="table")
-    tr.set_defaults(func=_cmd_train)
+    common.add_format_and_run(tr, _cmd_train)
 
     def compression_parser(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=description + " MODEL is scored as `dnnmeter eval` "

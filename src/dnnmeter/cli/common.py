@@ -6,11 +6,13 @@ import argparse
 import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dnnmeter.errors import DnnmeterError
+
+T = TypeVar("T")
 
 
 def console(stderr: bool = False) -> Any:
@@ -45,45 +47,39 @@ def progress(enabled: bool) -> Any:
     return Progress(console=console(stderr=True), transient=True, disable=not (enabled and sys.stderr.isatty()))
 
 
-def batch_sizes(value: str) -> tuple[int, ...]:
+def _checked(value: str, parse: Callable[[str], T], ok: Callable[[T], bool], expected: str) -> T:
+    """``parse(value)`` if it parses and is ``ok``; else argparse's error "expected {expected}"."""
     try:
-        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+        parsed = parse(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, got {value!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, got {value!r}")
-    return sizes
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
+    if not ok(parsed):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+    return parsed
+
+
+def _comma_list(parse: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
+    return lambda value: tuple(parse(v) for v in value.split(",") if v.strip())
+
+
+def batch_sizes(value: str) -> tuple[int, ...]:
+    return _checked(value, _comma_list(int), lambda sizes: bool(sizes) and min(sizes) >= 1,
+                    "a comma list of positive integers")
 
 
 def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
+    return _checked(value, int, lambda number: number >= 1, "a positive integer")
 
 
 def positive_seconds(value: str) -> float:
     """A duration: finite and above zero (0, negative, nan and inf are refused)."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not (0.0 < number < float("inf")):  # nan fails every comparison
-        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {value!r}")
-    return number
+    # nan fails every comparison
+    return _checked(value, float, lambda number: 0.0 < number < float("inf"), "a number of seconds above 0")
 
 
 def fractions(value: str) -> tuple[float, ...]:
-    try:
-        found = tuple(float(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        found = ()
-    if not found or not all(0.0 <= f < 1.0 for f in found):
-        raise argparse.ArgumentTypeError(f"expected a comma list of fractions in [0, 1), got {value!r}")
-    return found
+    return _checked(value, _comma_list(float), lambda found: bool(found) and all(0.0 <= f < 1.0 for f in found),
+                    "a comma list of fractions in [0, 1)")
 
 
 def _refusal(path: Path, want: str) -> str | None:
@@ -153,6 +149,22 @@ INPUT_HELP = ("a forward argument as [NAME=]DIMxDIM...[:DTYPE], batch first (--i
 
 def add_input_argument(parser: argparse.ArgumentParser, help_text: str = INPUT_HELP) -> None:
     parser.add_argument("--input", dest="inputs", action="append", metavar="SPEC", help=help_text)
+
+
+def add_format_and_run(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int],
+                       formats: tuple[str, ...] = ("table", "json")) -> None:
+    """A command's last argument, ``--format`` (table first, the default), and ``run``, the
+    function that carries the command out."""
+    parser.add_argument("--format", choices=formats, default="table")
+    parser.set_defaults(func=run)
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--threads`` and ``--dtype``, as calibrate and predict take them (the
+    prediction must be made for the machine and dtype the calibration timed)."""
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: half the available cores)")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
 
 
 def image_input(args: argparse.Namespace, command: str, why: str) -> tuple[Any, Any]:

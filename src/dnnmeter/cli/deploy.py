@@ -136,5 +136,4 @@ def add_commands(sub: Any) -> None:
     deploy.add_argument("--export", type=common.output_folder, metavar="DIR", help="write the recommended artefact here")
     deploy.add_argument("--out", type=common.output_folder, metavar="DIR",
                         help="keep the store here: a rerun measures only what is missing")
-    deploy.add_argument("--format", choices=("table", "json"), default="table")
-    deploy.set_defaults(func=_cmd_deploy)
+    common.add_format_and_run(deploy, _cmd_deploy)

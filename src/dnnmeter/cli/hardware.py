@@ -77,5 +77,4 @@ def add_commands(sub: Any) -> None:
     hw.add_argument("--figures", metavar="DIR", type=common.output_folder,
                     help="draw the accesses, utilisation and roofline figures here")
     hw.add_argument("--per-layer", action=argparse.BooleanOptionalAction, default=True, help="per-layer table")
-    hw.add_argument("--format", choices=("table", "json"), default="table")
-    hw.set_defaults(func=_cmd_hardware)
+    common.add_format_and_run(hw, _cmd_hardware)

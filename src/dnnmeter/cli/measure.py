@@ -179,8 +179,7 @@ def add_commands(sub: Any) -> None:
     models = sub.add_parser("models", help="list the models dnnmeter can build")
     models.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: all)")
     models.add_argument("--source", choices=SOURCES, help="only this source")
-    models.add_argument("--format", choices=("table", "json"), default="table")
-    models.set_defaults(func=_cmd_models)
+    common.add_format_and_run(models, _cmd_models)
 
     analyze = sub.add_parser(
         "analyze", help="count parameters, MACs, FLOPs and activations without running the model",
@@ -210,8 +209,7 @@ def add_commands(sub: Any) -> None:
                          help="a table of the layers folded into their parent modules to depth N (1: the model's "
                               "children), with each row's share of params and MACs")
     analyze.add_argument("--top", type=common.positive_int, metavar="K", help="a table of the K costliest layers by MACs")
-    analyze.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    analyze.set_defaults(func=_cmd_analyze)
+    common.add_format_and_run(analyze, _cmd_analyze, ("table", "json", "csv"))
 
     bench = sub.add_parser(
         "bench", help="measure latency, throughput, memory, power and energy across batch sizes",
@@ -230,8 +228,7 @@ def add_commands(sub: Any) -> None:
     bench.add_argument("--seq-len", type=common.positive_int, metavar="L",
                        help="hf: models: token ids of this length (default 128)")
     bench.add_argument("--time-budget", type=common.positive_seconds, default=2.0, help="seconds of sampling per point (default 2)")
-    bench.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    bench.set_defaults(func=_cmd_bench)
+    common.add_format_and_run(bench, _cmd_bench, ("table", "json", "csv"))
 
     evaluate = sub.add_parser(
         "eval", help="top-1, top-5 and per-class accuracy on ImageNet, Tiny ImageNet, a folder or digits",
@@ -252,5 +249,4 @@ def add_commands(sub: Any) -> None:
     evaluate.add_argument("--limit", type=common.positive_int, help="evaluate this many images, spread over the data set")
     evaluate.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     evaluate.add_argument("--device", default="cpu")
-    evaluate.add_argument("--format", choices=("table", "json"), default="table")
-    evaluate.set_defaults(func=_cmd_eval)
+    common.add_format_and_run(evaluate, _cmd_eval)

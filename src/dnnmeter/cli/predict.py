@@ -119,9 +119,7 @@ def add_commands(sub: Any) -> None:
         "activations, pooling, element-wise) and three small networks, then fit the latency model used by "
         "`dnnmeter predict`. Every measurement is kept as it is made: rerun the same command to resume.",
     )
-    cal.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    cal.add_argument("--threads", type=common.positive_int, help="CPU threads (default: half the available cores)")
-    cal.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    common.add_timing_arguments(cal)
     cal.add_argument("--budget-min", type=float, default=15.0, help="minutes at most, fit included (default 15)")
     cal.add_argument("--per-group", type=common.positive_int, metavar="N",
                      help="at most N shapes per kernel group (a coarser, quicker calibration)")
@@ -137,9 +135,7 @@ def add_commands(sub: Any) -> None:
     )
     pred.add_argument("models", nargs="+", metavar="MODEL")
     pred.add_argument("--batch-sizes", type=common.batch_sizes, default=(1,), help="comma list, e.g. 1,8,64")
-    pred.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    pred.add_argument("--threads", type=common.positive_int, help="CPU threads (default: half the available cores)")
-    pred.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    common.add_timing_arguments(pred)
     pred.add_argument("--max-latency-ms", type=float, metavar="X",
                       help="only models predicted within X ms per batch, best published top-1 first")
     pred.add_argument("--per-layer", action="store_true", help="also each layer's predicted latency")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from torch import nn
 
 from dnnmeter.deployment.configs import ORT_PIP, Config
 from dnnmeter.errors import MissingDependencyError
+from dnnmeter.measure.threads import torch_flag
 
 Call = Callable[[torch.Tensor], torch.Tensor]
 
@@ -67,7 +68,7 @@ def _cast(dtype: torch.dtype) -> Callable[[nn.Module, BuildContext], Prepared]:
 
 
 def _int8(model: nn.Module, ctx: BuildContext) -> Prepared:
-    from dnnmeter.transforms.quantize import model_size_bytes, quantize_int8
+    from dnnmeter.transforms.quantize import model_size_bytes, quantize_int8, quantized_engine
 
     made = quantize_int8(model, ctx.example, ctx.calibration)
     path = ctx.artefact_dir / f"{ctx.config.kind}.state_dict.pt"
@@ -76,20 +77,10 @@ def _int8(model: nn.Module, ctx: BuildContext) -> Prepared:
     engine = made.backend
 
     def call(x: torch.Tensor) -> torch.Tensor:
-        with _quantized_engine(engine):
+        with quantized_engine(engine):
             return made.module(x)
 
     return Prepared(call, model_size_bytes(made.module), str(path), notes)
-
-
-@contextlib.contextmanager
-def _quantized_engine(engine: str) -> Iterator[None]:
-    before = torch.backends.quantized.engine
-    try:
-        torch.backends.quantized.engine = engine
-        yield
-    finally:
-        torch.backends.quantized.engine = before
 
 
 def _compile(model: nn.Module, ctx: BuildContext) -> Prepared:
@@ -97,14 +88,8 @@ def _compile(model: nn.Module, ctx: BuildContext) -> Prepared:
     return Prepared(compiled, _float_size(model), notes=["first_call_s includes inductor's compilation"])
 
 
-@contextlib.contextmanager
-def cudnn_benchmark(on: bool) -> Iterator[None]:
-    before = torch.backends.cudnn.benchmark
-    try:
-        torch.backends.cudnn.benchmark = on
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = before
+def cudnn_benchmark(on: bool) -> contextlib.AbstractContextManager[None]:
+    return torch_flag(torch.backends.cudnn, "benchmark", on)
 
 
 def _cuda_graphs(model: nn.Module, ctx: BuildContext) -> Prepared:

@@ -45,17 +45,9 @@ Pair = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
-class LayerShape(Record):
-    """One product layer. Counts are for the whole batch; ``U``, ``pad`` and ``dilation`` are
-    (height, width) pairs; H and W are the *unpadded* input.
-
-    Linear (input rows x in_features -> out_features) is a 1 x 1 convolution of ``N = rows``
-    one-pixel images: C = in_features, M = out_features, H = W = R = S = E = F = 1.
-    A batched matmul of ``b`` products (m x k) @ (k x n) is a grouped 1 x 1 convolution with
-    ``groups = b``: N = 1, C = b*k, M = b*n, H = E = m, W = F = 1, so that each group is one
-    product, its "weights" (the right operand) are used E = m times and its inputs M/groups = n
-    times, as the reuse formulas expect.
-    """
+class LayerDims(Record):
+    """A product layer's name, kind and dimensions in the notation of Sze et al.: what
+    :class:`LayerShape` and the stored :class:`~dnnmeter.hardware.records.HardwareLayer` begin with."""
 
     name: str
     kind: str
@@ -68,6 +60,21 @@ class LayerShape(Record):
     S: int
     E: int
     F: int
+
+
+@dataclass(frozen=True, slots=True)
+class LayerShape(LayerDims):
+    """One product layer. Counts are for the whole batch; ``U``, ``pad`` and ``dilation`` are
+    (height, width) pairs; H and W are the *unpadded* input.
+
+    Linear (input rows x in_features -> out_features) is a 1 x 1 convolution of ``N = rows``
+    one-pixel images: C = in_features, M = out_features, H = W = R = S = E = F = 1.
+    A batched matmul of ``b`` products (m x k) @ (k x n) is a grouped 1 x 1 convolution with
+    ``groups = b``: N = 1, C = b*k, M = b*n, H = E = m, W = F = 1, so that each group is one
+    product, its "weights" (the right operand) are used E = m times and its inputs M/groups = n
+    times, as the reuse formulas expect.
+    """
+
     U: Pair = (1, 1)
     pad: Pair = (0, 0)
     dilation: Pair = (1, 1)

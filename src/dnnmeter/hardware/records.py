@@ -14,6 +14,7 @@ from typing import Any
 
 from dnnmeter._serial import Record, to_dict
 from dnnmeter.hardware.accesses import OperandAccesses
+from dnnmeter.hardware.layers import LayerDims
 
 __all__ = ["EnergyTotals", "HardwareLayer", "HardwareRecord", "HardwareTotals"]
 
@@ -75,21 +76,10 @@ class HardwareTotals(Record):
 
 
 @dataclass(frozen=True)
-class HardwareLayer(Record):
+class HardwareLayer(LayerDims):
     """One product layer: its shape (see :class:`~dnnmeter.hardware.layers.LayerShape`), its
     accesses and reuse factors, its systolic run and its estimated energy per scenario."""
 
-    name: str
-    kind: str
-    N: int
-    C: int
-    H: int
-    W: int
-    M: int
-    R: int
-    S: int
-    E: int
-    F: int
     U: tuple[int, int]
     pad: tuple[int, int]
     dilation: tuple[int, int]

@@ -2,7 +2,8 @@
 
 Every part that runs a model with a chosen thread count (bench, eval, train, the roofline,
 the quantization and pruning sweeps, modify's latency) sets it with :func:`torch_threads`,
-which puts the caller's count back afterwards, even on error.
+which puts the caller's count back afterwards, even on error; :func:`torch_flag` does the same
+for one of torch's global flags (the quantized engine, cuDNN's benchmark mode).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -36,3 +38,15 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def torch_flag(owner: Any, name: str, value: object) -> Iterator[None]:
+    """``owner.name`` (a global torch flag such as ``torch.backends.cudnn.benchmark``) set to
+    ``value`` for the block, restored after, even on error."""
+    before = getattr(owner, name)
+    try:
+        setattr(owner, name, value)
+        yield
+    finally:
+        setattr(owner, name, before)

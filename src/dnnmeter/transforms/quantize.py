@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 
 from dnnmeter._serial import Record
 from dnnmeter.errors import DnnmeterError, InvalidInputError
+from dnnmeter.measure.threads import torch_flag
 from dnnmeter.transforms import _compress_common as common
 
 __all__ = [
@@ -133,19 +134,18 @@ class _PathFailed(Exception):
     """One int8 path could not quantize the model (caught to try the next)."""
 
 
-@contextlib.contextmanager
-def _quantized_engine(backend: str) -> Iterator[None]:
+def _supported(backend: str) -> str:
     if backend not in torch.backends.quantized.supported_engines:
         raise InvalidInputError(
             f"quantized backend {backend!r} is not in this torch build; use one of "
             f"{[e for e in torch.backends.quantized.supported_engines if e != 'none']}"
         )
-    before = torch.backends.quantized.engine
-    try:
-        torch.backends.quantized.engine = backend
-        yield
-    finally:
-        torch.backends.quantized.engine = before
+    return backend
+
+
+def quantized_engine(backend: str) -> contextlib.AbstractContextManager[None]:
+    """torch's quantized engine set to ``backend`` for the block, restored after."""
+    return torch_flag(torch.backends.quantized, "engine", backend)
 
 
 @contextlib.contextmanager
@@ -243,7 +243,7 @@ def quantize_int8(
     example = _as_inputs(example_inputs)
     batches = [_as_inputs(b) for b in calibration] if calibration is not None else [example]
     reasons: list[str] = []
-    with _quantized_engine(backend), _quiet_deprecations():
+    with quantized_engine(_supported(backend)), _quiet_deprecations():
         for path in paths:
             try:
                 module = _PATHS[path](copy.deepcopy(model).eval(), example, batches, backend)
@@ -484,7 +484,7 @@ def _int8_point(model: nn.Module, ctx: _Context, base: float | None, backend: st
         why = "no int8 path worked (see fallback_reasons)"
         return QuantPoint(8, "int8", None, "not measured", None, why, None, None, why, None, None,
                           activations_quantized=True, fallback_reasons=exc.reasons)
-    with _quantized_engine(backend), _quiet_deprecations():
+    with quantized_engine(_supported(backend)), _quiet_deprecations():
         return _point(result.module, ctx, 8, "int8", (model_size_bytes(result.module), "measured"), base,
                       _latency(result.module, ctx), activations_quantized=True,
                       int8_path=result.path, fallback_reasons=result.fallback_reasons)

@@ -11,6 +11,7 @@ import copy
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -104,18 +105,8 @@ def _nothing_changed(op: str, label: str, ctx: Context, strict: bool) -> None:
     warnings.warn(message, ModifyWarning, stacklevel=3)
 
 
-def modify(
-    model: str | nn.Module,
-    ops: Sequence[str] | str,
-    layers: str | None = None,
-    *,
-    xception: bool = False,
-    projection: bool = False,
-    between: str = "bn-relu",
-    input_size: object = None,
-    strict: bool = True,
-    device: str = "cpu",
-) -> nn.Module:
+def modify(model: str | nn.Module, ops: Sequence[str] | str, layers: str | None = None,
+           **options: Any) -> nn.Module:
     """A copy of ``model`` with ``ops`` applied in order; ``model`` itself is not touched.
 
     ``model`` is a zoo name (built on ``device``; ``"meta"`` for counting only) or an
@@ -127,7 +118,7 @@ def modify(
     halves; ``projection`` lets ``residual`` add 1x1 conv shortcuts where shapes differ;
     ``input_size`` (default: the model's own) is where ``residual`` reads shapes. An op
     that changes nothing raises :class:`NothingToModifyError`, or with ``strict=False``
-    warns (:class:`ModifyWarning`).
+    warns (:class:`ModifyWarning`). ``options`` are :func:`rewrite`'s keywords (``xception``,
+    ``projection``, ``between``, ``input_size``, ``strict``, ``device``), taken as they are there.
     """
-    return rewrite(model, ops, layers, xception=xception, projection=projection, between=between,
-                   input_size=input_size, strict=strict, device=device).module
+    return rewrite(model, ops, layers, **options).module

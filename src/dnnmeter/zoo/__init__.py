@@ -18,6 +18,7 @@ from dnnmeter.zoo.registry import (
     MODEL_SOURCES,
     REGISTRY,
     SOURCES,
+    FunctionSource,
     ModelEntry,
     Published,
     Source,
@@ -50,33 +51,12 @@ REGISTRY.add_lazy_source(torchvision_source.populate)
 REGISTRY.add_lazy_source(seed.populate)
 
 
-class PythonSource:
-    """``package.module:callable`` names (python_source.py holds the code)."""
-
-    name = "python"
-    prefix = ""
-    listed = False
-    claims = staticmethod(python_source.looks_like_callable)
-    entry = staticmethod(python_source.entry)
-
-    @staticmethod
-    def is_available() -> bool:
-        return True
-
-    @staticmethod
-    def entries(pattern: str) -> list[ModelEntry]:
-        return []
-
-    @staticmethod
-    def close_matches(name: str) -> list[str]:
-        return []
-
-
 # resolve() asks the sources in this order: a prefix before a shape.
-register_source(timm_source.TimmSource())
-register_source(hf_source.HfSource())
-register_source(onnx_source.OnnxSource())
-register_source(PythonSource())
+register_source(timm_source.SOURCE)
+register_source(hf_source.SOURCE)
+register_source(onnx_source.SOURCE)
+# ``package.module:callable`` names (python_source.py holds the code).
+register_source(FunctionSource("python", "", False, python_source.entry, recognises=python_source.looks_like_callable))
 
 # The networks of the two seed studies (Canziani et al. 2017; the hardware-perspective
 # study), in the order of their tables.

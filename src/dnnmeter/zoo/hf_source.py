@@ -27,7 +27,7 @@ from torch import nn
 
 from dnnmeter import registry
 from dnnmeter.errors import MissingDependencyError, ModelBuildError
-from dnnmeter.zoo.registry import ModelEntry
+from dnnmeter.zoo.registry import FunctionSource, ModelEntry
 
 PREFIX = "hf:"
 DEFAULT_SEQ_LEN = 128
@@ -157,17 +157,5 @@ def close_matches(name: str) -> list[str]:
     return [PREFIX + n for n in registry.close_matches(name[len(PREFIX):], list(DEFAULTS))]
 
 
-class HfSource:
-    """``hf:NAME``, listed by ``dnnmeter models --source hf`` (the built-in defaults)."""
-
-    name = "hf"
-    prefix = PREFIX
-    listed = True
-    is_available = staticmethod(is_available)
-    entry = staticmethod(entry)
-    entries = staticmethod(entries)
-    close_matches = staticmethod(close_matches)
-
-    @staticmethod
-    def claims(name: str) -> bool:
-        return name.startswith(PREFIX)
+# ``hf:NAME``, listed by ``dnnmeter models --source hf`` (the built-in defaults).
+SOURCE = FunctionSource("hf", PREFIX, True, entry, is_available, entries, close_matches)

@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from dnnmeter.errors import MissingDependencyError, ModelBuildError
-from dnnmeter.zoo.registry import InputSize, ModelEntry
+from dnnmeter.zoo.registry import FunctionSource, InputSize, ModelEntry
 
 DEFAULT_INPUT_SIZE: InputSize = (3, 224, 224)
 
@@ -113,21 +113,5 @@ def entry(path: str) -> ModelEntry:
     )
 
 
-class OnnxSource:
-    """ONNX files, recognised by their path; never listed."""
-
-    name = "onnx"
-    prefix = ""
-    listed = False
-    claims = staticmethod(is_onnx_path)
-    is_available = staticmethod(is_available)
-    entry = staticmethod(entry)
-
-    @staticmethod
-    def entries(pattern: str) -> list[ModelEntry]:
-        return []
-
-    @staticmethod
-    def close_matches(name: str) -> list[str]:
-        return []
-
+# ONNX files, recognised by their path; never listed.
+SOURCE = FunctionSource("onnx", "", False, entry, is_available, recognises=is_onnx_path)

@@ -123,6 +123,39 @@ class Source(Protocol):
         """Its names closest to a claimed ``name`` that it does not have."""
 
 
+def _lists_nothing(pattern: str) -> list[ModelEntry]:
+    return []
+
+
+def _matches_nothing(name: str) -> list[str]:
+    return []
+
+
+def _always_available() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class FunctionSource:
+    """A :class:`Source` made of a source module's functions. It claims the names that start
+    with its ``prefix``, or those ``recognises`` accepts (a source known by the names' shape);
+    one that cannot list (ONNX files, callables) keeps the empty ``entries`` and ``close_matches``."""
+
+    name: str
+    prefix: str
+    listed: bool
+    entry: Callable[[str], ModelEntry | None]
+    is_available: Callable[[], bool] = _always_available
+    entries: Callable[[str], list[ModelEntry]] = _lists_nothing
+    close_matches: Callable[[str], list[str]] = _matches_nothing
+    recognises: Callable[[str], bool] | None = None
+
+    def claims(self, name: str) -> bool:
+        if self.recognises is not None:
+            return self.recognises(name)
+        return name.startswith(self.prefix)
+
+
 MODEL_SOURCES: Registry[Source] = Registry("model source")
 
 

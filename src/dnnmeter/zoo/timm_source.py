@@ -10,7 +10,7 @@ from torch import nn
 
 from dnnmeter import registry
 from dnnmeter.errors import MissingDependencyError
-from dnnmeter.zoo.registry import ModelEntry
+from dnnmeter.zoo.registry import FunctionSource, ModelEntry
 
 PREFIX = "timm:"
 
@@ -75,18 +75,5 @@ def close_matches(name: str) -> list[str]:
     return [PREFIX + n for n in registry.close_matches(bare, _timm().list_models())]
 
 
-class TimmSource:
-    """``timm:NAME``, listed by ``dnnmeter models --source timm``."""
-
-    name = "timm"
-    prefix = PREFIX
-    listed = True
-    is_available = staticmethod(is_available)
-    entry = staticmethod(entry)
-    entries = staticmethod(entries)
-    close_matches = staticmethod(close_matches)
-
-    @staticmethod
-    def claims(name: str) -> bool:
-        return name.startswith(PREFIX)
-
+# ``timm:NAME``, listed by ``dnnmeter models --source timm``.
+SOURCE = FunctionSource("timm", PREFIX, True, entry, is_available, entries, close_matches)

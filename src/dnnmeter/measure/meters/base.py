@@ -6,6 +6,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from dnnmeter.errors import DnnmeterError, InvalidInputError
 
@@ -18,6 +19,7 @@ DEFAULT_MIN_WINDOW_S = 1.0
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
+T = TypeVar("T")
 
 
 class MeterError(DnnmeterError):
@@ -64,6 +66,16 @@ def unmeasured_reading(source: str, sampling: str, duration_s: float, reason: st
     return EnergyReading(None, duration_s, None, source, sampling, 0, unavailable_reason=reason)
 
 
+def reading_from_counter(energy_j: float, duration_s: float, source: str, sampling: str,
+                         counter: str) -> EnergyReading:
+    """A total-energy counter's reading over one window (read at start and stop). A counter that
+    did not advance means a window shorter than its update: no figure, with that reason, not 0 J."""
+    if energy_j == 0:
+        reason = f"{counter} did not advance in {duration_s:.4f} s; measure a longer window"
+        return unmeasured_reading(source, sampling, duration_s, reason)
+    return energy_reading(energy_j, duration_s, source, sampling, 2)
+
+
 class PowerMeter(ABC):
     """A device's energy meter: ``start()``, do the work, ``stop()`` -> :class:`EnergyReading`.
 
@@ -87,6 +99,12 @@ class PowerMeter(ABC):
 
     def close(self) -> None:
         """Release the vendor library (NVML). Safe to call more than once."""
+
+    def _started(self, kept: T | None) -> T:
+        """What :meth:`start` kept for :meth:`stop`; a stop without a start is refused."""
+        if kept is None:
+            raise MeterError(f"{type(self).__name__}.stop() called before start()")
+        return kept
 
     def measure(self, fn: Callable[[], None], min_window_s: float = DEFAULT_MIN_WINDOW_S) -> EnergyReading:
         """Call ``fn`` repeatedly until the window lasts at least ``min_window_s``; one reading.

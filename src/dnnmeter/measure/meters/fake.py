@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dnnmeter.measure.meters.base import (
     Clock,
     EnergyReading,
-    MeterError,
     PowerMeter,
     Sleep,
     energy_reading,
@@ -52,9 +51,7 @@ class FakeMeter(PowerMeter):
         self._t0 = self.clock()
 
     def stop(self) -> EnergyReading:
-        if self._t0 is None:
-            raise MeterError("FakeMeter.stop() called before start()")
-        t0, t1 = self._t0, self.clock()
+        t0, t1 = self._started(self._t0), self.clock()
         self._t0 = None
         return energy_reading(self._integral(t0, t1), t1 - t0, "fake", "fake: exact integral", 2)
 

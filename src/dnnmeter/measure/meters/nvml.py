@@ -16,7 +16,7 @@ from dnnmeter.measure.meters.base import (
     PowerMeter,
     Sleep,
     energy_reading,
-    unmeasured_reading,
+    reading_from_counter,
 )
 
 _NVML_MISSING = "nvidia-ml-py is not installed: pip install nvidia-ml-py"
@@ -180,21 +180,15 @@ class NvmlMeter(PowerMeter):
         return self._stop_sampler()
 
     def _stop_counter(self) -> EnergyReading:
-        if self._start_counter is None:
-            raise MeterError("NvmlMeter.stop() called before start()")
-        t0, before = self._start_counter
+        t0, before = self._started(self._start_counter)
         self._start_counter = None
         after = self._call("nvmlDeviceGetTotalEnergyConsumption")
         duration = self.clock() - t0
-        if after == before:
-            reason = f"NVML energy counter did not advance in {duration:.4f} s; measure a longer window"
-            return unmeasured_reading(self.name, self.sampling, duration, reason)
-        return energy_reading((after - before) / 1000.0, duration, self.name, self.sampling, 2)
+        return reading_from_counter((after - before) / 1000.0, duration, self.name, self.sampling,
+                                    "NVML energy counter")
 
     def _stop_sampler(self) -> EnergyReading:
-        if self._sampler is None:
-            raise MeterError("NvmlMeter.stop() called before start()")
-        sampler, self._sampler = self._sampler, None
+        sampler, self._sampler = self._started(self._sampler), None
         samples = sampler.stop()
         duration = samples[-1][0] - samples[0][0]
         return energy_reading(trapezoid_j(samples), duration, self.name, self.sampling, len(samples))

@@ -16,8 +16,7 @@ from dnnmeter.measure.meters.base import (
     MeterError,
     PowerMeter,
     Sleep,
-    energy_reading,
-    unmeasured_reading,
+    reading_from_counter,
 )
 
 _PACKAGE_DIR = re.compile(r"^[a-z]+(?:-[a-z]+)*-rapl:(\d+)$")
@@ -129,9 +128,7 @@ class RaplMeter(PowerMeter):
         self._start = (self.clock(), counters)
 
     def stop(self) -> EnergyReading:
-        if self._start is None:
-            raise MeterError("RaplMeter.stop() called before start()")
-        t0, before = self._start
+        t0, before = self._started(self._start)
         after = self._counters()
         duration = self.clock() - t0
         self._start = None
@@ -139,10 +136,7 @@ class RaplMeter(PowerMeter):
             _counter_delta(b, a, dom.max_range_uj) for b, a, dom in zip(before, after, self.domains)
         )
         sampling = "total-energy counter (RAPL energy_uj)"
-        if delta_uj == 0:
-            reason = f"RAPL counters did not advance in {duration:.4f} s; measure a longer window"
-            return unmeasured_reading(self.name, sampling, duration, reason)
-        return energy_reading(delta_uj / 1e6, duration, self.name, sampling, 2)
+        return reading_from_counter(delta_uj / 1e6, duration, self.name, sampling, "RAPL counters")
 
 
 def _counter_delta(before: int, after: int, max_range: int) -> int:
