@@ -125,6 +125,9 @@ def _local_sgd_steps(rank: int, port: int, period: int, steps: int, queue: objec
             })  # fmt: skip
         if rank == 0:
             queue.put(report)  # type: ignore[attr-defined]
+        # Both ranks leave the last collective before either tears gloo down: a rank that destroyed
+        # its group while the other still read from it was once aborted (SIGABRT) under load.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
