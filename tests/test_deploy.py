@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +165,11 @@ def test_without_a_sure_speedup_the_baseline_stays_and_says_why(tmp_path: Path) 
 
 
 def test_a_failed_baseline_is_an_error_that_says_so(tmp_path: Path) -> None:
-    with pytest.raises(DeployError, match="SIGSEGV"):
-        _deploy(tmp_path, FakeRunner(speed={}, flips={}, fail={"eager-float32"}), configs=["int8"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the error alone: no initial-weights warning before it
+        with pytest.raises(DeployError, match="SIGSEGV"):
+            deploy("tiny_alexnet", images=100, runner=FakeRunner(speed={}, flips={}, fail={"eager-float32"}),
+                   capabilities=ALL_CPU, out=tmp_path / "out", configs=["int8"])
 
 
 def test_a_rerun_measures_only_what_is_missing(tmp_path: Path) -> None:
@@ -193,8 +197,10 @@ def test_tolerance_on_accuracy_needs_labels_and_uses_them(tmp_path: Path) -> Non
                      tolerance_on="accuracy", tolerance="50%")
     int8 = result.config("int8@t1")
     assert int8.top1_change is not None and "top-1 accuracy drop" in int8.reason
-    with pytest.raises(InvalidInputError, match="labelled"), pytest.warns(UserWarning, match="initial"):
-        deploy("resnet18", images=4, tolerance_on="accuracy", runner=FakeRunner({}, {}), capabilities=ALL_CPU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bad input is said alone, before any warning
+        with pytest.raises(InvalidInputError, match="labelled"):
+            deploy("resnet18", images=4, tolerance_on="accuracy", runner=FakeRunner({}, {}), capabilities=ALL_CPU)
 
 
 def test_export_writes_the_artefact_snippet_and_json(tmp_path: Path) -> None:
