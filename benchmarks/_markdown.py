@@ -20,6 +20,18 @@ def write_section(path: Path, begin: str, end: str, text: str) -> None:
     path.write_text(new)
 
 
+def command_line(script: str, argv: list[str]) -> str:
+    """How this run was started, for the section's "produced by" line."""
+    return "python " + " ".join([f"benchmarks/{script}", *argv])
+
+
+def publish(text: str, begin: str, end: str, write: bool) -> None:
+    """Print a script's section and, unless told not to, put it in BENCHMARKS.md."""
+    print(text)
+    if write:
+        write_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", begin, end, text)
+
+
 def cpu_name() -> str:
     with contextlib.suppress(OSError):
         found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)

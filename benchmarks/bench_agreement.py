@@ -26,13 +26,12 @@ import torch.utils.benchmark as tub
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _markdown import cpu_name, write_section  # noqa: E402
+from _markdown import command_line, cpu_name, publish  # noqa: E402
 
 from dnnmeter.measure import benchmark  # noqa: E402
 from dnnmeter.measure.timing import TimingSettings, time_calls  # noqa: E402
 from dnnmeter.zoo import create_model  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- bench_agreement:begin -->", "<!-- bench_agreement:end -->"
 
 
@@ -124,10 +123,7 @@ def main() -> int:
     args = parser.parse_args()
     agree = agreement(args.rounds, args.budget)
     over = overhead(args.rounds)
-    text = section("python " + " ".join(["benchmarks/bench_agreement.py", *sys.argv[1:]]), agree, over)
-    print(text)
-    if not args.no_markdown:
-        write_section(REPO / "BENCHMARKS.md", BEGIN, END, text)
+    publish(section(command_line("bench_agreement.py", sys.argv[1:]), agree, over), BEGIN, END, write=not args.no_markdown)
     return 0
 
 

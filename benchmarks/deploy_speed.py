@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _markdown import cpu_name, write_section  # noqa: E402
+from _markdown import command_line, cpu_name, publish  # noqa: E402
 
 from dnnmeter.deployment import Config, deploy  # noqa: E402
 from dnnmeter.deployment.build import BuildContext, build  # noqa: E402
@@ -168,10 +168,7 @@ def main() -> int:
     runs = [run_one(m.strip(), int(b), args) for m in args.models.split(",") for b in args.batch_sizes.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(runs, indent=1, default=str))
-    text = section("python " + " ".join(["benchmarks/deploy_speed.py", *sys.argv[1:]]), runs)
-    print(text)
-    if not args.no_markdown:
-        write_section(REPO / "BENCHMARKS.md", BEGIN, END, text)
+    publish(section(command_line("deploy_speed.py", sys.argv[1:]), runs), BEGIN, END, write=not args.no_markdown)
     return 0
 
 

@@ -34,13 +34,12 @@ from PIL import Image
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _markdown import cpu_name, write_section  # noqa: E402
+from _markdown import command_line, cpu_name, publish  # noqa: E402
 
 from dnnmeter.data import eval_transform, open_data  # noqa: E402
 from dnnmeter.accuracy import evaluate  # noqa: E402
 from dnnmeter.zoo import create_model  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- eval_throughput:begin -->", "<!-- eval_throughput:end -->"
 GOAL = 0.80
 
@@ -139,10 +138,7 @@ def main() -> int:
     parser.add_argument("--no-markdown", action="store_true")
     args = parser.parse_args()
     m = measure(args.images, args.batch_size, args.rounds)
-    text = section("python " + " ".join(["benchmarks/eval_throughput.py", *sys.argv[1:]]), m)
-    print(text)
-    if not args.no_markdown:
-        write_section(REPO / "BENCHMARKS.md", BEGIN, END, text)
+    publish(section(command_line("eval_throughput.py", sys.argv[1:]), m), BEGIN, END, write=not args.no_markdown)
     return 0
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _markdown import cpu_name, write_section  # noqa: E402
+from _markdown import command_line, cpu_name, publish  # noqa: E402
 
 from dnnmeter.measure.environment import capture_environment  # noqa: E402
 from dnnmeter.measure.timing import TimingSettings, time_calls  # noqa: E402
@@ -151,10 +151,7 @@ def main() -> int:
     runs = [run_child(isa.strip(), args) for isa in args.isas.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(runs, indent=1))
-    text = section("python " + " ".join(["benchmarks/quantize_speed.py", *sys.argv[1:]]), runs)
-    print(text)
-    if not args.no_markdown:
-        write_section(REPO / "BENCHMARKS.md", BEGIN, END, text)
+    publish(section(command_line("quantize_speed.py", sys.argv[1:]), runs), BEGIN, END, write=not args.no_markdown)
     return 0
 
 
