@@ -136,6 +136,10 @@ ROWS: list[Row] = [
     # flags
     *(Row(f"unknown-flag-{c}", [*COMMANDS[c], "--no-such-flag"], _zoo, "unrecognized argument --no-such-flag")
       for c in COMMANDS),
+    Row("analyze-depth-and-top-json", [*COMMANDS["analyze"], "--depth", "1", "--top", "2", "--format", "json"], _zoo,
+        "--depth and --top with --format json"),
+    Row("analyze-per-layer-and-depth-csv", [*COMMANDS["analyze"], "--per-layer", "--depth", "1", "--format", "csv"],
+        _zoo, "--per-layer and --depth with --format csv"),
     Row("flag-suggestion", ["analyze", "{model}", "--batch", "2"], _zoo,
         "did you mean --batch-size? (see dnnmeter analyze --help)"),
     Row("command-suggestion", ["analyse", "{model}"], _zoo, "did you mean 'analyze'?"),

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from dnnmeter.analysis.counter import CostCounter, Row
+from dnnmeter.analysis.folding import FoldedRow, RankedLayer
 from dnnmeter.analysis.inputs import DTYPES, Inputs, TensorSpec, parse_specs, spec_text
 from dnnmeter.analysis.inputs import resolve as resolve_inputs
 from dnnmeter.analysis.kinds import module_kind, resolve_kind
@@ -24,8 +25,8 @@ from dnnmeter.errors import InvalidInputError
 from dnnmeter.zoo import create_model, is_onnx_path, resolve
 from dnnmeter.zoo.registry import Published
 
-__all__ = ["KINDS", "OPTIMIZERS", "Analysis", "Inputs", "KindTotals", "LayerCost", "LayerMemory", "TensorSpec",
-           "TrainingMemory", "analyze", "parse_input_size", "parse_specs"]
+__all__ = ["KINDS", "OPTIMIZERS", "Analysis", "FoldedRow", "Inputs", "KindTotals", "LayerCost", "LayerMemory",
+           "RankedLayer", "TensorSpec", "TrainingMemory", "analyze", "parse_input_size", "parse_specs"]
 
 
 MODES = ("inference", "train")

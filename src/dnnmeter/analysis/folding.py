@@ -1,26 +1,34 @@
 """Tables people ask for, as data: layers folded into their parents to a depth (torchinfo's
-``depth``), and the costliest layers. Text is made in report/text.py.
+``depth``), and the costliest layers. The API is :meth:`Analysis.fold` and
+:meth:`Analysis.top_layers`; text, JSON and CSV are made in report/text.py.
 
 >>> from dnnmeter.analysis import analyze
->>> from dnnmeter.analysis.folding import fold, top_layers
 >>> a = analyze("resnet18")
->>> [(r.name, r.layers) for r in fold(a, 1)][:3]
+>>> [(r.name, r.layers) for r in a.fold(1)][:3]
 [('conv1', 1), ('bn1', 1), ('relu', 1)]
+>>> [(r.rank, r.name) for r in a.top_layers(2)]
+[(1, 'conv1'), (2, 'layer1.0.conv1')]
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
-from dnnmeter.analysis.result import Analysis, LayerCost, flops_of
+from dnnmeter._serial import Record
+from dnnmeter.analysis.layer import LayerCost, flops_of
 from dnnmeter.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from dnnmeter.analysis.result import Analysis
 
 TOP_LEVEL = "(model)"  # the row of ops run directly in the model's own forward
 
 
 @dataclass
-class FoldedRow:
+class FoldedRow(Record):
     """The layers under one module path, summed; shares are of the model's totals."""
 
     name: str
@@ -32,14 +40,21 @@ class FoldedRow:
     params_share: float = 0.0
     macs_share: float = 0.0
 
+    _derived: ClassVar[tuple[str, ...]] = ("flops",)
+
     @property
     def flops(self) -> int:
         return flops_of(self.macs, self.elementwise_flops)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["flops"] = self.flops
-        return d
+
+@dataclass(slots=True)
+class RankedLayer(LayerCost):
+    """One row of the analysis with its rank by MACs (1: the costliest) and its shares of the
+    model's params and MACs."""
+
+    rank: int = 0
+    params_share: float = 0.0
+    macs_share: float = 0.0
 
 
 def module_path(layer: LayerCost) -> str:
@@ -75,10 +90,16 @@ def fold(a: Analysis, depth: int) -> list[FoldedRow]:
     return list(rows.values())
 
 
-def top_layers(a: Analysis, k: int) -> list[tuple[LayerCost, float]]:
-    """The ``k`` rows with the most MACs (ties: more FLOPs, then first run), each with its
-    share of the model's MACs."""
+def top_layers(a: Analysis, k: int) -> list[RankedLayer]:
+    """The ``k`` rows with the most MACs (ties: more FLOPs, then first run), ranked from 1,
+    each with its shares of the model's params and MACs."""
     if not isinstance(k, int) or k < 1:
         raise InvalidInputError(f"bad top {k!r}: give an integer >= 1")
     order = sorted(range(len(a.layers)), key=lambda i: (-a.layers[i].macs, -a.layers[i].flops, i))
-    return [(a.layers[i], _share(a.layers[i].macs, a.macs)) for i in order[:k]]
+    ranked = []
+    for rank, i in enumerate(order[:k], 1):
+        layer = a.layers[i]
+        fields = {f.name: copy.deepcopy(getattr(layer, f.name)) for f in dataclasses.fields(LayerCost)}
+        ranked.append(RankedLayer(**fields, rank=rank, params_share=_share(layer.params, a.params),
+                                  macs_share=_share(layer.macs, a.macs)))
+    return ranked

@@ -1,4 +1,5 @@
-"""What a static count returns: :class:`Analysis`, with one :class:`LayerCost` per layer.
+"""What a static count returns: :class:`Analysis`, with one :class:`LayerCost` per layer
+(analysis/layer.py), folded to a depth or ranked by cost on request (analysis/folding.py).
 
 Conventions (docs/conventions.md): a MAC is one multiply-accumulate of a convolution,
 linear, matmul or attention product; ``flops = 2 * macs + elementwise_flops``, where the
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dnnmeter._serial import Record, to_dict
+from dnnmeter.analysis import folding
+from dnnmeter.analysis.layer import LayerCost, flops_of
 from dnnmeter.analysis.train_memory import TrainingMemory
 from dnnmeter.zoo.registry import Published
 
@@ -26,41 +29,6 @@ KINDS: tuple[str, ...] = (
     "pool",
     "other",
 )
-
-
-def flops_of(macs: int, elementwise_flops: int = 0) -> int:
-    """The one definition of FLOPs: two per MAC, plus element-wise work."""
-    return 2 * macs + elementwise_flops
-
-
-@dataclass(slots=True)
-class LayerCost(Record):
-    """One leaf module call, or one op run outside any leaf module (``parent:op``).
-
-    ``params`` are the layer's own parameters; rows with ``executed=False`` hold the
-    parameters of modules the forward pass never called (e.g. inception_v3's auxiliary
-    head in eval mode), so that the rows' parameters always sum to the model's.
-    """
-
-    name: str
-    kind: str
-    type: str
-    input_shapes: list[list[int]] = field(default_factory=list)
-    output_shapes: list[list[int]] = field(default_factory=list)
-    params: int = 0
-    macs: int = 0
-    elementwise_flops: int = 0
-    activations: int = 0
-    activation_bytes: int = 0  # each output tensor at its own dtype
-    executed: bool = True
-    backward_macs: int = 0  # mode="train": the part of macs / elementwise_flops run by autograd
-    backward_elementwise_flops: int = 0
-
-    _derived: ClassVar[tuple[str, ...]] = ("flops",)
-
-    @property
-    def flops(self) -> int:
-        return flops_of(self.macs, self.elementwise_flops)
 
 
 @dataclass
@@ -145,6 +113,15 @@ class Analysis(_ModelCount):
         layers = d.pop("layers")
         d["layers"] = layers if per_layer else []  # last: the long list after the totals
         return d
+
+    def fold(self, depth: int) -> list[folding.FoldedRow]:
+        """The rows folded into their parent modules cut to ``depth`` names (1: the model's
+        children), each with its share of the params and MACs; they sum to the totals."""
+        return folding.fold(self, depth)
+
+    def top_layers(self, k: int) -> list[folding.RankedLayer]:
+        """The ``k`` rows with the most MACs, ranked, each with its shares of the totals."""
+        return folding.top_layers(self, k)
 
     def summary(self) -> AnalysisSummary:
         """The totals without the layers, as a study stores them (per-kind sums kept)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from dnnmeter.cli import common
 from dnnmeter.cli.choices import DTYPES, FLOAT_DTYPES, OPTIMIZER_NAMES, SOURCES
-from dnnmeter.errors import DnnmeterError
+from dnnmeter.errors import DnnmeterError, InvalidInputError
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -40,6 +40,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from dnnmeter.analysis import analyze, parse_input_size, parse_specs
     from dnnmeter.report import text
 
+    _check_one_list(args)
     names = common.resolve_all(args.models)
     size = parse_input_size(args.input_size)
     specs = parse_specs(args.inputs) if args.inputs else None
@@ -53,9 +54,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                                     seq_len=args.seq_len))
             progress.advance(task)
     if args.format == "json":
-        print(text.to_json(analyses))
+        print(text.analyses_json(analyses, depth=args.depth, top=args.top))
     elif args.format == "csv":
-        sys.stdout.write(text.analyses_csv(analyses, per_layer=args.per_layer))
+        sys.stdout.write(text.analyses_csv(analyses, per_layer=args.per_layer, depth=args.depth, top=args.top))
     else:
         _print_analyses(analyses, args.per_layer, args.depth, args.top)
     for a in analyses:  # on stderr in every format: a csv or json total may be incomplete too
@@ -65,8 +66,16 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_one_list(args: argparse.Namespace) -> None:
+    """JSON and CSV hold one list of rows per model (the table prints one table per option)."""
+    given = [f"--{name.replace('_', '-')}" for name in ("per_layer", "depth", "top")
+             if getattr(args, name) and (args.format == "csv" or name != "per_layer")]
+    if args.format in ("json", "csv") and len(given) > 1:
+        raise InvalidInputError(f"{' and '.join(given)} with --format {args.format}: it lists one set of rows per model; "
+                                "give one of them, or --format table for a table of each")
+
+
 def _print_analyses(analyses: list[Any], per_layer: bool, depth: int | None = None, top: int | None = None) -> None:
-    from dnnmeter.analysis.folding import fold, top_layers
     from dnnmeter.report import text
 
     console = common.console()
@@ -74,9 +83,9 @@ def _print_analyses(analyses: list[Any], per_layer: bool, depth: int | None = No
         console.print(text.layers_table(a))
         console.print(text.kinds_table(a))
     for a in analyses if depth else []:
-        console.print(text.folded_table(a, fold(a, depth), depth))  # type: ignore[arg-type]
+        console.print(text.folded_table(a, a.fold(depth), depth))  # type: ignore[arg-type]
     for a in analyses if top else []:
-        console.print(text.top_table(a, top_layers(a, top)))  # type: ignore[arg-type]
+        console.print(text.top_table(a, a.top_layers(top)))  # type: ignore[arg-type]
     console.print(text.summary_table(analyses))
     console.print(text.conv_fc_table(analyses))
     for a in analyses:
@@ -206,9 +215,10 @@ def add_commands(sub: Any) -> None:
                          help="default: 1, or the batch an ONNX file was exported with")
     analyze.add_argument("--per-layer", action="store_true", help="one row per layer")
     analyze.add_argument("--depth", type=common.positive_int, metavar="N",
-                         help="a table of the layers folded into their parent modules to depth N (1: the model's "
-                              "children), with each row's share of params and MACs")
-    analyze.add_argument("--top", type=common.positive_int, metavar="K", help="a table of the K costliest layers by MACs")
+                         help="the layers folded into their parent modules to depth N (1: the model's "
+                              "children), with each row's share of params and MACs; in json/csv, the rows listed")
+    analyze.add_argument("--top", type=common.positive_int, metavar="K",
+                         help="the K costliest layers by MACs, ranked; in json/csv, the rows listed")
     common.add_format_and_run(analyze, _cmd_analyze, ("table", "json", "csv"))
 
     bench = sub.add_parser(

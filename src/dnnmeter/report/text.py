@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.table import Table
 
-from dnnmeter.analysis.folding import FoldedRow
+from dnnmeter.analysis.folding import FoldedRow, RankedLayer
 from dnnmeter.analysis.result import Analysis, LayerCost
 from dnnmeter.accuracy.result import EvalResult
 from dnnmeter.results.records import VariantRecord
@@ -125,11 +125,46 @@ LAYER_FIELDS = ("name", "type", "kind", "input_shapes", "output_shapes", "params
                 "flops", "elementwise_flops", "activations", "executed")
 
 
-def analyses_csv(analyses: Sequence[Analysis], per_layer: bool = False) -> str:
-    """One row per model, or with ``per_layer`` one row per layer (the model in column 1)."""
+def analyses_json(analyses: Sequence[Analysis], depth: int | None = None, top: int | None = None) -> str:
+    """Each analysis's dict; with ``depth`` its ``layers`` are the folded rows (``depth`` said
+    before them), with ``top`` the ``top`` costliest rows, ranked. Give at most one of them."""
+    if depth is None and top is None:
+        return to_json(analyses)
+    out = []
+    for a in analyses:
+        d = a.to_dict(per_layer=False)
+        del d["layers"]
+        rows: Sequence[FoldedRow | RankedLayer] = a.fold(depth) if depth is not None else a.top_layers(top or 0)
+        d.update({"depth": depth} if depth is not None else {"top": top})
+        d["layers"] = [r.to_dict() for r in rows]
+        out.append(d)
+    return json.dumps(out, indent=2)
+
+
+FOLDED_FIELDS = ("name", "layers", "params", "params_share", "macs", "macs_share", "flops", "elementwise_flops",
+                 "activations")
+RANKED_FIELDS = ("rank", *LAYER_FIELDS, "params_share", "macs_share")
+
+
+def analyses_csv(analyses: Sequence[Analysis], per_layer: bool = False, depth: int | None = None,
+                 top: int | None = None) -> str:
+    """One row per model; with ``per_layer`` one row per layer, with ``depth`` one per folded
+    module, with ``top`` one per costliest layer (the model in column 1). Give at most one."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    if per_layer:
+    if depth is not None:
+        writer.writerow(("model", "depth", *FOLDED_FIELDS))
+        for a in analyses:
+            for folded in a.fold(depth):
+                row = folded.to_dict()
+                writer.writerow((a.model, depth, *(row[f] for f in FOLDED_FIELDS)))
+    elif top is not None:
+        writer.writerow(("model", *RANKED_FIELDS))
+        for a in analyses:
+            for ranked in a.top_layers(top):
+                row = ranked.to_dict()
+                writer.writerow((a.model, *(_cell(row[f]) for f in RANKED_FIELDS)))
+    elif per_layer:
         writer.writerow(("model", *LAYER_FIELDS))
         for a in analyses:
             for layer in a.layers:
@@ -295,7 +330,7 @@ def percent(fraction: float) -> str:
 
 
 def folded_table(a: Analysis, rows: Sequence[FoldedRow], depth: int) -> Table:
-    """``analyze --depth N``: rows of :func:`dnnmeter.analysis.folding.fold`."""
+    """``analyze --depth N``: rows of :meth:`Analysis.fold`."""
     table = Table(title=f"{a.model}: layers folded to depth {depth} ({len(rows)} rows)", title_justify="left")
     for col in ("module", "layers", "params", "params share", "MACs", "MACs share", "FLOPs"):
         table.add_column(col, justify="left" if col == "module" else "right")
@@ -307,12 +342,12 @@ def folded_table(a: Analysis, rows: Sequence[FoldedRow], depth: int) -> Table:
     return table
 
 
-def top_table(a: Analysis, top: Sequence[tuple[LayerCost, float]]) -> Table:
-    """``analyze --top K``: rows of :func:`dnnmeter.analysis.folding.top_layers`."""
+def top_table(a: Analysis, top: Sequence[RankedLayer]) -> Table:
+    """``analyze --top K``: rows of :meth:`Analysis.top_layers`."""
     table = Table(title=f"{a.model}: the {len(top)} costliest layers by MACs", title_justify="left")
     for col in ("rank", "layer", "type", "output", "params", "MACs", "MACs share", "FLOPs"):
         table.add_column(col, justify="left" if col in ("layer", "type") else "right")
-    for rank, (layer, macs_share) in enumerate(top, 1):
-        table.add_row(str(rank), layer.name, layer.type, " ".join(size_text(s) for s in layer.output_shapes[:2]),
-                      f"{layer.params:,}", f"{layer.macs:,}", percent(macs_share), f"{layer.flops:,}")
+    for layer in top:
+        table.add_row(str(layer.rank), layer.name, layer.type, " ".join(size_text(s) for s in layer.output_shapes[:2]),
+                      f"{layer.params:,}", f"{layer.macs:,}", percent(layer.macs_share), f"{layer.flops:,}")
     return table
