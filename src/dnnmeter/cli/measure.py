@@ -68,11 +68,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _check_one_list(args: argparse.Namespace) -> None:
     """JSON and CSV hold one list of rows per model (the table prints one table per option)."""
+    # --per-layer leaves the JSON as it is (it always lists the layers)
     given = [f"--{name.replace('_', '-')}" for name in ("per_layer", "depth", "top")
              if getattr(args, name) and (args.format == "csv" or name != "per_layer")]
     if args.format in ("json", "csv") and len(given) > 1:
-        raise InvalidInputError(f"{' and '.join(given)} with --format {args.format}: it lists one set of rows per model; "
-                                "give one of them, or --format table for a table of each")
+        raise InvalidInputError(f"{' and '.join(given)} with --format {args.format}: it lists one set of rows "
+                                "per model; give one of them, or --format table for a table of each")
 
 
 def _print_analyses(analyses: list[Any], per_layer: bool, depth: int | None = None, top: int | None = None) -> None:
