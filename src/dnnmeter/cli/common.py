@@ -71,6 +71,10 @@ def positive_int(value: str) -> int:
     return _checked(value, int, lambda number: number >= 1, "a positive integer")
 
 
+def non_negative_int(value: str) -> int:
+    return _checked(value, int, lambda number: number >= 0, "an integer, 0 or more")
+
+
 def positive_seconds(value: str) -> float:
     """A duration: finite and above zero (0, negative, nan and inf are refused)."""
     # nan fails every comparison
