@@ -106,13 +106,6 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kinds(value: str) -> list[str]:
-    kinds = [v.strip() for v in value.split(",") if v.strip()]
-    if not kinds:
-        raise argparse.ArgumentTypeError(f"expected a comma list of configurations, got {value!r}")
-    return kinds
-
-
 def add_commands(sub: Any) -> None:
     """Add ``deploy`` to the ``dnnmeter`` parser."""
     from dnnmeter.cli.choices import DEPLOY_IMAGES
@@ -140,7 +133,7 @@ def add_commands(sub: Any) -> None:
     deploy.add_argument("--images", type=common.positive_int, default=DEPLOY_IMAGES, help="images compared")
     deploy.add_argument("--budget-min", type=common.positive_seconds, default=10.0,
                         help="minutes for the whole search; half goes to timing (default 10)")
-    deploy.add_argument("--configs", type=_kinds, metavar="LIST", help="comma list of kinds to try "
+    deploy.add_argument("--configs", type=common.names, metavar="LIST", help="comma list of kinds to try "
                         "(eager-float32 is always measured); see --list-configs")
     deploy.add_argument("--list-configs", action="store_true", help="list the configurations and exit")
     deploy.add_argument("--export", type=common.output_folder, metavar="DIR", help="write the recommended artefact here")
