@@ -146,7 +146,7 @@ def test_deploy_options_without_deploy_are_refused(capsys: pytest.CaptureFixture
     from dnnmeter.cli import main
 
     assert main(["study", "--models", "tiny_alexnet", "--deploy-configs", "int8", "--out", str(tmp_path)]) == 2
-    assert "need --deploy" in capsys.readouterr().err
+    assert "add --deploy" in capsys.readouterr().err
 
 
 @pytest.mark.integration

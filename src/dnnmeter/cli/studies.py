@@ -55,7 +55,8 @@ def _deploy_settings(args: argparse.Namespace) -> Any:
     if not (args.deploy or models):
         stray = [flag for flag, value in given.items() if value is not None]
         if stray:
-            raise DnnmeterError(f"{', '.join(stray)} need --deploy (or --deploy-models NAMES)")
+            raise DnnmeterError(f"{', '.join(stray)} set the deploy search, which was not asked for; add --deploy "
+                                "(or --deploy-models NAMES)")
         return None
     defaults = DeploySettings()
     return DeploySettings(models=models, configs=tuple(args.deploy_configs or ()),
