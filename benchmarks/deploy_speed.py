@@ -15,7 +15,7 @@ on 2 cores. Each configuration's throughput at the larger batch is in the tables
     .venv/bin/python benchmarks/deploy_speed.py            # the full run; writes its BENCHMARKS.md section
     .venv/bin/python benchmarks/deploy_speed.py --quick    # a smoke run (tiny_alexnet, 1 thread, 4 kinds,
                                                            # ~3 minutes on a busy 2-core machine; goals checked
-                                                           # on it; no file written)
+                                                           # on it; nothing written in the repository)
 """
 
 from __future__ import annotations
