@@ -45,7 +45,8 @@ def fixture_records() -> list[DeployRecord]:
 
 def test_the_deploy_records_round_trip_through_json() -> None:
     data = StudyData(dnnmeter_version="x", created_utc="now", deployment=fixture_records(),
-                     settings=StudySettings(models=("tiny_alexnet", "resnet18"), deploy=DeploySettings(configs=("int8",))))
+                     settings=StudySettings(models=("tiny_alexnet", "resnet18"),
+                                            deploy=DeploySettings(configs=("int8",))))
     text = json.dumps(data.to_dict())
     again = StudyData.from_dict(json.loads(text))
     assert again == data and json.dumps(again.to_dict()) == text
@@ -101,8 +102,8 @@ def test_the_deploy_step_writes_one_verdict_beside_the_searchs_rows_and_resumes(
     from dnnmeter.store import Store
     from dnnmeter.studies import deploy_step
 
-    settings = deploy_step.prepare(StudySettings(models=("tiny_alexnet",), batch_sizes=(2, 1), threads=1,
-                                                 eval_limit=50, deploy=DeploySettings(configs=("int8", "channels_last"))))
+    settings = deploy_step.prepare(StudySettings(models=("tiny_alexnet",), batch_sizes=(2, 1), threads=1, eval_limit=50,
+                                                 deploy=DeploySettings(configs=("int8", "channels_last"))))
     steps: list[tuple[str, bool]] = []
     with Store(tmp_path / "results.sqlite") as store:
         notes = deploy_step.run_deploy(store, settings, tmp_path, lambda what, done: steps.append((what, done)))
@@ -111,7 +112,8 @@ def test_the_deploy_step_writes_one_verdict_beside_the_searchs_rows_and_resumes(
         assert kinds.count("deploy") == 3 and kinds.count("deploy-verdict") == 1  # nothing written twice
         (record,) = collect_deployment(store, settings)
         assert deploy_step.run_deploy(store, settings, tmp_path, lambda what, done: steps.append((what, done))) == []
-    assert [done for _, done in steps] == [True, False] and fake_deploy.calls == ["eager-float32", "channels_last", "int8"]
+    assert [done for _, done in steps] == [True, False]  # measured, then stored
+    assert fake_deploy.calls == ["eager-float32", "channels_last", "int8"]
     assert record.batch_size == 1 and record.images == 50 and record.recommended == "channels_last@t1"
     int8 = record.config("int8@t1")
     assert int8 is not None and int8.status == "rejected" and int8.latency_s_median is not None  # joined figures

@@ -145,7 +145,8 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--deploy-models", nargs="+", metavar="NAMES", help="models: the deploy search for only "
                        "these of the study's models (implies --deploy)")
     study.add_argument("--deploy-configs", type=common.names, metavar="LIST",
-                       help="models: comma list of deploy kinds to try (default: all; see dnnmeter deploy --list-configs)")
+                       help="models: comma list of deploy kinds to try (default: all; see "
+                       "dnnmeter deploy --list-configs)")
     study.add_argument("--deploy-tolerance", metavar="1%", help="models: deploy's --tolerance (default 1%%)")
     study.add_argument("--deploy-budget-min", type=common.positive_seconds, metavar="M",
                        help="models: deploy's --budget-min per model (default 10)")
