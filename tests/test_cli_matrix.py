@@ -127,6 +127,8 @@ ROWS: list[Row] = [
     Row("study-deploy-model-outside", [*COMMANDS["study"], "--deploy-models", "resnet18"], _zoo,
         "not among the study's models"),
     Row("study-deploy-option-alone", [*COMMANDS["study"], "--deploy-tolerance", "2%"], _zoo, "add --deploy"),
+    Row("study-modifications-deploy", [*COMMANDS["study-modifications"], "--deploy"], _zoo,
+        "belong to the models study"),
     Row("deploy-negative-throughput-batch", [*COMMANDS["deploy"], "--throughput-batch", "-1"], _zoo,
         "expected an integer, 0 or more"),
     Row("topology-binary", ["hardware", "--topology", "{tmp}/t.csv"], _file("t.csv", bytes(range(256))),

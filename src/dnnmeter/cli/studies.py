@@ -68,6 +68,13 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from dnnmeter.studies.models import StudySettings, run_study
 
     if args.what == "modifications":
+        deploy_flags = {"--deploy": args.deploy or None, "--deploy-models": args.deploy_models,
+                        "--deploy-configs": args.deploy_configs, "--deploy-tolerance": args.deploy_tolerance,
+                        "--deploy-budget-min": args.deploy_budget_min}
+        given = [flag for flag, value in deploy_flags.items() if value is not None]
+        if given:
+            raise DnnmeterError(f"{', '.join(given)} belong to the models study, not `dnnmeter study modifications`; "
+                                "run `dnnmeter study --deploy` for it")
         return _cmd_study_modifications(args)
     only_modifications = {"--op": args.op, "--epochs": args.epochs, "--batch-size": args.batch_size,
                           "--lr": args.lr, "--augment": args.augment}
