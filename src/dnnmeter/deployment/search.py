@@ -80,7 +80,7 @@ class _Session:
     def artefacts(self) -> Path:
         """Shared by this search's configurations: one ONNX export serves every ORT level."""
         same = measurement_key("deploy-artefacts", self.model, batch=self.batch_size, weights=self.weights,
-                               images=self.images_digest, device=self.device)[:16]
+                               images=self.images_digest, device=self.device, onnx_batch="dynamic")[:16]
         return self.work / "artefacts" / same
 
     def outputs(self, key: str) -> Path:
