@@ -5,7 +5,9 @@ configuration, times it (measure/timing.py's blocked timing, cycling through bat
 real images so that each call sees fresh inputs) in turns with eager float32 in the same
 process (the speed-up's two sides then share the machine's load), weighs its peak memory, runs every image
 through it and saves the logits to ``outputs_path`` (.npy) for the parent to compare with the
-baseline's. It prints one ``DNNMETER-RESULT {json}`` line. A failure to build or run is that
+baseline's, and last times it at ``throughput_batch_size`` for its images per second (None with
+the reason where it cannot run at that batch: a fixed-shape artefact, out of memory). It
+prints one ``DNNMETER-RESULT {json}`` line. A failure to build or run is that
 line's ``failed`` status with the reason; a missing package is ``skipped``.
 """
 
