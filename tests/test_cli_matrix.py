@@ -122,6 +122,15 @@ ROWS: list[Row] = [
     # values
     *(Row(f"time-budget-{v}-{c}", [*COMMANDS[c], "--time-budget", v], _zoo, "expected a number of seconds above 0")
       for c in ("bench", "study") for v in ("0", "-1", "nan", "inf")),
+    Row("study-deploy-unknown-config", [*COMMANDS["study"], "--deploy", "--deploy-configs", "int4"], _zoo,
+        "unknown --deploy-configs int4"),
+    Row("study-deploy-model-outside", [*COMMANDS["study"], "--deploy-models", "resnet18"], _zoo,
+        "not among the study's models"),
+    Row("study-deploy-option-alone", [*COMMANDS["study"], "--deploy-tolerance", "2%"], _zoo, "add --deploy"),
+    Row("study-modifications-deploy", [*COMMANDS["study-modifications"], "--deploy"], _zoo,
+        "belong to the models study"),
+    Row("deploy-negative-throughput-batch", [*COMMANDS["deploy"], "--throughput-batch", "-1"], _zoo,
+        "expected an integer, 0 or more"),
     Row("topology-binary", ["hardware", "--topology", "{tmp}/t.csv"], _file("t.csv", bytes(range(256))),
         "not a text CSV"),
     Row("topology-header-only", ["hardware", "--topology", "{tmp}/t.csv"], _file("t.csv", TOPOLOGY.encode()),

@@ -90,3 +90,48 @@ def test_a_hung_worker_is_stopped_and_failed(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setattr(runner.subprocess, "run", hangs)
     found = runner.in_subprocess(_spec(tmp_path, "compile"), timeout_s=5)
     assert found == {"status": "failed", "reason": "took longer than 5 s; stopped"}
+
+
+def test_throughput_at_a_larger_batch_is_timed_in_the_same_process(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "channels_last", n=10, batch=2)
+    spec.throughput_batch_size = 8
+    found = measure_config(spec)
+    assert found["status"] == "measured", found
+    assert found["throughput_batch_size"] == 8 and found["images_per_s_at_throughput_batch"] > 0
+    assert found["throughput_unavailable_reason"] is None
+    off = measure_config(_spec(tmp_path, "eager-float32", n=10, batch=2))  # none asked for: null with the reason
+    assert off["images_per_s_at_throughput_batch"] is None and off["throughput_unavailable_reason"]
+
+
+def test_the_onnx_export_takes_the_larger_batch_too(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    spec = _spec(tmp_path, "ort-basic-float32", n=10, batch=2)
+    spec.throughput_batch_size = 6
+    found = measure_config(spec)
+    assert found["status"] == "measured" and found["images_per_s_at_throughput_batch"] > 0, found
+
+
+def test_a_fixed_shape_artefact_has_no_throughput_and_says_why() -> None:
+    from types import SimpleNamespace
+
+    from dnnmeter.deployment.worker import _throughput
+
+    prepared = SimpleNamespace(fixed_batch_reason="a CUDA graph replays the one batch size it was captured at")
+    spec = SimpleNamespace(throughput_batch_size=8)
+    found = _throughput(prepared, None, spec, torch.device("cpu"), lambda: None)  # type: ignore[arg-type]
+    assert found["images_per_s_at_throughput_batch"] is None and "CUDA graph" in found["throughput_unavailable_reason"]
+
+
+def test_a_larger_batch_that_fails_leaves_the_latency_and_says_why(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from dnnmeter.deployment.worker import _throughput
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    spec = SimpleNamespace(throughput_batch_size=4, timing=QUICK)
+    found = _throughput(SimpleNamespace(call=call, fixed_batch_reason=None), torch.zeros(4, 1, 8, 8), spec,
+                        torch.device("cpu"), lambda: None)  # type: ignore[arg-type]
+    assert found["images_per_s_at_throughput_batch"] is None
+    assert found["throughput_unavailable_reason"].startswith("at batch 4 out of memory")

@@ -29,6 +29,9 @@ ADDED_SINCE: set[str] = {
     "training_memory",
     # bench (issue 11): why a point has no stability verdict
     "stable_unknown_reason",
+    # study --deploy (issue 15): one record per deployed model (an empty list when not asked for);
+    # the settings' "deploy" is written only when asked for, so it is not listed here
+    "deployment",
 }
 
 

@@ -71,6 +71,18 @@ def positive_int(value: str) -> int:
     return _checked(value, int, lambda number: number >= 1, "a positive integer")
 
 
+def names(value: str) -> list[str]:
+    """A comma list of names (configurations, kinds); at least one."""
+    found = [v.strip() for v in value.split(",") if v.strip()]
+    if not found:
+        raise argparse.ArgumentTypeError(f"expected a comma list of names, got {value!r}")
+    return found
+
+
+def non_negative_int(value: str) -> int:
+    return _checked(value, int, lambda number: number >= 0, "an integer, 0 or more")
+
+
 def positive_seconds(value: str) -> float:
     """A duration: finite and above zero (0, negative, nan and inf are refused)."""
     # nan fails every comparison

@@ -36,18 +36,25 @@ def _size(value: int | None) -> str:
     return "-" if value is None else f"{value / 1e6:.2f}"
 
 
+def _throughput(c: Any) -> str:
+    return "-" if c.images_per_s_at_throughput_batch is None else f"{c.images_per_s_at_throughput_batch:.3g}"
+
+
 def configs_table(result: Any) -> Any:
     from rich.table import Table
 
     table = Table(title=f"{result.model} on {result.device}, batch {result.batch_size}: {result.images} images "
                   f"compared, tolerance {result.tolerance:.1%} ({result.tolerance_on})")
-    for column in ("configuration", "status", "median ms", "p10-p90 ms", "speed-up [95%]", "top-1 agree",
+    larger = next((c.throughput_batch_size for c in result.configs if c.throughput_batch_size), None)
+    for column in ("configuration", "status", "median ms", "p10-p90 ms", "speed-up [95%]",
+                   f"img/s @{larger}" if larger else "img/s", "top-1 agree",
                    "top-1 change", "max |logit err|", "SQNR dB", "first call ms", "size MB", "reason"):
         table.add_column(column, justify="left" if column in ("configuration", "status", "reason") else "right")
     for c in result.configs:
         mark = " *" if c.name == result.recommended else ""
         table.add_row(c.name + mark, f"[{STATUS_STYLE.get(c.status, '')}]{c.status}[/]", _ms(c.latency_s_median),
-                      f"{_ms(c.latency_s_p10)}-{_ms(c.latency_s_p90)}", _speedup(c), _pct(c.top1_agreement),
+                      f"{_ms(c.latency_s_p10)}-{_ms(c.latency_s_p90)}", _speedup(c), _throughput(c),
+                      _pct(c.top1_agreement),
                       _pct(c.top1_change), "-" if c.logit_max_abs_error is None else f"{c.logit_max_abs_error:.3g}",
                       _sqnr(c.sqnr_db), _ms(c.first_call_s), _size(c.size_bytes),
                       "" if c.status == "accepted" and c.kind != "eager-float32" else (c.reason or ""))
@@ -86,7 +93,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         result = deploy(name, device=args.device, batch_size=args.batch_size, threads=args.threads, data=args.data,
                         weights=args.weights, tolerance=args.tolerance, tolerance_on=args.tolerance_on,
                         budget_min=args.budget_min, configs=args.configs, export=args.export, out=args.out,
-                        images=args.images, on_config=landed)
+                        images=args.images, on_config=landed, throughput_batch_size=args.throughput_batch)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0
@@ -97,13 +104,6 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     if args.export:
         console.print(f"exported to {args.export}", markup=False)
     return 0
-
-
-def _kinds(value: str) -> list[str]:
-    kinds = [v.strip() for v in value.split(",") if v.strip()]
-    if not kinds:
-        raise argparse.ArgumentTypeError(f"expected a comma list of configurations, got {value!r}")
-    return kinds
 
 
 def add_commands(sub: Any) -> None:
@@ -127,10 +127,13 @@ def add_commands(sub: Any) -> None:
     deploy.add_argument("--tolerance", default="1%", help="largest loss allowed, e.g. 1%% or 0.5%% (default 1%%)")
     deploy.add_argument("--tolerance-on", choices=("agreement", "accuracy"), default="agreement",
                         help="agreement: top-1 agreement with float32; accuracy: top-1 drop (needs labels)")
+    deploy.add_argument("--throughput-batch", type=common.non_negative_int, metavar="N",
+                        help="also time each configuration at this larger batch, for images/s (default: 8, or twice "
+                        "--batch-size when that is larger; 0: do not)")
     deploy.add_argument("--images", type=common.positive_int, default=DEPLOY_IMAGES, help="images compared")
     deploy.add_argument("--budget-min", type=common.positive_seconds, default=10.0,
                         help="minutes for the whole search; half goes to timing (default 10)")
-    deploy.add_argument("--configs", type=_kinds, metavar="LIST", help="comma list of kinds to try "
+    deploy.add_argument("--configs", type=common.names, metavar="LIST", help="comma list of kinds to try "
                         "(eager-float32 is always measured); see --list-configs")
     deploy.add_argument("--list-configs", action="store_true", help="list the configurations and exit")
     deploy.add_argument("--export", type=common.output_folder, metavar="DIR", help="write the recommended artefact here")

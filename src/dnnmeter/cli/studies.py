@@ -45,10 +45,36 @@ def _cmd_study_modifications(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy_settings(args: argparse.Namespace) -> Any:
+    """--deploy and its options as DeploySettings; None when the deploy search was not asked for."""
+    from dnnmeter.results.settings import DeploySettings
+
+    models = tuple(m for part in args.deploy_models or [] for m in part.split(",") if m)
+    given = {"--deploy-configs": args.deploy_configs, "--deploy-tolerance": args.deploy_tolerance,
+             "--deploy-budget-min": args.deploy_budget_min}
+    if not (args.deploy or models):
+        stray = [flag for flag, value in given.items() if value is not None]
+        if stray:
+            raise DnnmeterError(f"{', '.join(stray)} set the deploy search, which was not asked for; add --deploy "
+                                "(or --deploy-models NAMES)")
+        return None
+    defaults = DeploySettings()
+    return DeploySettings(models=models, configs=tuple(args.deploy_configs or ()),
+                          tolerance=args.deploy_tolerance or defaults.tolerance,
+                          budget_min=args.deploy_budget_min or defaults.budget_min)
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
     from dnnmeter.studies.models import StudySettings, run_study
 
     if args.what == "modifications":
+        deploy_flags = {"--deploy": args.deploy or None, "--deploy-models": args.deploy_models,
+                        "--deploy-configs": args.deploy_configs, "--deploy-tolerance": args.deploy_tolerance,
+                        "--deploy-budget-min": args.deploy_budget_min}
+        given = [flag for flag, value in deploy_flags.items() if value is not None]
+        if given:
+            raise DnnmeterError(f"{', '.join(given)} belong to the models study, not `dnnmeter study modifications`; "
+                                "run `dnnmeter study --deploy` for it")
         return _cmd_study_modifications(args)
     only_modifications = {"--op": args.op, "--epochs": args.epochs, "--batch-size": args.batch_size,
                           "--lr": args.lr, "--augment": args.augment}
@@ -62,7 +88,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         models=tuple(m for part in args.models or ["seed"] for m in part.split(",") if m), device=args.device,
         batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
         max_latency_ms=args.max_latency_ms, max_memory_mb=args.max_memory_mb, max_energy_j=args.max_energy_j,
-        data=args.data, weights=args.weights, eval_limit=args.eval_limit,
+        data=args.data, weights=args.weights, eval_limit=args.eval_limit, deploy=_deploy_settings(args),
     )
     with common.study_progress() as progress:
         task = progress.add_task("study", total=None)
@@ -120,6 +146,17 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
     study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")
     study.add_argument("--eval-limit", type=common.positive_int, help="evaluate on this many images")
+    study.add_argument("--deploy", action="store_true", help="models: also run `dnnmeter deploy` for each model "
+                       "(its smallest batch size, the study's device, threads, --data and --weights) and add the "
+                       "report's \"How to run it\" section; see docs/deploy.md")
+    study.add_argument("--deploy-models", nargs="+", metavar="NAMES", help="models: the deploy search for only "
+                       "these of the study's models (implies --deploy)")
+    study.add_argument("--deploy-configs", type=common.names, metavar="LIST",
+                       help="models: comma list of deploy kinds to try (default: all; see "
+                       "dnnmeter deploy --list-configs)")
+    study.add_argument("--deploy-tolerance", metavar="1%", help="models: deploy's --tolerance (default 1%%)")
+    study.add_argument("--deploy-budget-min", type=common.positive_seconds, metavar="M",
+                       help="models: deploy's --budget-min per model (default 10)")
     study.add_argument("--op", action="append", choices=OPS, help="modifications: applied cumulatively to each model")
     study.add_argument("--epochs", type=common.positive_int, help="modifications: epochs (default 10 on digits, 100 on a folder)")
     study.add_argument("--batch-size", type=common.positive_int, help="modifications: training batch size")

@@ -33,6 +33,7 @@ class Prepared:
     size_bytes: int | None
     artefact: str | None = None  # a file --export can copy (ONNX model, int8 state dict)
     notes: list[str] = field(default_factory=list)
+    fixed_batch_reason: str | None = None  # why ``call`` takes only the batch it was built for
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def _cuda_graphs(model: nn.Module, ctx: BuildContext) -> Prepared:
         graph.replay()
         return static_out
 
-    return Prepared(call, _float_size(model), notes=["one CUDA graph captured at the batch size"])
+    return Prepared(call, _float_size(model), notes=["one CUDA graph captured at the batch size"],
+                    fixed_batch_reason="a CUDA graph replays the one batch size it was captured at")
 
 
 # --- ONNX Runtime ---------------------------------------------------------------------------
@@ -130,8 +132,9 @@ def _export(model: nn.Module, ctx: BuildContext) -> Path:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # a dynamic batch axis: the same file serves the latency batch and the throughput batch
             torch.onnx.export(model, (ctx.example,), str(path), input_names=["input"], output_names=["logits"],
-                              dynamo=False)
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     return path
 
 

@@ -13,7 +13,7 @@ from typing import Any
 STATUSES = ("accepted", "rejected", "failed", "skipped")
 # What the worker measures; the rest (status, speed-up, agreement) is decided in the parent.
 MEASURED = ("latency_s_median", "latency_s_p10", "latency_s_p90", "first_call_s", "peak_memory_bytes",
-            "size_bytes")
+            "size_bytes", "throughput_batch_size", "images_per_s_at_throughput_batch")
 
 
 @dataclass
@@ -38,6 +38,9 @@ class ConfigResult:
     first_call_s: float | None = None
     peak_memory_bytes: int | None = None
     size_bytes: int | None = None
+    throughput_batch_size: int | None = None  # the larger batch the throughput was timed at
+    images_per_s_at_throughput_batch: float | None = None
+    throughput_unavailable_reason: str | None = None  # why there is no throughput (fixed shape, OOM, ...)
     samples_s: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # prepare_s, artefact, environment, notes
 

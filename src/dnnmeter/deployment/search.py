@@ -9,6 +9,7 @@ judges the same figures again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 import time
@@ -31,6 +32,14 @@ from dnnmeter.measure.timing import TimingSettings
 from dnnmeter.store import Store, machine_id, measurement_key
 
 DEFAULT_IMAGES = 256
+# The larger batch of the throughput figure: 8 at batch 1, twice the batch above 4. Not 8x at
+# every batch: at batch 8, 64 resnet50 images a call would take most of the search's 10 minutes
+# on 2 cores for that one figure.
+THROUGHPUT_MIN_BATCH = 8
+
+
+def default_throughput_batch(batch_size: int) -> int:
+    return max(THROUGHPUT_MIN_BATCH, 2 * batch_size)
 TOLERANCE_ON = ("agreement", "accuracy")
 OnConfig = Callable[[ConfigResult], None]
 
@@ -55,8 +64,9 @@ class _Session:
     """One search's settings and folders; measures a configuration or takes it from the store."""
 
     def __init__(self, model: str, device: str, batch_size: int, weights: str | None, work: Path,
-                 images: Images, timing: TimingSettings, runner: Runner) -> None:
+                 images: Images, timing: TimingSettings, runner: Runner, throughput_batch_size: int | None) -> None:
         self.model, self.device, self.batch_size, self.weights = model, device, batch_size, weights
+        self.throughput_batch_size = throughput_batch_size
         self.work, self.images, self.timing, self.runner = work, images, timing, runner
         (work / "outputs").mkdir(parents=True, exist_ok=True)
         self.images_path, self.images_digest = _images_file(work, images)
@@ -64,12 +74,13 @@ class _Session:
     def key(self, config: cfg.Config) -> str:
         return measurement_key("deploy", self.model, config=config.name, batch=self.batch_size,
                                threads=config.threads, machine=machine_id(), weights=self.weights,
-                               images=self.images_digest, device=self.device)
+                               images=self.images_digest, device=self.device,
+                               throughput_batch=self.throughput_batch_size)
 
     def artefacts(self) -> Path:
         """Shared by this search's configurations: one ONNX export serves every ORT level."""
         same = measurement_key("deploy-artefacts", self.model, batch=self.batch_size, weights=self.weights,
-                               images=self.images_digest, device=self.device)[:16]
+                               images=self.images_digest, device=self.device, onnx_batch="dynamic")[:16]
         return self.work / "artefacts" / same
 
     def outputs(self, key: str) -> Path:
@@ -79,15 +90,18 @@ class _Session:
         key = self.key(config)
         stored = next(iter(store.rows("deploy", {key})), None)
         if stored is not None and self.outputs(key).is_file():
-            return ConfigResult.from_dict(stored.data), np.load(self.outputs(key))
+            result = ConfigResult.from_dict(stored.data)
+            result.extra["store_key"] = key
+            return result, np.load(self.outputs(key))
         spec = DeploySpec(self.model, config.kind, config.threads, self.batch_size, str(self.images_path),
                           str(self.outputs(key)), str(self.artefacts()), self.weights,
-                          self.device, self.timing)
+                          self.device, self.timing, self.throughput_batch_size)
         raw = self.runner(spec)
         result = ConfigResult.from_dict({**raw, "name": config.name, "kind": config.kind, "threads": config.threads})
         if raw.get("status") != "measured":
             return result, None
         store.add(key, "deploy", self.model, result.to_dict(), batch_size=self.batch_size, device=self.device)
+        result.extra["store_key"] = key  # where its figures are: a study's verdict row points here
         return result, np.load(self.outputs(key))
 
 
@@ -108,6 +122,8 @@ def deploy(
     runner: Runner = in_subprocess,
     capabilities: cfg.Capabilities | None = None,
     on_config: OnConfig | None = None,
+    throughput_batch_size: int | None = None,
+    store: Store | None = None,
 ) -> DeployResult:
     """The fastest way to run ``model`` here whose outputs stay within ``tolerance``.
 
@@ -116,6 +132,9 @@ def deploy(
     ``failed``. ``tolerance`` ("1%" or 0.01) bounds the loss of top-1 agreement with eager
     float32 (``tolerance_on="agreement"``) or the drop of top-1 accuracy ("accuracy", needs
     labelled ``data``). ``out`` keeps the store (resumable); ``export`` writes the winner.
+    ``throughput_batch_size`` is the larger batch of the throughput figure (None:
+    :func:`default_throughput_batch`; 0: none). ``store`` (a study's) takes the rows instead of
+    ``out``/results.sqlite; the logits and artefacts stay in ``out``.
 
     >>> r = deploy("tiny_alexnet", configs=["int8"], budget_min=0.5)  # doctest: +SKIP
     >>> r.recommended, r.config(r.recommended).speedup  # doctest: +SKIP
@@ -128,6 +147,9 @@ def deploy(
         raise InvalidInputError(f"bad tolerance_on {tolerance_on!r}: choose {' or '.join(TOLERANCE_ON)}")
     if batch_size < 1 or images < 1:
         raise InvalidInputError("batch_size and images must be at least 1")
+    if throughput_batch_size is not None and throughput_batch_size < 0:
+        raise InvalidInputError(f"bad throughput batch size {throughput_batch_size}: give a batch size, or 0 for none")
+    larger = default_throughput_batch(batch_size) if throughput_batch_size is None else throughput_batch_size or None
     from dnnmeter.measure import check_bench_args, not_runnable_reason
 
     check_bench_args(device, [batch_size], "float32")  # a device that is not here is said before any work
@@ -139,10 +161,11 @@ def deploy(
     chosen = choose(model, data, weights, images)
     if tolerance_on == "accuracy" and chosen.labels is None:
         raise InvalidInputError("--tolerance-on accuracy needs labelled images: pass --data digits or a folder")
-    with _work_dir(out) as work, Store(work / "results.sqlite") as store:
+    with _work_dir(out) as work, _store(store, work) as rows:
         measurable = sum(cfg.skip_reason(c, caps, device) is None for c in planned)
-        session = _Session(model, device, batch_size, weights, work, chosen, _timing(budget_min, measurable), runner)
-        results, outputs = _measure_all(planned, caps, session, store, on_config)
+        session = _Session(model, device, batch_size, weights, work, chosen, _timing(budget_min, measurable), runner,
+                           larger)
+        results, outputs = _measure_all(planned, caps, session, rows, on_config)
         verdict = judge(results, outputs, chosen.labels, share, tolerance_on)
         if weights is None:  # once the baseline ran: bad input stays the only line
             warnings.warn(f"{model} has its initial (random) weights: agreement with float32 still holds, but an "
@@ -175,6 +198,11 @@ def _measure_all(planned: list[cfg.Config], caps: cfg.Capabilities, session: _Se
         if on_config is not None:
             on_config(result)
     return results, outputs
+
+
+def _store(given: Store | None, work: Path) -> Any:
+    """``given`` left open for its owner, or the store in ``work``, closed afterwards."""
+    return contextlib.nullcontext(given) if given is not None else Store(work / "results.sqlite")
 
 
 class _work_dir:

@@ -5,7 +5,9 @@ configuration, times it (measure/timing.py's blocked timing, cycling through bat
 real images so that each call sees fresh inputs) in turns with eager float32 in the same
 process (the speed-up's two sides then share the machine's load), weighs its peak memory, runs every image
 through it and saves the logits to ``outputs_path`` (.npy) for the parent to compare with the
-baseline's. It prints one ``DNNMETER-RESULT {json}`` line. A failure to build or run is that
+baseline's, and last times it at ``throughput_batch_size`` for its images per second (None with
+the reason where it cannot run at that batch: a fixed-shape artefact, out of memory). It
+prints one ``DNNMETER-RESULT {json}`` line. A failure to build or run is that
 line's ``failed`` status with the reason; a missing package is ``skipped``.
 """
 
@@ -36,6 +38,7 @@ class DeploySpec:
     weights: str | None = None
     device: str = "cpu"
     timing: TimingSettings = field(default_factory=TimingSettings)
+    throughput_batch_size: int | None = None  # also time this larger batch (None: do not)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -145,15 +148,53 @@ def _measure(spec: DeploySpec, baseline_rss: int) -> dict[str, Any]:
         gc.collect()
         weighed = memory.cuda_peak(call, device) if cuda else memory.cpu_peak(call, baseline_rss)
         outputs = torch.cat([prepared.call(b).float().cpu() for b in batches])[: data["images"].shape[0]]
-    np.save(spec.outputs_path, outputs.numpy())
+        np.save(spec.outputs_path, outputs.numpy())
+        # last: a larger batch must not raise the peak memory read above (VmHWM, ru_maxrss)
+        throughput = _throughput(prepared, data["images"], spec, device, sync)
     return {
         "status": "measured", "samples_s": timing.samples_s, "latency_s_median": timing.median_s,
         "latency_s_p10": timing.percentile_s(10), "latency_s_p90": timing.percentile_s(90),
         "first_call_s": timing.cold_s, "peak_memory_bytes": weighed.peak_bytes, "size_bytes": prepared.size_bytes,
+        **throughput,
         "extra": {"prepare_s": prepare_s, "artefact": prepared.artefact, "notes": prepared.notes,
                   "memory_kind": weighed.kind, "stable": timing.stable, "threads_used": torch.get_num_threads(),
                   "baseline_samples_s": base_samples},
     }
+
+
+THROUGHPUT_SHARE = 0.25  # of the configuration's timing budget: one side, no alternation
+
+
+def _throughput(prepared: Any, images: Any, spec: DeploySpec, device: Any, sync: Any) -> dict[str, Any]:
+    """Images per second at ``spec.throughput_batch_size`` (the median of blocked timing, fresh
+    batches of the real images each call), or None with the reason it could not run there."""
+    from dnnmeter.measure.spec import is_out_of_memory
+    from dnnmeter.measure.timing import time_calls
+
+    size = spec.throughput_batch_size
+    found: dict[str, Any] = {"throughput_batch_size": size, "images_per_s_at_throughput_batch": None,
+                             "throughput_unavailable_reason": None}
+    if size is None:
+        found["throughput_unavailable_reason"] = "no larger batch asked for"
+        return found
+    if prepared.fixed_batch_reason:
+        found["throughput_unavailable_reason"] = prepared.fixed_batch_reason
+        return found
+    settings = replace(spec.timing, time_budget_s=spec.timing.time_budget_s * THROUGHPUT_SHARE, min_samples=3)
+    try:
+        timing = time_calls(_cycling(prepared.call, [b.to(device) for b in _batches(images, size)]), settings,
+                            sync=sync)
+    except Exception as exc:  # noqa: BLE001 - the latency figures stand; only this one is missing
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        why = "out of memory" if is_out_of_memory(exc) else "it failed"
+        found["throughput_unavailable_reason"] = f"at batch {size} {why}: {type(exc).__name__}: {first}"
+        if device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+        return found
+    found["images_per_s_at_throughput_batch"] = size / timing.median_s
+    return found
 
 
 def main() -> int:

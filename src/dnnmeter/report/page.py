@@ -25,7 +25,16 @@ from dnnmeter.report import fits as F
 from dnnmeter.report.format import num
 from dnnmeter.report.markup import CSS, SCRIPT, plain
 from dnnmeter.report.plot import FigureResult
-from dnnmeter.report.sections import Page, Section, compression, environment, hardware, models, modifications
+from dnnmeter.report.sections import (
+    Page,
+    Section,
+    compression,
+    deployment,
+    environment,
+    hardware,
+    models,
+    modifications,
+)
 from dnnmeter.results.records import StudyData, finite
 from dnnmeter.results.settings import StudySettings
 
@@ -37,6 +46,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("hardware", hardware.html, draws=True),
     Section("modifications", modifications.html, draws=True),
     Section("compression", compression.html, draws=True),
+    Section("deployment", deployment.html),  # draws its figure even beside pre-rendered fragments
     Section("runs", environment.runs_html),
     Section("environment", environment.html),
     Section("methodology", environment.methodology_html),

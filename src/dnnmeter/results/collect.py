@@ -15,6 +15,7 @@ from dnnmeter.results.records import (
     BenchedRoofline,
     BenchPoint,
     CompressionData,
+    DeployRecord,
     HardwareRecord,
     ModelRecord,
     ModificationsData,
@@ -27,6 +28,7 @@ from dnnmeter.results.settings import (
     ModificationsSettings,
     StudySettings,
     compression_keys,
+    deploy_key,
     study_keys,
     training_key,
 )
@@ -54,6 +56,7 @@ def collect(store: Store) -> StudyData:
         data.settings = settings
         data.environment, data.models = _collect_models(store, settings)
         data.runs = runs(store, settings.models)
+        data.deployment = collect_deployment(store, settings)
     return data
 
 
@@ -138,6 +141,31 @@ def runs(store: Store, models: tuple[str, ...]) -> list[RunRecord]:
         run.last_utc = row.created_utc
         run.latency_s_per_image.setdefault(row.model, {})[str(d["batch_size"])] = d.get("latency_s_per_image")
     return list(table.values())
+
+
+NO_DEPLOY_VERDICT = ("no deploy search stored for this model: it could not run or was interrupted (the study's "
+                     "notes say why); run the study again to try")
+
+
+def collect_deployment(store: Store, settings: StudySettings) -> list[DeployRecord]:
+    """``study --deploy``'s searches: each model's verdict row joined with the search's own
+    ``deploy`` rows (the measured figures), one :class:`DeployRecord` per deploy model."""
+    models = settings.deploy_models()
+    keys = {deploy_key(settings, m): m for m in models}
+    verdicts = {keys[row.key]: row.data for row in store.rows("deploy-verdict", keys=set(keys))}
+    wanted = {c["store_key"] for v in verdicts.values() for c in v["configs"] if c.get("store_key")}
+    raw = ("samples_s", "extra")  # kept in the deploy rows, not in results.json
+    measured = {row.key: {k: v for k, v in row.data.items() if k not in raw}
+                for row in store.rows("deploy", keys=wanted)}
+    found = []
+    for model in models:
+        v = verdicts.get(model)
+        if v is None:
+            found.append(DeployRecord(model, error=NO_DEPLOY_VERDICT))
+            continue
+        configs = [{**measured.get(c.get("store_key") or "", {}), **c} for c in v["configs"]]
+        found.append(DeployRecord.from_dict({**v, "configs": configs}))
+    return found
 
 
 def collect_modifications(store: Store) -> ModificationsData:

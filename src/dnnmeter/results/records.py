@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from dnnmeter._serial import ItemAccess, Record
 from dnnmeter.analysis.result import AnalysisSummary
+from dnnmeter.deployment.result import ConfigResult
 from dnnmeter.hardware.records import HardwareRecord
 from dnnmeter.hardware.roofline import RooflineRecord
 from dnnmeter.measure.result import BenchResult
@@ -24,7 +25,8 @@ from dnnmeter.transforms.quantize import QuantPoint
 from dnnmeter.results.settings import ModificationsSettings, StudySettings
 from dnnmeter.training.result import TrainResult
 
-__all__ = ["AccuracyRecord", "BenchPoint", "BenchedRoofline", "CompressionData", "ModelRecord",
+__all__ = ["DEPLOY_JUDGED", "AccuracyRecord", "BenchPoint", "BenchedRoofline", "CompressionData", "DeployConfigRecord",
+           "DeployRecord", "ModelRecord",
            "ModificationsData", "RunRecord", "StudyData", "VariantRecord", "batch_sizes", "finite"]
 
 SCHEMA = 1  # results.json's layout
@@ -189,6 +191,45 @@ class ModificationsData(Record):
     _omitted_if_none: ClassVar[tuple[str, ...]] = ("compression",)
 
 
+# What the deploy search decides in the parent (needs every configuration's logits), as a
+# study's verdict row keeps it; the measured figures stay in the search's own ``deploy`` rows.
+DEPLOY_JUDGED = ("name", "kind", "threads", "status", "reason", "speedup", "speedup_low", "speedup_high",
+                 "top1_agreement", "logit_mean_abs_error", "logit_max_abs_error", "sqnr_db", "top1", "top1_change")
+
+
+@dataclass
+class DeployConfigRecord(Record, ConfigResult):
+    """One configuration of a deploy search as results.json keeps it: every figure of
+    ``dnnmeter deploy --format json``'s configuration but the raw samples and ``extra``.
+    ``sqnr_db`` is None where the outputs were identical (infinite) or not compared."""
+
+    _omitted: ClassVar[tuple[str, ...]] = ("samples_s", "extra")
+
+
+@dataclass
+class DeployRecord(Record):
+    """``dnnmeter study --deploy`` for one model: the judged configurations, the baseline and
+    the recommendation with its reason; or, where the search did not finish, ``error``."""
+
+    model: str
+    device: str | None = None
+    batch_size: int | None = None
+    tolerance: float | None = None  # a fraction
+    tolerance_on: str | None = None  # "agreement" or "accuracy"
+    images: int | None = None
+    images_note: str | None = None
+    baseline: str | None = None
+    recommended: str | None = None
+    recommendation_reason: str | None = None
+    configs: list[DeployConfigRecord] = field(default_factory=list)
+    error: str | None = None
+
+    _omitted_if_none: ClassVar[tuple[str, ...]] = ("error",)
+
+    def config(self, name: str | None) -> DeployConfigRecord | None:
+        return next((c for c in self.configs if c.name == name), None)
+
+
 @dataclass
 class StudyData(Record):
     """results.json: the models study and the modifications study of one store."""
@@ -200,4 +241,5 @@ class StudyData(Record):
     models: list[ModelRecord] = field(default_factory=list)
     runs: list[RunRecord] = field(default_factory=list)
     modifications: ModificationsData = field(default_factory=ModificationsData)
+    deployment: list[DeployRecord] = field(default_factory=list)  # study --deploy, one per model
     schema: int = SCHEMA

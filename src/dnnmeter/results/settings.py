@@ -29,6 +29,21 @@ COMPRESSION = ("quantization", "pruning unstructured", "pruning structured")
 
 
 @dataclass
+class DeploySettings(Record):
+    """``dnnmeter study --deploy``: the deploy search (``dnnmeter.deployment``) for ``models``
+    (empty: every model of the study) at the study's smallest batch size, device and threads,
+    on the study's ``data``/``weights`` (``eval_limit`` images) where it has them."""
+
+    models: tuple[str, ...] = ()
+    configs: tuple[str, ...] = ()  # kinds to try; empty: all of them
+    tolerance: str = "1%"
+    budget_min: float = 10.0  # per model
+    throughput_batch_size: int | None = None  # None: the deploy search's default; 0: none
+
+    _omitted_if_none: ClassVar[tuple[str, ...]] = ("throughput_batch_size",)
+
+
+@dataclass
 class StudySettings(Record):
     models: tuple[str, ...] = SEED_MODELS
     device: str = "cpu"
@@ -45,8 +60,15 @@ class StudySettings(Record):
     weights: str | None = None  # ... with these weights ("default" or a file)
     eval_limit: int | None = None  # ... on this many images
     input_size: tuple[int, ...] | None = None  # every model's input (--input), batch left out; default: its own
+    deploy: DeploySettings | None = None  # --deploy: how to run each model fastest (None: not asked)
 
-    _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size",)  # results.json as before by default
+    _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size", "deploy")  # results.json as before by default
+
+    def deploy_models(self) -> tuple[str, ...]:
+        """The models the deploy search runs for (none without ``deploy``)."""
+        if self.deploy is None:
+            return ()
+        return self.deploy.models or self.models
 
 
 def ceilings_identity(settings: StudySettings) -> dict[str, Any]:
@@ -73,6 +95,16 @@ def study_keys(settings: StudySettings, model: str) -> dict[str, Any]:
             "measured_accuracy": measured, "bench": bench,
             "hardware": measurement_key("hardware", model, batch_size=1, **HARDWARE_SETTINGS, **size),
             "roofline": measurement_key("roofline", model, batch_size=1, **ceilings_identity(settings), **size)}
+
+
+def deploy_key(settings: StudySettings, model: str) -> str:
+    """The key of ``model``'s deploy verdict row: the judged search (statuses, speed-ups,
+    recommendation), pointing at the search's own ``deploy`` rows for the measured figures."""
+    d = settings.deploy or DeploySettings()
+    return measurement_key("deploy-verdict", model, device=settings.device, threads=settings.threads,
+                           batch_size=min(settings.batch_sizes), configs=list(d.configs), tolerance=d.tolerance,
+                           throughput_batch=d.throughput_batch_size, data=settings.data, weights=settings.weights,
+                           images=settings.eval_limit, machine=machine_id())
 
 
 @dataclass(frozen=True)

@@ -71,9 +71,12 @@ def _prepare(settings: StudySettings) -> StudySettings:
 
 def run_study(settings: StudySettings, progress: Progress | None = None) -> StudyOutputs:
     """Run (or resume) the study described by ``settings``; returns where the outputs are."""
-    settings = _prepare(settings)
+    from dnnmeter.studies import deploy_step
+
+    settings = deploy_step.prepare(_prepare(settings))
     progress = progress or (lambda what, done, total: None)
     total = len(settings.models) * (2 + len(settings.batch_sizes) + (settings.data is not None))
+    total += deploy_step.steps(settings)
     counts = {"done": 0, "measured": 0, "skipped": 0}
 
     def step(what: str, measured: bool) -> None:
@@ -92,6 +95,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None) -> Stud
             if keys["measured_accuracy"] is not None:
                 notes.extend(_measured_accuracy(store, model, settings, keys["measured_accuracy"], step))
             _bench(store, model, settings, keys["bench"], step)
+        notes.extend(deploy_step.run_deploy(store, settings, out, step))  # --deploy; nothing without it
         outputs = _write(out, store)
     outputs.measured, outputs.skipped_as_done = counts["measured"], counts["skipped"]
     outputs.notes.extend(notes)
