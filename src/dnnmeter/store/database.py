@@ -269,6 +269,9 @@ class Store:
                      .on_conflict_do_nothing(index_elements=["fingerprint"]))
 
     def _insert_row(self, conn: Connection, row: dict[str, Any]) -> bool:
-        done = conn.execute(self._insert(schema.measurements).values(**row).on_conflict_do_nothing(index_elements=["key"]))
-        return bool(done.rowcount == 1)
+        # RETURNING, not the row count: drivers report an insert skipped ON CONFLICT differently
+        m = schema.measurements
+        done = conn.execute(self._insert(m).values(**row).on_conflict_do_nothing(index_elements=["key"])
+                            .returning(m.c.id))
+        return done.first() is not None
 

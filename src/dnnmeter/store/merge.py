@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 from dnnmeter._serial import Record
@@ -31,6 +32,8 @@ class MergeResult(Record):
     into: str
     sources: list[MergedSource] = field(default_factory=list)
 
+    _derived: ClassVar[tuple[str, ...]] = ("copied", "skipped")
+
     @property
     def copied(self) -> int:
         return sum(s.copied for s in self.sources)
@@ -48,6 +51,8 @@ def merge_stores(sources: Sequence[str | Path], into: str | Path) -> MergeResult
         raise InvalidInputError("no store to merge; give one or more SRC (a path or a URL) before --into")
     with contextlib.ExitStack() as stack:
         opened = [stack.enter_context(Store(source, create=False)) for source in sources]  # all checked first
+        if "://" not in str(into):  # a new SQLite file's folder is made, as a study makes its --out
+            Path(into).parent.mkdir(parents=True, exist_ok=True)
         target = stack.enter_context(Store(into))
         result = MergeResult(into=target.where)
         for source in opened:
