@@ -6,7 +6,8 @@ The layers are markers, selected with ``-m`` (pyproject.toml lists them):
   runs only these;
 - ``integration``: tests that start processes (the bench worker, torchrun, ``python -m``);
 - ``slow``: zoo-wide checks and other runs of minutes;
-- ``browser``: the report in headless Chromium.
+- ``browser``: the report in headless Chromium;
+- ``database``: the results store on a real PostgreSQL server (``postgres_server`` below).
 
 ``make test`` and .ci/run run every layer (``-m ""``). DNNMETER_RUN_SLOW=1, the old switch,
 still works: it runs every layer when no ``-m`` is given on the command line.
