@@ -79,6 +79,8 @@ class Store:
         self._machines: set[str] = set()  # fingerprints known to be in the machines table
         try:
             self.found_version = self._open(lambda: ensure_schema(self.engine, self._writer, create, self.where))
+            if self.is_sqlite:
+                self._open(lambda: urls.use_wal(self.engine))
         except BaseException:
             self.engine.dispose()
             raise
