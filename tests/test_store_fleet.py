@@ -234,9 +234,8 @@ def test_a_connection_killed_by_the_server_is_replaced(postgres_server, postgres
 def test_a_store_lost_mid_study_stops_it_and_a_rerun_resumes(postgres_server, postgres_url: str,  # type: ignore[no-untyped-def]
                                                               tmp_path: Path) -> None:
     out = tmp_path / "out"
-    models = "tiny_alexnet,tiny_alexnet_dw,tiny_alexnet_dw_res"
-    argv = [sys.executable, "-m", "dnnmeter", "study", "--models", models, "--batch-sizes", "1,2", "--time-budget",
-            "0.2", "--threads", "1", "--store", postgres_url, "--out", str(out)]
+    argv = [sys.executable, "-m", "dnnmeter", "study", "--models", "tiny_alexnet,tiny_alexnet_dw", "--batch-sizes",
+            "1", "--time-budget", "0.1", "--threads", "1", "--store", postgres_url, "--out", str(out)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         deadline = time.monotonic() + 300
