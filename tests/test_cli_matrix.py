@@ -142,7 +142,8 @@ ROWS: list[Row] = [
     Row("report-zero-byte-store", ["report", "{out}"], _empty_store, "is empty (0 bytes)"),
     # the results store (--store URL, docs/store.md): said before anything is measured, password masked
     *(Row(f"store-not-listening-{c}", [*COMMANDS[c], "--store", NOTHING_LISTENING], _zoo,
-          "me:***@127.0.0.1:1/fleet: connection failed") for c in ("study", "study-modifications", "deploy", "calibrate")),
+          "me:***@127.0.0.1:1/fleet: connection failed")
+      for c in ("study", "study-modifications", "deploy", "calibrate")),
     Row("store-not-listening-report", ["report", "{out}", "--store", NOTHING_LISTENING], _zoo, "is PostgreSQL running"),
     Row("store-other-database", [*COMMANDS["study"], "--store", "mysql://me:s3cret@db/fleet"], _zoo,
         "a store is SQLite or PostgreSQL, not mysql"),

@@ -46,8 +46,8 @@ def collect(store: Store) -> StudyData:
     modifications = collect_modifications(store)
     raw = store.get_meta(STUDY_META_KEY)
     if raw is None and modifications.settings is None:
-        raise InvalidInputError(f"{store.where}: no study has been run into this store yet; run `dnnmeter study` into it "
-                                "first")
+        raise InvalidInputError(f"{store.where}: no study has been run into this store yet; run `dnnmeter study` "
+                                "into it first")
     data = StudyData(dnnmeter_version=__version__,
                      created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), modifications=modifications)
     if raw is not None:
