@@ -123,7 +123,7 @@ def deploy(
     capabilities: cfg.Capabilities | None = None,
     on_config: OnConfig | None = None,
     throughput_batch_size: int | None = None,
-    store: Store | None = None,
+    store: Store | str | Path | None = None,
 ) -> DeployResult:
     """The fastest way to run ``model`` here whose outputs stay within ``tolerance``.
 
@@ -131,10 +131,11 @@ def deploy(
     ``runner``; those that cannot run here are ``skipped`` with the reason, those that fail
     ``failed``. ``tolerance`` ("1%" or 0.01) bounds the loss of top-1 agreement with eager
     float32 (``tolerance_on="agreement"``) or the drop of top-1 accuracy ("accuracy", needs
-    labelled ``data``). ``out`` keeps the store (resumable); ``export`` writes the winner.
-    ``throughput_batch_size`` is the larger batch of the throughput figure (None:
-    :func:`default_throughput_batch`; 0: none). ``store`` (a study's) takes the rows instead of
-    ``out``/results.sqlite; the logits and artefacts stay in ``out``.
+    labelled ``data``). ``out`` keeps the store (resumable) and the outputs compared;
+    ``store`` puts the rows elsewhere: an open :class:`Store` (a study's, left open for its owner),
+    or a path or SQLAlchemy URL, e.g. a shared store. ``throughput_batch_size`` is the larger
+    batch of the throughput figure (None: :func:`default_throughput_batch`; 0: none).
+    ``export`` writes the winner.
 
     >>> r = deploy("tiny_alexnet", configs=["int8"], budget_min=0.5)  # doctest: +SKIP
     >>> r.recommended, r.config(r.recommended).speedup  # doctest: +SKIP
@@ -200,9 +201,12 @@ def _measure_all(planned: list[cfg.Config], caps: cfg.Capabilities, session: _Se
     return results, outputs
 
 
-def _store(given: Store | None, work: Path) -> Any:
-    """``given`` left open for its owner, or the store in ``work``, closed afterwards."""
-    return contextlib.nullcontext(given) if given is not None else Store(work / "results.sqlite")
+def _store(given: Store | str | Path | None, work: Path) -> Any:
+    """``given`` left open for its owner when it is an open store; else the store at ``given``
+    (a path or URL) or in ``work``, closed afterwards."""
+    if isinstance(given, Store):
+        return contextlib.nullcontext(given)
+    return Store(given or work / "results.sqlite")
 
 
 class _work_dir:

@@ -25,7 +25,7 @@ from dnnmeter.results.settings import (
     ceilings_identity,
     study_keys,
 )
-from dnnmeter.store import Store, measurement_key
+from dnnmeter.store import Store, StoreError, default_store_url, measurement_key
 from dnnmeter.zoo import expand_names, resolve
 from dnnmeter.zoo.seed_accuracy import published_accuracy
 
@@ -69,8 +69,11 @@ def _prepare(settings: StudySettings) -> StudySettings:
                    batch_sizes=tuple(sorted(set(settings.batch_sizes))))
 
 
-def run_study(settings: StudySettings, progress: Progress | None = None) -> StudyOutputs:
-    """Run (or resume) the study described by ``settings``; returns where the outputs are."""
+def run_study(settings: StudySettings, progress: Progress | None = None,
+              store: str | Path | None = None) -> StudyOutputs:
+    """Run (or resume) the study described by ``settings``; returns where the outputs are.
+    ``store``: a path or an SQLAlchemy URL (default: OUT/results.sqlite); kept out of the
+    settings and results.json, since a URL may hold a password."""
     from dnnmeter.studies import deploy_step
 
     settings = deploy_step.prepare(_prepare(settings))
@@ -86,7 +89,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None) -> Stud
 
     out = Path(settings.out)
     notes: list[str] = []
-    with Store(out / "results.sqlite") as store:
+    with Store(store or default_store_url(out)) as store:  # connected before anything is measured
         store.set_meta(STUDY_META_KEY, json.dumps(settings.to_dict()))
         for model in settings.models:
             keys = study_keys(settings, model)
@@ -176,6 +179,8 @@ def _hardware(store: Store, model: str, settings: StudySettings, keys: dict[str,
             if ceilings.peak_flops_per_s is not None:
                 roof = roofline(model, ceilings, input_size=settings.input_size, measure=False).to_dict()
                 store.add(keys["roofline"], "hardware", model, {"roofline": roof}, device=settings.device)
+    except StoreError:
+        raise  # the store is gone: the study stops, this model is not "without a hardware model"
     except DnnmeterError as exc:  # e.g. a model with no conv/linear/matmul layer
         step(f"{model}: no hardware model ({exc})", False)
         return
@@ -219,10 +224,14 @@ def _write(out: Path, store: Store) -> StudyOutputs:
     return StudyOutputs(out, results_json, results_csv, render_all(out))
 
 
-def report(out: str | Path) -> StudyOutputs:
-    """Re-render every output of the study in ``out`` from its store, measuring nothing."""
-    path = Path(out) / "results.sqlite"
-    if not path.exists():
-        raise InvalidInputError(f"no study store at {path}; run `dnnmeter study --out {out}` first")
-    with Store(path, create=False) as store:
-        return _write(Path(out), store)
+def report(out: str | Path, store: str | Path | None = None) -> StudyOutputs:
+    """Re-render every output of the study in ``out`` from its store (default
+    OUT/results.sqlite; else a path or an SQLAlchemy URL), measuring nothing."""
+    if store is None:
+        path = Path(out) / "results.sqlite"
+        if not path.exists():
+            raise InvalidInputError(f"no study store at {path}; run `dnnmeter study --out {out}` first")
+        store = path
+    with Store(store, create=False) as opened:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return _write(Path(out), opened)
