@@ -43,7 +43,7 @@ the seed models at 1, 2, 4, ..., 64.
 On a GPU machine that has only a copy of the repository (no venv), in one command of about 9
 minutes (install ~1-2 min, then a 390 s budget; docs/bench.md, "Checking on a real GPU"):
 
-    python3 -m venv /tmp/gv && . /tmp/gv/bin/activate && pip install -q torch==2.14.1 torchvision==0.29.1 && pip install -q -c constraints.txt -e '.[gpu,timm]' && python benchmarks/gpu_check.py --out "${OUT:-gpu-check}/gpu-check" --budget-s 390
+    python3 -m venv /tmp/gv && . /tmp/gv/bin/activate && pip install -q torch==2.14.1 torchvision==0.29.1 && pip install -q -c constraints.txt -e '.[gpu,timm]' && python benchmarks/gpu_check.py --out "${OUT:-.}/gpu-check" --budget-s 390
 """
 
 from __future__ import annotations
