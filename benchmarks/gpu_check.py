@@ -596,8 +596,15 @@ def _expected_distributed(nproc: int) -> str:
 
 
 def _json_out(stdout: str) -> Any:
-    start = min((i for i in (stdout.find("{"), stdout.find("[")) if i >= 0), default=-1)
-    return json.loads(stdout[start:]) if start >= 0 else None
+    """The JSON document a command printed, even after other lines (a progress bar's, say)."""
+    decoder = json.JSONDecoder()
+    for i, char in enumerate(stdout):
+        if char in "{[":
+            try:
+                return decoder.raw_decode(stdout[i:])[0]
+            except json.JSONDecodeError:
+                continue
+    return None
 
 
 def step_train(check: Check, args: argparse.Namespace, out: Path, clock: Clock, timeout: float,
@@ -1048,6 +1055,7 @@ def _timer_medians(model: str, dtype: str, results: Sequence[Any], budget: float
         with torch.inference_mode():
             for r in results:
                 x = torch.randn(r.batch_size, *r.input_size, device=DEVICE, dtype=kind)
+                _load(module, x, 0.2)  # warmed up as dnnmeter warms up (TimingSettings.warmup_s)
                 timer = tub.Timer(stmt="model(x)", globals={"model": module, "x": x},
                                   num_threads=r.threads or torch.get_num_threads())  # dnnmeter's count
                 m = timer.blocked_autorange(min_run_time=max(0.2, budget))
@@ -1352,9 +1360,19 @@ def _place_resnet50(ctx: ChildContext, ceilings: dict[str, Any]) -> None:
             check.add(label, "layers placed under the cuda roof", placed, "pass" if r.layers else "fail",
                       "no bench median of this run to set against the roof")
             continue
+        verdict, why = ("pass" if r.layers and fraction <= ROOF_SLACK else "fail"), None
+        if dtype == "float32" and _cudnn_tf32():
+            # torch.mm's float32 roof is plain FP32, but cuDNN runs float32 convolutions in TF32
+            verdict, why = "recorded", "cuDNN's float32 convolutions run in TF32 (cudnn.allow_tf32), above this roof"
         check.add(label, f"layers placed; roof's bound / measured latency <= {ROOF_SLACK:g}",
                   f"{placed}; bound {ms(bound_s)} vs measured {ms(measured)} = {fraction:.2f} of the roofline",
-                  "pass" if r.layers and fraction <= ROOF_SLACK else "fail")
+                  verdict, why)
+
+
+def _cudnn_tf32() -> bool:
+    import torch
+
+    return DEVICE == "cuda" and bool(torch.backends.cudnn.allow_tf32)
 
 
 CHILDREN: dict[str, Callable[[ChildContext], None]] = {
