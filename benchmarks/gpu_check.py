@@ -20,7 +20,8 @@ and checks each figure against an independent one measured in the same run:
   fraction of the data sheet's dense figures; resnet50's layers placed under that roof and its
   measured latency against the roof's bound;
 - train, eval: ``dnnmeter train`` then ``dnnmeter eval`` of the trained checkpoint on the
-  built-in digits under torchrun (nccl with two processes when there are two GPUs);
+  built-in digits under torchrun (two processes and nccl when there are two GPUs; with one,
+  dnnmeter runs the one-process job without a process group, and the row says so);
 - study: ``dnnmeter study --device cuda`` on the seed models at batch sizes 1..64 with a short
   sampling budget, so that report.html has time, power and memory against batch size.
 
