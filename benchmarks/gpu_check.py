@@ -22,6 +22,9 @@ and checks each figure against an independent one measured in the same run:
 - train, eval: ``dnnmeter train`` then ``dnnmeter eval`` of the trained checkpoint on the
   built-in digits under torchrun (two processes and nccl when there are two GPUs; with one,
   dnnmeter runs the one-process job without a process group, and the row says so);
+- nccl: dnnmeter's training collectives (GroupSync's sum and max of CPU counts, a DDP step,
+  replica_difference) and evaluation's process_group in a one-process nccl group, so that nccl
+  is tried on a machine with one GPU too;
 - study: ``dnnmeter study --device cuda`` on the seed models at batch sizes 1..64 with a short
   sampling budget, so that report.html has time, power and memory against batch size.
 
@@ -366,6 +369,8 @@ PLANS = (
     Plan("roofline", "CUDA ceilings vs the data sheet, resnet50 on the roofline", 45, 25, 15, True),
     Plan("train", "dnnmeter train under torchrun on digits", 90, 45, 25, False),
     Plan("eval", "dnnmeter eval of the trained checkpoint under torchrun", 60, 35, 20, False),
+    Plan("nccl", "dnnmeter's collectives on nccl in a one-process group (training's sync, evaluation's gather)",
+         40, 30, 12, True),
     Plan("study", "dnnmeter study --device cuda on the seed models, and its report", 10_000, 10_000, 45, False),
 )
 STUDY_RESERVE_S = 30.0  # after a study stopped at its slice: `dnnmeter report` re-renders the store
@@ -1376,8 +1381,60 @@ def _cudnn_tf32() -> bool:
     return DEVICE == "cuda" and bool(torch.backends.cudnn.allow_tf32)
 
 
+def child_nccl(ctx: ChildContext) -> None:
+    """With one GPU torchrun's one-process job has no process group, so nccl would go untried:
+    here dnnmeter's own collectives run in a group of one on nccl (gloo in a rehearsal)."""
+    import socket
+
+    import torch
+    import torch.distributed as dist
+    from torch import nn
+
+    from dnnmeter.distributed import process_group
+    from dnnmeter.training.distributed import GroupSync, replica_difference
+
+    check, backend = ctx.check, "nccl" if DEVICE == "cuda" else "gloo"
+    if backend == "nccl" and not dist.is_nccl_available():
+        check.add("nccl", "available in this torch", "not built in", "skipped", "torch.distributed.is_nccl_available() is False")
+        return
+    device = f"{DEVICE}:0" if DEVICE == "cuda" else DEVICE
+    if DEVICE == "cuda":
+        torch.cuda.set_device(device)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx.clock.say(f"nccl: a one-process {backend} group on {device}")
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        sync = GroupSync("ddp", None, "gpu_check", 1)
+        total = sync.sum(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+        check.add("GroupSync.sum of an epoch's CPU counts", f"[1.0, 2.0, 3.0] on the CPU, reduced on {sync.device}",
+                  f"{total.tolist()} on {total.device}",
+                  "pass" if total.tolist() == [1.0, 2.0, 3.0] and total.device.type == "cpu" else "fail")
+        slowest = sync.max(2.5)
+        check.add("GroupSync.max of the epoch time", "2.5", str(slowest), "pass" if slowest == 2.5 else "fail")
+        torch.manual_seed(0)
+        module = nn.Linear(4, 2).to(device)
+        net, optimizer = sync.wrap(module, torch.optim.SGD(module.parameters(), lr=0.1), steps_per_epoch=1)
+        net(torch.randn(8, 4, device=device)).square().sum().backward()
+        optimizer.step()
+        diff = replica_difference(module, sync.device)
+        check.add("a DDP step, then replica_difference", "0.0", f"{diff} ({type(net).__name__})",
+                  "pass" if diff == 0.0 else "fail")
+        with process_group(DEVICE) as group:  # evaluation's door: joins the group already started
+            gathered = group.gather({"rank": group.rank})
+        check.add("process_group joins the started group (evaluation's door)",
+                  f"backend {backend}, device {device}, gather [{{'rank': 0}}]",
+                  f"backend {group.backend}, device {group.device}, gather {gathered}",
+                  "pass" if gathered == [{"rank": 0}] and group.backend == backend and group.device == device else "fail",
+                  "a group of one gathers without a collective")
+    finally:
+        dist.destroy_process_group()
+
+
 CHILDREN: dict[str, Callable[[ChildContext], None]] = {
     "device": child_device, "bench": child_bench, "power": child_power, "roofline": child_roofline,
+    "nccl": child_nccl,
 }
 
 
