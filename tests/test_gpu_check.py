@@ -231,3 +231,26 @@ def test_without_a_gpu_every_check_is_skipped_and_both_files_written(tmp_path: P
     assert text.count("| what | expected | measured | verdict |") == len(gc.PLANS)
     assert "every check skipped" in proc.stdout and "[" in proc.stdout.splitlines()[0]  # progress, with time
     assert list((tmp_path / "checks").glob("*.json")) == []  # no child process ran
+
+
+@pytest.mark.integration
+@pytest.mark.slow  # every check's code on the CPU: a few minutes
+@pytest.mark.timeout(900)
+def test_a_rehearsal_runs_every_checks_code_without_a_crash(tmp_path: Path) -> None:
+    """--rehearse runs the GPU code paths on the CPU with tiny models: the figures mean nothing
+    (a loaded CPU may miss the latency goal, a slow one a time slice), but no check may crash,
+    and every command it builds (train, eval, study, report) must be one the CLI accepts."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--quick", "--rehearse",
+                           "--budget-s", "600"], capture_output=True, text=True, timeout=840, check=False)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert [c["name"] for c in report["checks"]] == [p.name for p in gc.PLANS]
+    rows = [(c["name"], i) for c in report["checks"] for i in c["items"]]
+    crashed = [(name, i["measured"], i["reason"]) for name, i in rows
+               if i["what"] in ("the check itself", "the check's process", "the whole check")
+               or (i["what"] in ("the command", "study") and i["measured"].startswith("exit status"))]
+    assert crashed == []
+    assert all(c["items"] for c in report["checks"])
+    assert (tmp_path / "study" / "report.html").exists()
+    nccl = next(c for c in report["checks"] if c["name"] == "nccl")
+    assert nccl["verdict"] == "pass"  # gloo in a rehearsal: the same dnnmeter code as nccl's
