@@ -450,22 +450,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     clock.say(f"gpu_check: budget {budget:.0f} s{' (--quick)' if args.quick else ''}, writing to {out}")
     usable, why, failed = (True, None, False) if REHEARSE else cuda_status()
+
+    def write(checks: list[Check], complete: bool) -> None:
+        # After every check, so that a run killed from outside still leaves what it measured.
+        import torch
+
+        report.update(device=_device_line(checks, torch), checks=[c.to_dict() for c in checks],
+                      verdict=run_verdict(checks) if complete else "incomplete", elapsed_s=clock.elapsed(),
+                      complete=complete)
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
+        (out / "gpu_check.md").write_text(render_markdown(report))
+
     if not usable:
         clock.say(f"every check skipped: {why}")
         checks = [_whole(Check(p.name, p.title), why or NO_CUDA, "fail" if failed else "skipped") for p in PLANS]
     else:
-        checks = run_plans(args, out, clock)
-    import torch
-
-    report["device"] = _device_line(checks, torch)
-    report["checks"] = [c.to_dict() for c in checks]
-    report["verdict"] = run_verdict(checks)
-    report["elapsed_s"] = clock.elapsed()
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
-    text = render_markdown(report)
-    (out / "gpu_check.md").write_text(text)
+        checks = run_plans(args, out, clock, lambda done: write(done, complete=False))
+    write(checks, complete=True)
+    print_summary(checks)
     clock.say(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'}: {report['verdict']} ({_tally(report['checks'])})")
     return 1 if report["verdict"] == "fail" else 0
+
+
+def print_summary(checks: Sequence[Check]) -> None:
+    """One line per check, and every failed row in full: the end of the output says it all."""
+    for check in checks:
+        print(f"  {check.name:9s} {check.verdict:8s} {check.title}")
+        for item in check.items:
+            if item.verdict == "fail":
+                print(f"    FAIL {item.what}: expected {item.expected}; measured {item.measured}"
+                      + (f" ({item.reason})" if item.reason else ""))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -503,7 +517,8 @@ def _device_line(checks: Sequence[Check], torch: Any) -> dict[str, Any]:
     return {"gpu": None, "torch": torch.__version__, "cuda": torch.version.cuda}
 
 
-def run_plans(args: argparse.Namespace, out: Path, clock: Clock) -> list[Check]:
+def run_plans(args: argparse.Namespace, out: Path, clock: Clock,
+              saved: Callable[[list[Check]], None] = lambda done: None) -> list[Check]:
     checks: list[Check] = []
     for i, plan in enumerate(PLANS):
         later = sum(p.min_s for p in PLANS[i + 1:]) + WRITE_RESERVE_S
@@ -515,6 +530,7 @@ def run_plans(args: argparse.Namespace, out: Path, clock: Clock) -> list[Check]:
                       f"and {later:.0f} s kept for the checks after it")
             clock.say(f"{plan.name}: skipped, {reason}")
             checks.append(_whole(check, reason, "skipped"))
+            saved(checks)
             continue
         clock.say(f"{plan.name}: {plan.title} (at most {timeout:.0f} s)")
         t = time.time()
@@ -528,6 +544,7 @@ def run_plans(args: argparse.Namespace, out: Path, clock: Clock) -> list[Check]:
         check.elapsed_s = time.time() - t
         clock.say(f"{plan.name}: {check.verdict} in {check.elapsed_s:.1f} s")
         checks.append(check)
+        saved(checks)
     return checks
 
 
