@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[timm,onnx,deploy,hf,fleet,test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[timm,onnx,deploy,hf,fleet,gpu,test]'
 	touch $(STAMP)
 
 # The models study (analysis, hardware model, benchmarks of the seed models), then the

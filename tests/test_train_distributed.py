@@ -150,3 +150,12 @@ def test_no_torchrun_environment_means_spawning() -> None:
     from dnnmeter.training import launched_by_torchrun
 
     assert not launched_by_torchrun()
+
+
+def test_collectives_reduce_on_the_gpu_under_nccl(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nccl reduces CUDA tensors only: the CPU counts of an epoch go to this rank's GPU and back."""
+    from dnnmeter.training.distributed import collective_device
+
+    assert collective_device("gloo") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert collective_device("nccl") == torch.device("cuda", 1)

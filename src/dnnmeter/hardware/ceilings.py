@@ -2,7 +2,7 @@
 from a large copy.
 
 - **Peak compute**: ``torch.mm`` of two n x n matrices, 2 n^3 FLOPs per call; n doubles from
-  256 until one call takes a twentieth of the budget (at most 4096), then the best of the
+  256 until one call (after an untimed one) takes a twentieth of the budget (at most 4096), then the best of the
   repeated calls is taken (the ceiling is the best the machine did, not a typical run).
 - **Bandwidth**: ``dst.copy_(src)`` of a tensor at least 4 times the last-level cache (the
   STREAM rule, so that the copy cannot run from the cache), counting the bytes read plus
@@ -138,6 +138,9 @@ def _peak_flops(device: torch.device, dtype: torch.dtype, budget_s: float,
     n = MIN_MATMUL
     while True:
         call = _matmul(n, device, dtype)
+        # Untimed first: the first product of a process (or dtype) pays for the library's set-up,
+        # cuBLAS's handle and workspace on a GPU (~0.1 s), which would stop the doubling at n = 256.
+        call()
         if timer(call) >= budget_s / 20 or n >= MAX_MATMUL:
             return n, _repeat(partial(timer, call), budget_s / 2)
         n *= 2

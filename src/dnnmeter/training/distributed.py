@@ -55,14 +55,15 @@ class GroupSync(Sync):
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.strategy, self.period, self.launcher, self.threads = strategy, average_every, launcher, threads
         self.replica_max_abs_diff: float | None = None
+        self.device = collective_device(str(dist.get_backend()))
 
     def sum(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.clone()
+        t = t.to(self.device, copy=True)
         dist.all_reduce(t)
-        return t
+        return t.cpu()
 
     def max(self, value: float) -> float:
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return float(t)
 
@@ -98,7 +99,7 @@ class GroupSync(Sync):
             average_state(module, self.world_size)
 
     def finish(self, module: nn.Module) -> None:
-        self.replica_max_abs_diff = replica_difference(module)
+        self.replica_max_abs_diff = replica_difference(module, self.device)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -107,6 +108,15 @@ class GroupSync(Sync):
             "launcher": self.launcher, "threads_per_process": self.threads,
             "replica_max_abs_diff": self.replica_max_abs_diff,
         }  # fmt: skip
+
+
+def collective_device(backend: str) -> torch.device:
+    """Where this rank's tensors must be for a collective: nccl reduces CUDA tensors only (on
+    the GPU set with ``torch.cuda.set_device``), gloo CPU ones. Sums and maxima of counts start
+    on the CPU, so they are moved there and back."""
+    if backend == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def _broadcast_state(module: nn.Module) -> None:
@@ -124,15 +134,16 @@ def average_state(module: nn.Module, world_size: int) -> None:
                 t.div_(world_size)
 
 
-def replica_difference(module: nn.Module) -> float:
+def replica_difference(module: nn.Module, device: torch.device | None = None) -> float:
     """Largest absolute difference between any parameter here and on rank 0, over all ranks
-    (0.0 when the replicas agree exactly)."""
-    worst = torch.zeros(1, dtype=torch.float64)
+    (0.0 when the replicas agree exactly); ``device`` is where the collective reduces
+    (:func:`collective_device`; the CPU by default)."""
+    worst = torch.zeros(1, dtype=torch.float64, device=device)
     with torch.no_grad():
         for p in module.parameters():
             ref = p.detach().clone()
             dist.broadcast(ref, src=0)
-            worst = torch.maximum(worst, (p.detach() - ref).abs().max().double().reshape(1).cpu())
+            worst = torch.maximum(worst, (p.detach() - ref).abs().max().double().reshape(1).to(worst.device))
     dist.all_reduce(worst, op=dist.ReduceOp.MAX)
     return float(worst)
 
@@ -142,6 +153,8 @@ def run_in_group(model: str | nn.Module, s: TrainSettings, progress: Progress | 
     started = not dist.is_initialized()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = f"cuda:{local}" if s.device == "cuda" else s.device
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)  # nccl's object collectives and collective_device use the current GPU
     if started:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
@@ -175,6 +188,8 @@ def _child(
     device = f"cuda:{rank}" if s.device == "cuda" else s.device
     backend = "nccl" if device.startswith("cuda") else "gloo"
     try:
+        if device.startswith("cuda"):
+            torch.cuda.set_device(device)  # see run_in_group
         dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=s.nproc)
         progress = (lambda *event: queue.put(event)) if rank == 0 else None
         result = run(
