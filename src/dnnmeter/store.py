@@ -22,7 +22,7 @@ from dnnmeter._version import __version__
 from dnnmeter.errors import DnnmeterError
 
 SCHEMA_VERSION = 1
-KINDS = ("analysis", "bench", "accuracy", "training", "hardware", "compression", "deploy")
+KINDS = ("analysis", "bench", "accuracy", "training", "hardware", "compression", "deploy", "prediction")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

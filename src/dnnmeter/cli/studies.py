@@ -62,7 +62,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         models=tuple(m for part in args.models or ["seed"] for m in part.split(",") if m), device=args.device,
         batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
         max_latency_ms=args.max_latency_ms, max_memory_mb=args.max_memory_mb, max_energy_j=args.max_energy_j,
-        data=args.data, weights=args.weights, eval_limit=args.eval_limit,
+        data=args.data, weights=args.weights, eval_limit=args.eval_limit, predict=not args.no_predict,
     )
     with common.study_progress() as progress:
         task = progress.add_task("study", total=None)
@@ -120,6 +120,9 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
     study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")
     study.add_argument("--eval-limit", type=common.positive_int, help="evaluate on this many images")
+    study.add_argument("--no-predict", action="store_true",
+                       help="models: skip the latency prediction (by default the study predicts its models and the "
+                            "torchvision zoo from this machine's calibration, making a short one if there is none)")
     study.add_argument("--op", action="append", choices=OPS, help="modifications: applied cumulatively to each model")
     study.add_argument("--epochs", type=common.positive_int, help="modifications: epochs (default 10 on digits, 100 on a folder)")
     study.add_argument("--batch-size", type=common.positive_int, help="modifications: training batch size")

@@ -45,6 +45,7 @@ class StudySettings(Record):
     weights: str | None = None  # ... with these weights ("default" or a file)
     eval_limit: int | None = None  # ... on this many images
     input_size: tuple[int, ...] | None = None  # every model's input (--input), batch left out; default: its own
+    predict: bool = True  # predict latency from a calibration (--no-predict: not), compared with the measurements
 
     _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size",)  # results.json as before by default
 
