@@ -29,6 +29,8 @@ ADDED_SINCE: set[str] = {
     "training_memory",
     # bench (issue 11): why a point has no stability verdict
     "stable_unknown_reason",
+    # issue 14: the study's latency predictions (null for a study that did not predict) and its switch
+    "predictions", "predict",
 }
 
 

@@ -25,7 +25,16 @@ from dnnmeter.report import fits as F
 from dnnmeter.report.format import num
 from dnnmeter.report.markup import CSS, SCRIPT, plain
 from dnnmeter.report.plot import FigureResult
-from dnnmeter.report.sections import Page, Section, compression, environment, hardware, models, modifications
+from dnnmeter.report.sections import (
+    Page,
+    Section,
+    compression,
+    environment,
+    hardware,
+    models,
+    modifications,
+    prediction,
+)
 from dnnmeter.results.records import StudyData, finite
 from dnnmeter.results.settings import StudySettings
 
@@ -34,6 +43,7 @@ __all__ = ["SECTIONS", "page", "render_all", "write_report"]
 # The page's sections in order; a new section is one module in sections/ and one line here.
 SECTIONS: tuple[Section, ...] = (
     Section("models", models.html),
+    Section("prediction", prediction.html, draws=True),
     Section("hardware", hardware.html, draws=True),
     Section("modifications", modifications.html, draws=True),
     Section("compression", compression.html, draws=True),
