@@ -37,7 +37,7 @@ from dnnmeter.store import Store
 # the 2-core development machine, against about 5 minutes for the full grid.
 SHORT_PER_GROUP = 20
 SHORT_BUDGET_S = 120.0
-ZOO = "torchvision"  # predicted whole at batch size 1 for the predicted Pareto front
+ZOO: str | tuple[str, ...] = "torchvision"  # predicted whole at batch size 1 for the predicted Pareto front
 
 Say = Callable[[str], None]
 
