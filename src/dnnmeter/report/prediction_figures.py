@@ -73,9 +73,13 @@ def draw_predicted_front(points: Sequence[PredictedPoint], front: Sequence[Front
     ax.step(fx, fy, where="post", color="#d62728", linewidth=1.0, alpha=0.8)
     ax.scatter(fx, fy, color="#d62728", edgecolor="#333333", linewidth=0.5, s=34, zorder=4,
                label="predicted front")
-    for i, f in enumerate(front):  # alternately below and above: neighbours on the front are close
-        ax.annotate(f.model, (f.latency_s * 1e3, f.top1 * 100), fontsize=6.5, xytext=(5, -9 if i % 2 else 3),
-                    textcoords="offset points")
+    previous = -np.inf
+    for f in front:  # up and to the left of each: no model lies there, by the front's definition
+        close = f.top1 * 100 - previous < 0.9  # as accurate as the last one: its label would cover this one's
+        ax.annotate(f.model, (f.latency_s * 1e3, f.top1 * 100), fontsize=6.5, xytext=(4, -3) if close else (-4, 2),
+                    ha="left" if close else "right", va="top" if close else "bottom", textcoords="offset points")
+        previous = f.top1 * 100
+    ax.set_xlim(min(fx + [p.latency_s * 1e3 for p in rest]) / 4, None)  # type: ignore[operator]  # room for labels
     log_scale(ax, "x")
     ax.set_xlabel("predicted latency at batch size 1 (ms, log scale; predicted, not measured)")
     ax.set_ylabel("top-1 accuracy (%), published")

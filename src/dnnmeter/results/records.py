@@ -1,8 +1,9 @@
 """The study's data as typed records: what results.json holds and the report reads.
 
 :class:`StudyData` is the whole file: the models study (one :class:`ModelRecord` per model,
-the :class:`RunRecord` of every benchmark configuration in the store) and the
-modifications study (:class:`ModificationsData`). Each record serialises through
+the :class:`RunRecord` of every benchmark configuration in the store), the
+modifications study (:class:`ModificationsData`) and the latency predictions
+(:class:`PredictionsData`). Each record serialises through
 :mod:`dnnmeter._serial`, so ``StudyData.from_dict(json.load(f))`` reads a results.json back,
 ignoring keys a later version added.
 """
