@@ -165,6 +165,7 @@ def test_within_band_arithmetic_by_hand() -> None:
     a = agreement([1.0, 2.0, 3.0, 4.0], [1.05, 2.3, 2.1, 4.0])
     assert a.n == 4 and a.within_10pct == 0.5 and a.within_20pct == 0.75
     assert a.median_abs_error == pytest.approx(0.10) and a.spearman == pytest.approx(0.8)
+    assert a.median_ratio == pytest.approx((1.0 + 1.05) / 2)  # of 1.05, 1.15, 0.7, 1.0
     edge = agreement([1.0, 1.0], [1.1, 0.8])  # exactly 10% and 20% off are within
     assert edge.within_10pct == 0.5 and edge.within_20pct == 1.0 and edge.spearman is None
     assert agreement([], []).n == 0

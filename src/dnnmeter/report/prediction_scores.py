@@ -2,7 +2,8 @@
 
 The scores are the issue's (and nn-Meter's) and benchmarks/predict_accuracy.py's: the share
 of points whose prediction is within ±10% and ±20% of the measurement (``|p/m - 1|``), the
-median absolute relative error, and Spearman's rank correlation. Only points measured
+median absolute relative error, and Spearman's rank correlation; beside them the median of
+predicted / measured, which tells an offset shared by every point (a busy machine) from scatter. Only points measured
 successfully and not used to calibrate are scored (:func:`scored`).
 """
 
@@ -27,6 +28,7 @@ class Agreement:
     within_20pct: float | None = None
     median_abs_error: float | None = None
     spearman: float | None = None
+    median_ratio: float | None = None  # predicted / measured: a shared offset (a busy machine) shows here
 
 
 def agreement(measured: Sequence[float], predicted: Sequence[float]) -> Agreement:
@@ -36,7 +38,7 @@ def agreement(measured: Sequence[float], predicted: Sequence[float]) -> Agreemen
         return Agreement(0)
     err = np.abs(p / m - 1.0)
     return Agreement(len(m), float(np.mean(err <= 0.10 + 1e-12)), float(np.mean(err <= 0.20 + 1e-12)),
-                     float(np.median(err)), _spearman(m, p))
+                     float(np.median(err)), _spearman(m, p), float(np.median(p / m)))
 
 
 def _spearman(m: np.ndarray, p: np.ndarray) -> float | None:
