@@ -116,13 +116,13 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--time-budget", type=common.positive_seconds, default=STUDY_TIME_BUDGET_S, help="seconds of sampling per point")
     study.add_argument("--max-latency-ms", type=float, help="budget: the most accurate model under this latency")
     study.add_argument("--max-memory-mb", type=float, help="budget: the most accurate model under this memory")
+    study.add_argument("--no-predict", action="store_true",
+                       help="models: skip the latency prediction (by default the study predicts its models and the "
+                            "torchvision zoo from this machine's calibration, making a short one if there is none)")
     study.add_argument("--max-energy-j", type=float, help="budget: the most accurate model under this energy per image")
     study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
     study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")
     study.add_argument("--eval-limit", type=common.positive_int, help="evaluate on this many images")
-    study.add_argument("--no-predict", action="store_true",
-                       help="models: skip the latency prediction (by default the study predicts its models and the "
-                            "torchvision zoo from this machine's calibration, making a short one if there is none)")
     study.add_argument("--op", action="append", choices=OPS, help="modifications: applied cumulatively to each model")
     study.add_argument("--epochs", type=common.positive_int, help="modifications: epochs (default 10 on digits, 100 on a folder)")
     study.add_argument("--batch-size", type=common.positive_int, help="modifications: training batch size")

@@ -38,6 +38,7 @@ class StudySettings(Record):
     threads: int | None = None
     threads_chosen: str | None = None
     dtype: str = "float32"
+    predict: bool = True  # predict latency from a calibration (--no-predict: not), compared with the measurements
     max_latency_ms: float | None = None
     max_memory_mb: float | None = None
     max_energy_j: float | None = None  # per image
@@ -45,7 +46,6 @@ class StudySettings(Record):
     weights: str | None = None  # ... with these weights ("default" or a file)
     eval_limit: int | None = None  # ... on this many images
     input_size: tuple[int, ...] | None = None  # every model's input (--input), batch left out; default: its own
-    predict: bool = True  # predict latency from a calibration (--no-predict: not), compared with the measurements
 
     _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size",)  # results.json as before by default
 
