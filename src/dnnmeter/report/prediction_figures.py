@@ -35,7 +35,8 @@ def draw_predicted_vs_measured(points: Sequence[PredictedPoint]) -> Figure | str
     everything = np.concatenate([x, y, [b for _, b in base]])
     lo, hi = everything.min() / 1.6, everything.max() * 1.6
     line = np.geomspace(lo, hi, 50)
-    ax.fill_between(line, line * (1 - BAND), line * (1 + BAND), color="#9ecae1", alpha=0.45, linewidth=0,
+    ax.fill_between(line, line * 0.8, line * 1.2, color="#deebf7", alpha=0.6, linewidth=0, label="within ±20%")
+    ax.fill_between(line, line * (1 - BAND), line * (1 + BAND), color="#6baed6", alpha=0.55, linewidth=0,
                     label="within ±10%")
     ax.plot(line, line, color="#333333", linewidth=0.9, label="predicted = measured")
     if base:

@@ -128,7 +128,7 @@ def measured_section(pred: PredictionsData, c: CalibrationRecord, page: Page) ->
     drawn = figure_result(draw_predicted_vs_measured(points), page.figures_dir / "predicted_vs_measured",
                           "Predicted against measured latency",
                           "Each point is one model at one batch size: measured latency per batch (x) against "
-                          "predicted (y), log-log; the band is ±10% around predicted = measured; circles are "
+                          "predicted (y), log-log; the dark band is ±10% around predicted = measured, the light one ±20%; circles are "
                           "dnnmeter's prediction (bar: its interval), crosses the FLOPs line")
     parts.append(figure_html(drawn, page.base))
     parts.append("<details><summary>Every point</summary>" + points_table(points) + "</details>")
