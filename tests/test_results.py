@@ -32,6 +32,8 @@ ADDED_SINCE: set[str] = {
     # study --deploy (issue 15): one record per deployed model (an empty list when not asked for);
     # the settings' "deploy" is written only when asked for, so it is not listed here
     "deployment",
+    # issue 14: the study's latency predictions (null for a study that did not predict) and its switch
+    "predictions", "predict",
 }
 
 

@@ -62,7 +62,7 @@ def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _study(out: Path) -> dict:  # type: ignore[type-arg]
     settings = StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(out), time_budget_s=0.05,
-                             threads=1)
+                             threads=1, predict=False)
     outputs = run_study(settings)
     (model,) = json.loads(outputs.results_json.read_text())["models"]
     assert outputs.report_html is not None

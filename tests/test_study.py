@@ -28,7 +28,8 @@ def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _settings(out: Path, **kw: object) -> StudySettings:
-    return StudySettings(models=MODELS, batch_sizes=(1, 4), out=str(out), time_budget_s=0.05, threads=1, **kw)  # type: ignore[arg-type]
+    return StudySettings(models=MODELS, batch_sizes=(1, 4), out=str(out), time_budget_s=0.05, threads=1,
+                         predict=False, **kw)  # type: ignore[arg-type]
 
 
 def _count(out: Path) -> int:
@@ -60,7 +61,8 @@ def test_study_writes_outputs_and_resumes(worker_path: None, tmp_path: Path) -> 
 
 @pytest.mark.integration
 def test_published_accuracy_is_stored_and_labelled(tmp_path: Path) -> None:
-    out = run_study(StudySettings(models=("resnet18",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05, threads=1))
+    out = run_study(StudySettings(models=("resnet18",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05, threads=1,
+                                    predict=False))
     (model,) = json.loads(out.results_json.read_text())["models"]
     assert model["accuracy"]["label"] == "published" and model["accuracy"]["top1"] == pytest.approx(0.69758)
 
@@ -70,7 +72,7 @@ def test_published_accuracy_is_stored_and_labelled(tmp_path: Path) -> None:
 def test_kill_9_loses_nothing_and_the_rerun_finishes(worker_path: None, tmp_path: Path) -> None:
     models = ",".join(["bench_models:tiny"] * 1 + ["tiny_alexnet", "tiny_alexnet_dw", "tiny_alexnet_dw_res"])
     argv = [sys.executable, "-m", "dnnmeter", "study", "--models", models, "--batch-sizes", "1,2",
-            "--out", str(tmp_path), "--time-budget", "0.05", "--threads", "1"]
+            "--out", str(tmp_path), "--time-budget", "0.05", "--threads", "1", "--no-predict"]
     proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -120,8 +122,10 @@ def test_report_without_a_store(capsys: pytest.CaptureFixture[str], tmp_path: Pa
 
 @pytest.mark.integration
 def test_runs_with_other_settings_share_the_store_and_are_compared(worker_path: None, tmp_path: Path) -> None:
-    run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05, threads=1))
-    out = run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.1, threads=1))
+    run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05, threads=1,
+                                    predict=False))
+    out = run_study(StudySettings(models=("bench_models:tiny",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.1, threads=1,
+                                 predict=False))
     assert out.measured == 1 and out.skipped_as_done == 2  # analysis and hardware are shared, the point is new
     runs = json.loads(out.results_json.read_text())["runs"]
     assert sorted(r["time_budget_s"] for r in runs) == [0.05, 0.1]
@@ -132,7 +136,7 @@ def test_runs_with_other_settings_share_the_store_and_are_compared(worker_path: 
 @pytest.mark.integration
 def test_measured_accuracy_replaces_the_published_figure(tmp_path: Path) -> None:
     settings = StudySettings(models=("tiny_alexnet_dw",), batch_sizes=(1,), out=str(tmp_path),
-                             time_budget_s=0.05, threads=1, data="digits", eval_limit=20)
+                             time_budget_s=0.05, threads=1, data="digits", eval_limit=20, predict=False)
     out = run_study(settings)
     (model,) = json.loads(out.results_json.read_text())["models"]
     measured = model["accuracy"]

@@ -96,6 +96,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
         max_latency_ms=args.max_latency_ms, max_memory_mb=args.max_memory_mb, max_energy_j=args.max_energy_j,
         data=args.data, weights=args.weights, eval_limit=args.eval_limit, deploy=_deploy_settings(args),
+        predict=not args.no_predict,
     )
     with common.study_progress() as progress:
         task = progress.add_task("study", total=None)
@@ -150,6 +151,9 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--time-budget", type=common.positive_seconds, default=STUDY_TIME_BUDGET_S, help="seconds of sampling per point")
     study.add_argument("--max-latency-ms", type=float, help="budget: the most accurate model under this latency")
     study.add_argument("--max-memory-mb", type=float, help="budget: the most accurate model under this memory")
+    study.add_argument("--no-predict", action="store_true",
+                       help="models: skip the latency prediction (by default the study predicts its models and the "
+                            "torchvision zoo from this machine's calibration, making a short one if there is none)")
     study.add_argument("--max-energy-j", type=float, help="budget: the most accurate model under this energy per image")
     study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
     study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")

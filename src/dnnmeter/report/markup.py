@@ -16,7 +16,7 @@ from typing import Any
 
 from dnnmeter.report.plot import FigureResult
 
-LABEL_MARKS = {"measured": "M", "published": "P", "estimated": "E"}
+LABEL_MARKS = {"measured": "M", "published": "P", "estimated": "E", "predicted": "Pr"}
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1180px;margin:2em auto;

@@ -34,6 +34,7 @@ from dnnmeter.report.sections import (
     hardware,
     models,
     modifications,
+    prediction,
 )
 from dnnmeter.results.records import StudyData, finite
 from dnnmeter.results.settings import StudySettings
@@ -43,6 +44,7 @@ __all__ = ["SECTIONS", "page", "render_all", "write_report"]
 # The page's sections in order; a new section is one module in sections/ and one line here.
 SECTIONS: tuple[Section, ...] = (
     Section("models", models.html),
+    Section("prediction", prediction.html, draws=True),
     Section("hardware", hardware.html, draws=True),
     Section("modifications", modifications.html, draws=True),
     Section("compression", compression.html, draws=True),

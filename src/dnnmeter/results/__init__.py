@@ -10,14 +10,17 @@ from dnnmeter.results.records import (
     AccuracyRecord,
     BenchedRoofline,
     BenchPoint,
+    CalibrationRecord,
     CompressionData,
     ModelRecord,
     ModificationsData,
+    PredictedPoint,
+    PredictionsData,
     RunRecord,
     StudyData,
 )
 from dnnmeter.results.settings import ModificationsSettings, StudySettings, Variant
 
-__all__ = ["CSV_FIELDS", "AccuracyRecord", "BenchPoint", "BenchedRoofline", "CompressionData", "ModelRecord",
-           "ModificationsData", "ModificationsSettings", "RunRecord", "StudyData", "StudySettings", "Variant",
-           "collect", "collect_modifications", "csv_rows", "runs", "write_outputs"]
+__all__ = ["CSV_FIELDS", "AccuracyRecord", "BenchPoint", "BenchedRoofline", "CalibrationRecord", "CompressionData",
+           "ModelRecord", "ModificationsData", "ModificationsSettings", "PredictedPoint", "PredictionsData", "RunRecord",
+           "StudyData", "StudySettings", "Variant", "collect", "collect_modifications", "csv_rows", "runs", "write_outputs"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from dnnmeter._serial import from_dict
 from dnnmeter.errors import InvalidInputError
+from dnnmeter.results.predictions import collect_predictions
 from dnnmeter.results.records import (
     AccuracyRecord,
     AnalysisSummary,
@@ -58,6 +59,7 @@ def collect(store: Store) -> StudyData:
         data.environment, data.models = _collect_models(store, settings)
         data.runs = runs(store, settings.models)
         data.deployment = collect_deployment(store, settings)
+        data.predictions = collect_predictions(store, data.models)
     return data
 
 

@@ -1,8 +1,9 @@
 """The study's data as typed records: what results.json holds and the report reads.
 
 :class:`StudyData` is the whole file: the models study (one :class:`ModelRecord` per model,
-the :class:`RunRecord` of every benchmark configuration in the store) and the
-modifications study (:class:`ModificationsData`). Each record serialises through
+the :class:`RunRecord` of every benchmark configuration in the store), the
+modifications study (:class:`ModificationsData`) and the latency predictions
+(:class:`PredictionsData`). Each record serialises through
 :mod:`dnnmeter._serial`, so ``StudyData.from_dict(json.load(f))`` reads a results.json back,
 ignoring keys a later version added.
 """
@@ -25,9 +26,9 @@ from dnnmeter.transforms.quantize import QuantPoint
 from dnnmeter.results.settings import ModificationsSettings, StudySettings
 from dnnmeter.training.result import TrainResult
 
-__all__ = ["DEPLOY_JUDGED", "AccuracyRecord", "BenchPoint", "BenchedRoofline", "CompressionData", "DeployConfigRecord",
-           "DeployRecord", "ModelRecord",
-           "ModificationsData", "RunRecord", "StudyData", "VariantRecord", "batch_sizes", "finite"]
+__all__ = ["DEPLOY_JUDGED", "AccuracyRecord", "BenchPoint", "BenchedRoofline", "CalibrationRecord", "CompressionData",
+           "DeployConfigRecord", "DeployRecord", "ModelRecord", "ModificationsData", "PredictedPoint",
+           "PredictionsData", "RunRecord", "StudyData", "VariantRecord", "batch_sizes", "finite"]
 
 SCHEMA = 1  # results.json's layout
 
@@ -231,6 +232,70 @@ class DeployRecord(Record):
 
 
 @dataclass
+class CalibrationRecord(Record):
+    """The latency calibration a study predicted with (the fitted predictor itself is the JSON
+    at ``path``). ``origin`` is "calibrate" (found where ``dnnmeter calibrate`` writes) or
+    "study" (the short one the study made: ``per_group`` shapes per kernel group within
+    ``budget_s``). ``networks`` are the networks measured whole to calibrate: no model among
+    them is scored. The FLOPs line (``t = flops_line_s_per_flop x FLOPs``) is fitted on those
+    networks' measurements, as the predictor's overhead is."""
+
+    key: str
+    created_utc: str | None = None
+    device: str | None = None
+    threads: int | None = None
+    dtype: str | None = None
+    origin: str = "calibrate"
+    path: str | None = None
+    per_group: int | None = None
+    budget_s: float | None = None
+    kernels: int | None = None
+    networks: list[str] = field(default_factory=list)
+    elapsed_s: float | None = None  # when the study made it: how long that took
+    flops_line_s_per_flop: float | None = None
+    flops_line_reason: str | None = None  # why there is no FLOPs line
+
+    @property
+    def short(self) -> bool:
+        return self.origin == "study"
+
+
+@dataclass
+class PredictedPoint(Record):
+    """One model at one batch size, predicted on this machine without running it (seconds per
+    batch): the interval, and for the study's models what it is compared with: the bench
+    median at that batch size (``measured_latency_s``) and the FLOPs line's figure."""
+
+    model: str
+    batch_size: int
+    latency_s: float | None = None
+    latency_s_low: float | None = None
+    latency_s_high: float | None = None
+    measured_latency_s: float | None = None
+    flops_line_latency_s: float | None = None
+    published_top1: float | None = None  # fraction, from the zoo's published metadata
+    family: str = ""
+    used_to_calibrate: bool = False  # never scored
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    _omitted_if_none: ClassVar[tuple[str, ...]] = ("error",)
+
+
+@dataclass
+class PredictionsData(Record):
+    """Predicted latency: the study's models at its batch sizes (``study``, joined with their
+    measurements) and the torchvision zoo at batch size 1 (``zoo``). ``reason`` says why
+    there are none (no calibration could be made); ``notes`` what else the reader must know."""
+
+    calibration: CalibrationRecord | None = None
+    study: list[PredictedPoint] = field(default_factory=list)
+    zoo: list[PredictedPoint] = field(default_factory=list)
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class StudyData(Record):
     """results.json: the models study and the modifications study of one store."""
 
@@ -242,4 +307,5 @@ class StudyData(Record):
     runs: list[RunRecord] = field(default_factory=list)
     modifications: ModificationsData = field(default_factory=ModificationsData)
     deployment: list[DeployRecord] = field(default_factory=list)  # study --deploy, one per model
+    predictions: PredictionsData | None = None  # None: the study did not predict (--no-predict, or before issue 14)
     schema: int = SCHEMA

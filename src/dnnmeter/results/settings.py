@@ -53,6 +53,7 @@ class StudySettings(Record):
     threads: int | None = None
     threads_chosen: str | None = None
     dtype: str = "float32"
+    predict: bool = True  # predict latency from a calibration (--no-predict: not), compared with the measurements
     max_latency_ms: float | None = None
     max_memory_mb: float | None = None
     max_energy_j: float | None = None  # per image

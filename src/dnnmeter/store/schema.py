@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 SCHEMA_VERSION = 2
-KINDS = ("analysis", "bench", "accuracy", "training", "hardware", "compression", "deploy", "deploy-verdict",
+KINDS = ("analysis", "bench", "accuracy", "training", "hardware", "compression", "deploy", "deploy-verdict", "prediction",
          "calibration")
 
 metadata = MetaData()

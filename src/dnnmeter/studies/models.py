@@ -26,6 +26,7 @@ from dnnmeter.results.settings import (
     study_keys,
 )
 from dnnmeter.store import Store, StoreError, default_store_url, measurement_key
+from dnnmeter.studies.prediction_step import predict_step
 from dnnmeter.zoo import expand_names, resolve
 from dnnmeter.zoo.seed_accuracy import published_accuracy
 
@@ -98,6 +99,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None,
             if keys["measured_accuracy"] is not None:
                 notes.extend(_measured_accuracy(store, model, settings, keys["measured_accuracy"], step))
             _bench(store, model, settings, keys["bench"], step)
+        notes.extend(predict_step(store, settings, lambda what: progress(what, counts["done"], total)))
         notes.extend(deploy_step.run_deploy(store, settings, out, step))  # --deploy; nothing without it
         outputs = _write(out, store)
     outputs.measured, outputs.skipped_as_done = counts["measured"], counts["skipped"]
