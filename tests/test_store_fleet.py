@@ -170,7 +170,8 @@ def test_racing_writers_postgresql(postgres_url: str) -> None:
 
 def _study(store: str, out: Path, *more: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dnnmeter", "study", "--models", "tiny_alexnet", "--batch-sizes",
-                           "1", "--time-budget", "0.05", "--threads", "1", "--store", store, "--out", str(out), *more],
+                           "1", "--time-budget", "0.05", "--threads", "1", "--no-predict", "--store", store, "--out", str(out),
+                           *more],
                           capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
@@ -237,7 +238,7 @@ def test_a_store_lost_mid_study_stops_it_and_a_rerun_resumes(postgres_server: Po
                                                               tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "dnnmeter", "study", "--models", "tiny_alexnet,tiny_alexnet_dw", "--batch-sizes",
-            "1", "--time-budget", "0.1", "--threads", "1", "--store", postgres_url, "--out", str(out)]
+            "1", "--time-budget", "0.1", "--threads", "1", "--no-predict", "--store", postgres_url, "--out", str(out)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         deadline = time.monotonic() + 300
