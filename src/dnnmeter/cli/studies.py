@@ -49,6 +49,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from dnnmeter.studies.models import StudySettings, run_study
 
     if args.what == "modifications":
+        if args.engine != "local" or args.address or args.per_machine:
+            raise DnnmeterError("--engine, --address and --per-machine belong to the models study; "
+                                "`dnnmeter study modifications` runs here")
         return _cmd_study_modifications(args)
     only_modifications = {"--op": args.op, "--epochs": args.epochs, "--batch-size": args.batch_size,
                           "--lr": args.lr, "--augment": args.augment}
@@ -71,7 +74,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
             progress.update(task, description=what, completed=done, total=total)
 
         try:
-            outputs = run_study(settings, show)
+            outputs = run_study(settings, show, engine=args.engine, address=args.address,
+                                per_machine=args.per_machine)
         except KeyboardInterrupt:
             print(f"dnnmeter: interrupted; every finished measurement is in {args.out}/results.sqlite; "
                   "run the same command again to resume", file=sys.stderr)
@@ -120,6 +124,13 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--data", metavar="PATH|digits", help="measure accuracy on this data (else: published figures)")
     study.add_argument("--weights", metavar="FILE|default", help="weights for the measured accuracy")
     study.add_argument("--eval-limit", type=common.positive_int, help="evaluate on this many images")
+    study.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="models: local (default) runs here; ray runs each model's analysis, benchmark "
+                       "sweep and evaluation as Ray tasks (pip install dnnmeter[fleet]; docs/fleet.md)")
+    study.add_argument("--address", metavar="HOST:PORT", help="models, --engine ray: the Ray head to join "
+                       "(default: start a local Ray cluster on this machine)")
+    study.add_argument("--per-machine", action="store_true", help="models, --engine ray: benchmark every "
+                       "model on every machine type in the cluster, compared in the report")
     study.add_argument("--op", action="append", choices=OPS, help="modifications: applied cumulatively to each model")
     study.add_argument("--epochs", type=common.positive_int, help="modifications: epochs (default 10 on digits, 100 on a folder)")
     study.add_argument("--batch-size", type=common.positive_int, help="modifications: training batch size")

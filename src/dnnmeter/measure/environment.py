@@ -104,6 +104,15 @@ def _cpuinfo_field(cpuinfo: str, *keys: str) -> str | None:
     return None
 
 
+def machine_type(device: str = "cpu") -> str:
+    """What kind of machine this is, for grouping a fleet's measurements: the CPU's name and
+    core count, and the GPU's name on a CUDA device. Two identical nodes are one type."""
+    kind = f"{cpu_model(_read_or_empty('/proc/cpuinfo')) or 'unknown CPU'}, {os.cpu_count()} cores"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        kind += f", {torch.cuda.get_device_name(_cuda_index(device))}"
+    return kind
+
+
 def cpu_model(cpuinfo: str) -> str | None:
     """The CPU's marketing name from /proc/cpuinfo, else ``platform.processor()``."""
     name = _cpuinfo_field(cpuinfo, "model name", "Model", "Hardware")

@@ -45,8 +45,11 @@ class StudySettings(Record):
     weights: str | None = None  # ... with these weights ("default" or a file)
     eval_limit: int | None = None  # ... on this many images
     input_size: tuple[int, ...] | None = None  # every model's input (--input), batch left out; default: its own
+    # --per-machine: every model is benchmarked on each of these machine types (the fleet's node
+    # types, dnnmeter.fleet); the first one's points are the models' bench, all are in the runs
+    machines: tuple[str, ...] | None = None
 
-    _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size",)  # results.json as before by default
+    _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size", "machines")  # results.json as before by default
 
 
 def ceilings_identity(settings: StudySettings) -> dict[str, Any]:
@@ -56,14 +59,9 @@ def ceilings_identity(settings: StudySettings) -> dict[str, Any]:
 def study_keys(settings: StudySettings, model: str) -> dict[str, Any]:
     """The keys of ``model``'s rows in the models study: analysis, accuracy (published and
     measured), one bench point per batch size, the hardware model and the roofline."""
-    machine = machine_id()
     # a study at another input size is another measurement; the default keeps the keys stored before
     size = {"input_size": list(settings.input_size)} if settings.input_size else {}
-    bench = {
-        b: measurement_key("bench", model, device=settings.device, batch_size=b, dtype=settings.dtype,
-                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine, **size)
-        for b in settings.batch_sizes
-    }
+    bench = machine_bench_keys(settings, model, settings.machines[0] if settings.machines else machine_id())
     measured = None
     if settings.data is not None:
         measured = measurement_key("accuracy", model, label="measured", data=settings.data,
@@ -73,6 +71,17 @@ def study_keys(settings: StudySettings, model: str) -> dict[str, Any]:
             "measured_accuracy": measured, "bench": bench,
             "hardware": measurement_key("hardware", model, batch_size=1, **HARDWARE_SETTINGS, **size),
             "roofline": measurement_key("roofline", model, batch_size=1, **ceilings_identity(settings), **size)}
+
+
+def machine_bench_keys(settings: StudySettings, model: str, machine: str) -> dict[int, str]:
+    """The keys of ``model``'s bench points measured on ``machine``: this host's name in a study
+    on one machine, a machine type (dnnmeter.fleet) in a study --per-machine."""
+    size = {"input_size": list(settings.input_size)} if settings.input_size else {}
+    return {
+        b: measurement_key("bench", model, device=settings.device, batch_size=b, dtype=settings.dtype,
+                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine, **size)
+        for b in settings.batch_sizes
+    }
 
 
 @dataclass(frozen=True)
