@@ -162,7 +162,7 @@ class Fleet:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         ray, cuda = self._ray, self._device.startswith("cuda")
-        task = ray.remote(_run_task).options(max_retries=RETRIES)
+        task = ray.remote(max_retries=RETRIES)(_run_task)
         shared = shared_url(target)
         slots = {n.node_id: (int(n.gpus) if cuda else 1) for n in self.nodes}
         nodes = {n.node_id: n for n in self.nodes}
