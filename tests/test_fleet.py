@@ -3,13 +3,15 @@ this machine with one CPU each (ray.cluster_utils.Cluster, real raylets and work
 mocks), shared by the tests of this file and torn down after them.
 
 Both nodes run on this machine, so they share one machine type: ``--per-machine`` here
-benchmarks each model once, on one of the two nodes, under that type.
+benchmarks each model once, on one of the two nodes, under that type. The tests marked
+``cluster`` need the cluster; the others (Ray missing, an unreachable address) are fast.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +27,6 @@ from dnnmeter.store import Store
 from dnnmeter.studies.models import StudySettings, run_study
 from dnnmeter.studies.units import ceilings_key, plan_units
 
-pytestmark = pytest.mark.cluster
 MODELS = ("tiny_alexnet", "tiny_alexnet_dw", "tiny_alexnet_dw_res")
 
 
@@ -71,6 +72,7 @@ def study(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     return out, run_study(_settings(out), engine="ray", address=cluster.address)
 
 
+@pytest.mark.cluster
 def test_a_study_over_two_nodes_stores_every_row_once(study: tuple[Path, Any]) -> None:
     out, outputs = study
     keys = _keys(out)
@@ -84,6 +86,7 @@ def test_a_study_over_two_nodes_stores_every_row_once(study: tuple[Path, Any]) -
     assert all([p["status"] for p in m["bench"]] == ["ok", "ok"] and m["roofline"] for m in models)
 
 
+@pytest.mark.cluster
 def test_rerunning_a_finished_study_measures_nothing(cluster: Any, study: tuple[Path, Any]) -> None:
     out, _ = study
     before = _keys(out)
@@ -91,6 +94,7 @@ def test_rerunning_a_finished_study_measures_nothing(cluster: Any, study: tuple[
     assert again.measured == 0 and again.skipped_as_done == 3 * 4 and _keys(out) == before
 
 
+@pytest.mark.cluster
 def test_per_machine_benchmarks_each_model_on_each_machine_type(cluster: Any, study: tuple[Path, Any]) -> None:
     out, _ = study
     outputs = run_study(_settings(out), engine="ray", address=cluster.address, per_machine=True)
@@ -109,6 +113,7 @@ def test_per_machine_benchmarks_each_model_on_each_machine_type(cluster: Any, st
     assert all(len(m["bench"]) == 2 for m in data["models"])
 
 
+@pytest.mark.cluster
 def test_a_node_killed_mid_study_still_completes_it_with_every_row_once(cluster: Any, tmp_path: Path) -> None:
     worker = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
     killed: list[float] = []
@@ -137,6 +142,14 @@ def test_a_node_killed_mid_study_still_completes_it_with_every_row_once(cluster:
     assert outputs.measured == 3 * 4 and not outputs.notes
 
 
+def test_without_ray_the_study_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: importing it raises ImportError
+    assert main(["study", "--models", "tiny_alexnet", "--engine", "ray", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "pip install dnnmeter[fleet]" in err and err.count("\n") == 1
+
+
 def test_an_unreachable_address_fails_in_one_line_before_measuring(capsys: pytest.CaptureFixture[str],
                                                                    tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -150,6 +163,7 @@ def test_an_unreachable_address_fails_in_one_line_before_measuring(capsys: pytes
 # --- into PostgreSQL: needs the `postgres_url` fixture (a real server, tests/conftest.py) -------------
 
 
+@pytest.mark.cluster
 def test_a_study_over_two_nodes_into_postgresql(cluster: Any, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     try:
         url = request.getfixturevalue("postgres_url")

@@ -33,10 +33,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dnnmeter.errors import InvalidInputError, MissingDependencyError
+from dnnmeter.errors import DnnmeterError, InvalidInputError, MissingDependencyError
 from dnnmeter.results.settings import StudySettings
 from dnnmeter.store import Store
-from dnnmeter.studies.units import EXCLUSIVE_KINDS, Step, Unit, run_unit
+from dnnmeter.studies.units import EXCLUSIVE_KINDS, Step, Unit, failed, run_unit
 
 RETRIES = 3  # Ray's retries of a task whose worker or node died
 RESUBMITS = 2  # then the driver's own, on another node, before the unit is given up as failed
@@ -58,7 +58,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise MissingDependencyError("--engine ray needs Ray: pip install dnnmeter[fleet]") from None
+        raise MissingDependencyError("--engine ray needs Ray, which is not installed; pip install dnnmeter[fleet]") from None
     return ray
 
 
@@ -68,7 +68,7 @@ def _check_reachable(address: str) -> None:
     host_port = address.removeprefix("ray://")
     host, _, port = host_port.rpartition(":")
     if not host or not port.isdigit():
-        raise InvalidInputError(f"bad --address {address!r}: give HOST:PORT of the Ray head, e.g. 10.0.0.1:6379")
+        raise InvalidInputError(f"bad --address {address!r}; give HOST:PORT of the Ray head, e.g. 10.0.0.1:6379")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
@@ -92,7 +92,8 @@ def connect(address: str | None, device: str = "cpu") -> Fleet:
                 ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InvalidInputError(f"cannot join the Ray cluster at {address}: {first}") from None
+            raise InvalidInputError(f"cannot join the Ray cluster at {address}: {first}; check the address "
+                                    "and that the head runs this Ray version") from None
     fleet = Fleet(ray, device, owned)
     if not fleet.nodes:
         fleet.close()
@@ -109,8 +110,15 @@ def _probe(device: str) -> str:
 def _run_task(unit: Unit, settings: StudySettings, shared: str | None) -> list[Step]:
     """A unit as a Ray task: its steps, with their rows unless the worker stored them itself."""
     steps: list[Step] = []
+
+    def run(unit: Unit, land: Callable[[Step], None]) -> None:
+        try:
+            run_unit(unit, settings, land)
+        except DnnmeterError as exc:  # this unit's failure, not the end of the study
+            steps.append(failed(unit, exc, sum(s.steps for s in steps)))
+
     if shared is None:
-        run_unit(unit, settings, steps.append)
+        run(unit, steps.append)
         return steps
     with Store(shared) as store:
         def land(step: Step) -> None:
@@ -119,7 +127,7 @@ def _run_task(unit: Unit, settings: StudySettings, shared: str | None) -> list[S
                           device=row.device, environment=row.environment)
             steps.append(replace(step, rows=()))
 
-        run_unit(unit.still_missing(store.has), settings, land)
+        run(unit.still_missing(store.has), land)
     return steps
 
 

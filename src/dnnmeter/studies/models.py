@@ -77,7 +77,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None, store: 
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
     if engine == "local" and (address is not None or per_machine):
-        raise InvalidInputError("--address and --per-machine need --engine ray")
+        raise InvalidInputError("--address and --per-machine need --engine ray; add it or leave them out")
     settings = _prepare(settings)
     progress = progress or (lambda what, done, total: None)
     counts = {"done": 0, "measured": 0, "skipped": 0}

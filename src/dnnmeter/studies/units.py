@@ -146,20 +146,18 @@ def plan_units(settings: StudySettings, has: Callable[[str], bool],
 
 
 def run_unit(unit: Unit, settings: StudySettings, emit: Callable[[Step], None]) -> None:
-    """Run ``unit``, handing each finished step to ``emit``. A dnnmeter error (bad model, a
-    failed build) ends the unit, not the study: its remaining steps are closed with a note."""
-    done = 0
+    """Run ``unit``, handing each finished step to ``emit``. A hardware model or an evaluation
+    that fails is a step that says so; any other dnnmeter error (a model that cannot be built)
+    is raised: the local engine stops there, as the study always has; the Ray engine records
+    it with :func:`failed` and goes on with the other units."""
+    _RUNNERS[unit.kind](unit, settings, emit)
 
-    def counted(step: Step) -> None:
-        nonlocal done
-        done += step.steps
-        emit(step)
 
-    try:
-        _RUNNERS[unit.kind](unit, settings, counted)
-    except DnnmeterError as exc:
-        emit(Step(f"{unit.model}: {_WHAT[unit.kind]} failed", False, steps=max(unit.steps - done, 0),
-                  note=f"{unit.model}: {_WHAT[unit.kind]} not measured ({exc})"))
+def failed(unit: Unit, error: DnnmeterError, steps_done: int = 0) -> Step:
+    """The step that closes what is left of ``unit`` (``steps_done`` of its steps were emitted)
+    after ``error``, with a note saying so."""
+    return Step(f"{unit.model}: {_WHAT[unit.kind]} failed", False, steps=max(unit.steps - steps_done, 0),
+                note=f"{unit.model}: {_WHAT[unit.kind]} not measured ({error})")
 
 
 def _run_ceilings(unit: Unit, settings: StudySettings, emit: Callable[[Step], None]) -> None:
