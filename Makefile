@@ -8,14 +8,14 @@ STAMP := $(VENV)/.dnnmeter-installed
 OUT ?= study-out
 PYTEST_ARGS ?=
 
-.PHONY: study test test-fast chromium venv clean bench-count
+.PHONY: study test test-fast chromium postgres venv clean bench-count
 
 venv: $(STAMP)
 
 $(STAMP): constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[timm,onnx,deploy,hf,test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[timm,onnx,deploy,hf,fleet,test]'
 	touch $(STAMP)
 
 # The models study (analysis, hardware model, benchmarks of the seed models), then the
@@ -25,8 +25,9 @@ study: $(STAMP)
 	$(VENV)/bin/dnnmeter study --out $(OUT)
 	$(VENV)/bin/dnnmeter study modifications --out $(OUT)
 
-# Every layer: fast, integration (processes), slow (zoo-wide) and browser (headless Chromium;
-# skipped with its reason where Chromium is missing, unless DNNMETER_REQUIRE_CHROMIUM=1).
+# Every layer: fast, integration (processes), slow (zoo-wide), browser (headless Chromium;
+# skipped with its reason where Chromium is missing, unless DNNMETER_REQUIRE_CHROMIUM=1) and
+# database (a real PostgreSQL server; skipped where missing, unless DNNMETER_REQUIRE_POSTGRES=1).
 # pytest exits 5 when it collected no tests: that is a broken suite, not a pass.
 test: $(STAMP)
 	@$(PY) -m pytest -m "" $(PYTEST_ARGS); status=$$?; \
@@ -45,6 +46,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  $(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }; }
+
+# Debian's PostgreSQL server for the store's database tests (tests/pg_server.py runs it as a
+# throwaway cluster; needs root or sudo, and the network); .ci/run calls it.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y postgresql || { $(SUDO) apt-get update && $(SUDO) apt-get install -y postgresql; }; }
 
 bench-count: $(STAMP)
 	$(PY) benchmarks/count_speed.py

@@ -6,7 +6,8 @@ The layers are markers, selected with ``-m`` (pyproject.toml lists them):
   runs only these;
 - ``integration``: tests that start processes (the bench worker, torchrun, ``python -m``);
 - ``slow``: zoo-wide checks and other runs of minutes;
-- ``browser``: the report in headless Chromium.
+- ``browser``: the report in headless Chromium;
+- ``database``: the results store on a real PostgreSQL server (``postgres_server`` below).
 
 ``make test`` and .ci/run run every layer (``-m ""``). DNNMETER_RUN_SLOW=1, the old switch,
 still works: it runs every layer when no ``-m`` is given on the command line.
@@ -51,3 +52,33 @@ def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
 
 
 warnings.filterwarnings("ignore", message="The default weight initialization", category=FutureWarning)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():  # type: ignore[no-untyped-def]
+    """A real PostgreSQL server for the session (tests/pg_server.py), removed afterwards.
+
+    Skipped, with the reason, only where PostgreSQL cannot be installed; with
+    DNNMETER_REQUIRE_POSTGRES=1 (.ci/run) that fails instead.
+    """
+    from pg_server import PostgresServer, Unavailable
+
+    try:
+        import psycopg  # noqa: F401 - the driver the store uses
+        server = PostgresServer()
+    except (ImportError, Unavailable) as exc:
+        reason = f"no PostgreSQL for the store tests: {exc}; `make postgres` installs it, `pip install dnnmeter[fleet]` the driver"
+        if os.environ.get("DNNMETER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:  # type: ignore[no-untyped-def]
+    """The URL of a new, empty database on the session's server (password included)."""
+    return str(postgres_server.new_database())

@@ -164,6 +164,7 @@ def test_an_unreachable_address_fails_in_one_line_before_measuring(capsys: pytes
 
 
 @pytest.mark.cluster
+@pytest.mark.database
 def test_a_study_over_two_nodes_into_postgresql(cluster: Any, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     try:
         url = request.getfixturevalue("postgres_url")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import gzip
 import json
 import socket
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from dnnmeter.results import StudyData, collect, write_outputs
 from dnnmeter.store import Store
+from store_v1 import write_v1_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VOLATILE = ("created_utc", "dnnmeter_version")  # when and by which version, not what
@@ -39,16 +39,10 @@ def _load(name: str) -> dict:
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    # The fixture is a schema-1 store (dnnmeter 0.1): opening it upgrades it in place, so every
+    # test below also checks that an upgraded store collects exactly what it held.
     monkeypatch.setattr(socket, "gethostname", lambda: "fixture-host")
-    dump = _load("study_store.json.gz")
-    Store(tmp_path / "results.sqlite").close()  # the schema
-    db = sqlite3.connect(tmp_path / "results.sqlite")
-    with db:
-        db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", dump["meta"].items())
-        for row in dump["measurements"]:
-            db.execute(f"INSERT INTO measurements ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                       tuple(row.values()))
-    db.close()
+    write_v1_store(tmp_path / "results.sqlite")
     with Store(tmp_path / "results.sqlite") as s:
         yield s
 

@@ -38,7 +38,7 @@ def test_an_incompatible_store_is_refused(tmp_path: Path) -> None:
     with db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     db.close()
-    with pytest.raises(StoreError, match="incompatible dnnmeter"):
+    with pytest.raises(StoreError, match=r"written by a newer dnnmeter \(schema 99\); upgrade dnnmeter or use another --store"):
         Store(path)
 
 

@@ -32,3 +32,7 @@ class ModelForwardError(DnnmeterError):
 
 class InvalidInputError(DnnmeterError, ValueError):
     """An argument is malformed (input size, batch size, format, ...)."""
+
+
+class StoreError(DnnmeterError):
+    """The results store cannot be used: unreachable, refused, lost mid-run, or not a dnnmeter store."""

@@ -2,7 +2,7 @@
 
 Each area's commands sit with their arguments: cli/measure.py (models, analyze, bench,
 eval), cli/changes.py (modify, train, quantize, prune), cli/hardware.py and cli/studies.py
-(study, study modifications, report); cli/common.py holds what they share. Nothing here
+(study, study modifications, report), cli/store.py (store info, store merge); cli/common.py holds what they share. Nothing here
 imports torch until a command runs, so ``--help`` and argument errors answer at once.
 
 :func:`main` is the one error boundary (docs/errors.md): a
@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from dnnmeter import __version__
-from dnnmeter.cli import changes, deploy, hardware, measure, predict, studies
+from dnnmeter.cli import changes, deploy, hardware, measure, predict, store, studies
 from dnnmeter.errors import DnnmeterError
 
 EXIT_USAGE = 2
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dnnmeter {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for area in (measure, changes, hardware, studies, predict, deploy):
+    for area in (measure, changes, hardware, studies, predict, deploy, store):
         area.add_commands(sub)
     for command in sub.choices.values():  # also accepted after the command; SUPPRESS keeps the top-level value
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")

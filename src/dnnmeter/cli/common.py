@@ -159,6 +159,15 @@ def add_format_and_run(parser: argparse.ArgumentParser, run: Callable[[argparse.
     parser.set_defaults(func=run)
 
 
+STORE_HELP = ("the results store: a path or an SQLAlchemy URL, e.g. postgresql+psycopg://USER:PASSWORD@HOST/DB "
+              "(docs/store.md)")
+
+
+def add_store_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--store URL``: where the rows go (or come from), instead of the output folder's SQLite file."""
+    parser.add_argument("--store", metavar="URL", help=f"{STORE_HELP}; default: {default}")
+
+
 def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
     """``--device``, ``--threads`` and ``--dtype``, as calibrate and predict take them (the
     prediction must be made for the machine and dtype the calibration timed)."""

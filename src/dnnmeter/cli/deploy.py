@@ -86,7 +86,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         result = deploy(name, device=args.device, batch_size=args.batch_size, threads=args.threads, data=args.data,
                         weights=args.weights, tolerance=args.tolerance, tolerance_on=args.tolerance_on,
                         budget_min=args.budget_min, configs=args.configs, export=args.export, out=args.out,
-                        images=args.images, on_config=landed)
+                        images=args.images, on_config=landed, store=args.store)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0
@@ -136,4 +136,5 @@ def add_commands(sub: Any) -> None:
     deploy.add_argument("--export", type=common.output_folder, metavar="DIR", help="write the recommended artefact here")
     deploy.add_argument("--out", type=common.output_folder, metavar="DIR",
                         help="keep the store here: a rerun measures only what is missing")
+    common.add_store_argument(deploy, "OUT/results.sqlite (a temporary folder without --out)")
     common.add_format_and_run(deploy, _cmd_deploy)

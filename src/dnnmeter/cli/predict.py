@@ -27,7 +27,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
         try:
             result = calibrate(device=args.device, threads=args.threads, dtype=args.dtype,
-                               budget_s=args.budget_min * 60, out=args.out, per_group=args.per_group, on_progress=show)
+                               budget_s=args.budget_min * 60, out=args.out, per_group=args.per_group, on_progress=show,
+                               store=args.store)
         except KeyboardInterrupt:
             print("dnnmeter: interrupted; every finished kernel is kept: rerun the same command to resume",
                   file=sys.stderr)
@@ -125,6 +126,8 @@ def add_commands(sub: Any) -> None:
                      help="at most N shapes per kernel group (a coarser, quicker calibration)")
     cal.add_argument("--out", metavar="DIR", help="calibration folder (default: $DNNMETER_CALIBRATION_DIR "
                      "or ~/.cache/dnnmeter/calibration)")
+    common.add_store_argument(cal, "none (the calibration is a JSON file in --out); with a store, the "
+                              "fitted calibration is also a row of it")
     cal.set_defaults(func=_cmd_calibrate)
 
     pred = sub.add_parser(

@@ -28,12 +28,12 @@ def _cmd_study_modifications(args: argparse.Namespace) -> int:
         task = progress.add_task("modifications", total=None)
         try:
             outputs = run_modifications(settings, lambda what, done, total: progress.update(
-                task, description=what, completed=done, total=total))
+                task, description=what, completed=done, total=total), store=args.store)
         except KeyboardInterrupt:
-            print(f"dnnmeter: interrupted; every trained variant is in {args.out}/results.sqlite; "
+            print(f"dnnmeter: interrupted; every trained variant is in {_store_name(args)}; "
                   "run the same command again to resume", file=sys.stderr)
             return 130
-    rendered = report(args.out)
+    rendered = report(args.out, store=args.store)
     if args.format == "json":
         print(json.dumps([v.to_dict() for v in outputs.variants], indent=2))
     else:
@@ -43,6 +43,13 @@ def _cmd_study_modifications(args: argparse.Namespace) -> int:
                    f"{outputs.skipped_as_done} variants already in the store",
                    file=sys.stderr if args.format == "json" else sys.stdout)  # stdout stays pure JSON
     return 0
+
+
+def _store_name(args: argparse.Namespace) -> str:
+    """The store as messages show it: never with its password."""
+    from dnnmeter.store import display_url
+
+    return display_url(args.store) if args.store else f"{args.out}/results.sqlite"
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
@@ -74,10 +81,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
             progress.update(task, description=what, completed=done, total=total)
 
         try:
-            outputs = run_study(settings, show, engine=args.engine, address=args.address,
+            outputs = run_study(settings, show, store=args.store, engine=args.engine, address=args.address,
                                 per_machine=args.per_machine)
         except KeyboardInterrupt:
-            print(f"dnnmeter: interrupted; every finished measurement is in {args.out}/results.sqlite; "
+            print(f"dnnmeter: interrupted; every finished measurement is in {_store_name(args)}; "
                   "run the same command again to resume", file=sys.stderr)
             return 130
     common.print_outputs(outputs, f"{outputs.measured} measured, {outputs.skipped_as_done} already in the store")
@@ -94,7 +101,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise DnnmeterError(f"{folder} is a file; give the folder a study wrote (dnnmeter study --out DIR)")
     for path, what in ((folder, "the report"), (folder / "figures", "the figures")):
         common.check_output_folder(path, what)
-    outputs = report(args.out_dir)
+    outputs = report(args.out_dir, store=args.store)
     common.print_outputs(outputs, "re-rendered from the store; nothing measured")
     return 0
 
@@ -117,6 +124,7 @@ def add_commands(sub: Any) -> None:
     common.add_input_argument(study, "models: every model's input as one image spec, e.g. 1x3x160x160 "
                               "(the batch comes from --batch-sizes); default: each model's own")
     study.add_argument("--out", default="study-out", help="output folder (default: study-out)")
+    common.add_store_argument(study, "OUT/results.sqlite")
     study.add_argument("--time-budget", type=common.positive_seconds, default=STUDY_TIME_BUDGET_S, help="seconds of sampling per point")
     study.add_argument("--max-latency-ms", type=float, help="budget: the most accurate model under this latency")
     study.add_argument("--max-memory-mb", type=float, help="budget: the most accurate model under this memory")
@@ -145,5 +153,6 @@ def add_commands(sub: Any) -> None:
     study.set_defaults(func=_cmd_study)
 
     report = sub.add_parser("report", help="re-render a study's outputs from its store, measuring nothing")
-    report.add_argument("out_dir", metavar="DIR")
+    report.add_argument("out_dir", metavar="DIR", help="the study's folder: its store is read and its outputs written")
+    common.add_store_argument(report, "DIR/results.sqlite; with a URL, DIR only receives the outputs")
     report.set_defaults(func=_cmd_report)

@@ -108,6 +108,7 @@ def deploy(
     runner: Runner = in_subprocess,
     capabilities: cfg.Capabilities | None = None,
     on_config: OnConfig | None = None,
+    store: str | Path | None = None,
 ) -> DeployResult:
     """The fastest way to run ``model`` here whose outputs stay within ``tolerance``.
 
@@ -115,7 +116,9 @@ def deploy(
     ``runner``; those that cannot run here are ``skipped`` with the reason, those that fail
     ``failed``. ``tolerance`` ("1%" or 0.01) bounds the loss of top-1 agreement with eager
     float32 (``tolerance_on="agreement"``) or the drop of top-1 accuracy ("accuracy", needs
-    labelled ``data``). ``out`` keeps the store (resumable); ``export`` writes the winner.
+    labelled ``data``). ``out`` keeps the store (resumable) and the outputs compared;
+    ``store`` (a path or an SQLAlchemy URL) puts the rows elsewhere, e.g. a shared store;
+    ``export`` writes the winner.
 
     >>> r = deploy("tiny_alexnet", configs=["int8"], budget_min=0.5)  # doctest: +SKIP
     >>> r.recommended, r.config(r.recommended).speedup  # doctest: +SKIP
@@ -139,7 +142,7 @@ def deploy(
     chosen = choose(model, data, weights, images)
     if tolerance_on == "accuracy" and chosen.labels is None:
         raise InvalidInputError("--tolerance-on accuracy needs labelled images: pass --data digits or a folder")
-    with _work_dir(out) as work, Store(work / "results.sqlite") as store:
+    with _work_dir(out) as work, Store(store or work / "results.sqlite") as store:
         measurable = sum(cfg.skip_reason(c, caps, device) is None for c in planned)
         session = _Session(model, device, batch_size, weights, work, chosen, _timing(budget_min, measurable), runner)
         results, outputs = _measure_all(planned, caps, session, store, on_config)

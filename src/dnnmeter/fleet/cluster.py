@@ -35,7 +35,7 @@ from typing import Any
 
 from dnnmeter.errors import DnnmeterError, InvalidInputError, MissingDependencyError
 from dnnmeter.results.settings import StudySettings
-from dnnmeter.store import Store
+from dnnmeter.store import MachineIdentity, Store, StoreError, this_machine
 from dnnmeter.studies.units import EXCLUSIVE_KINDS, Step, Unit, failed, run_unit
 
 RETRIES = 3  # Ray's retries of a task whose worker or node died
@@ -101,10 +101,16 @@ def connect(address: str | None, device: str = "cpu") -> Fleet:
     return fleet
 
 
-def _probe(device: str) -> str:
-    from dnnmeter.measure.environment import machine_type
+def machine_type(identity: MachineIdentity, device: str = "cpu") -> str:
+    """A node's type, for ``--per-machine``: its CPU's name and core count, and its GPU's name
+    on CUDA. Not the whole identity: host names (and OS or library versions) differ between
+    otherwise identical nodes, which are one type."""
+    kind = f"{identity.cpu_model or 'unknown CPU'}, {identity.cpu_cores} cores"
+    return f"{kind}, {identity.gpu_name}" if device.startswith("cuda") and identity.gpu_name else kind
 
-    return machine_type(device)
+
+def _probe(device: str) -> str:
+    return machine_type(this_machine(), device)
 
 
 def _run_task(unit: Unit, settings: StudySettings, shared: str | None) -> list[Step]:
@@ -114,11 +120,14 @@ def _run_task(unit: Unit, settings: StudySettings, shared: str | None) -> list[S
     def run(unit: Unit, land: Callable[[Step], None]) -> None:
         try:
             run_unit(unit, settings, land)
+        except StoreError:
+            raise  # the shared store is gone: the study stops (a rerun resumes), not this unit alone
         except DnnmeterError as exc:  # this unit's failure, not the end of the study
             steps.append(failed(unit, exc, sum(s.steps for s in steps)))
 
-    if shared is None:
-        run(unit, steps.append)
+    if shared is None:  # the driver writes the rows, under this worker's machine
+        run(unit, lambda step: steps.append(replace(
+            step, machine=this_machine(step.rows[0].environment if step.rows else None))))
         return steps
     with Store(shared) as store:
         def land(step: Step) -> None:
@@ -216,8 +225,10 @@ class Fleet:
                     slots[node_id] += 1
                 try:
                     steps = ray.get(ref)
-                except RayTaskError as exc:  # a bug in the unit (a dnnmeter error is a failed step)
-                    raise exc.as_instanceof_cause() from None
+                except RayTaskError as exc:  # the store gone, or a bug (a unit's dnnmeter error is a step)
+                    if isinstance(exc.cause, DnnmeterError):
+                        raise exc.cause from None  # said in one line, as the local engine would
+                    raise
                 except ray.exceptions.RayError as exc:  # its worker or node died, Ray's retries spent
                     if tries < RESUBMITS and unit.kind in EXCLUSIVE_KINDS:
                         waiting.append((unit, tries + 1))

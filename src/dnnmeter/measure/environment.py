@@ -16,23 +16,16 @@ import os
 import platform
 import socket
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import torch
 
+# The OS's view of the machine lives in dnnmeter.host (no torch: the store names machines with it).
+from dnnmeter.host import RELEVANT_CPU_FLAGS, cpu_flags, cpu_model, memory_total_bytes  # noqa: F401 - re-exported
+from dnnmeter.host import read_or_empty as _read_or_empty
 from dnnmeter.measure.meters.base import MeterError
 from dnnmeter.measure.meters.nvml import as_str, import_nvml, nvml_device_for
 from dnnmeter.measure.threads import cores_available
-
-# Flags that decide which kernels oneDNN / torch can use, in the order they are reported.
-# x86: AVX2/AVX-512 widths, VNNI (int8 dot products), BF16 and AMX (matrix tiles); ARM: NEON
-# ("asimd" in /proc/cpuinfo on aarch64), dot products and SVE.
-RELEVANT_CPU_FLAGS = (
-    "fma", "f16c", "avx", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-    "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
-    "neon", "asimd", "asimddp", "asimdhp", "bf16", "i8mm", "sve", "sve2",
-)  # fmt: skip
 
 GPU_KEYS = (
     "gpu_name", "gpu_driver", "gpu_memory_total_bytes", "gpu_clock_sm_mhz", "gpu_clock_mem_mhz",
@@ -80,11 +73,6 @@ def capture_environment(
     return env
 
 
-def _read_or_empty(path: str | os.PathLike[str]) -> str:
-    try:
-        return Path(path).read_text(errors="replace")
-    except OSError:
-        return ""  # not Linux, or hidden in a sandbox: the fallbacks below take over
 
 
 def _version(dist: str) -> str | None:
@@ -95,45 +83,12 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _cpuinfo_field(cpuinfo: str, *keys: str) -> str | None:
-    """Value of the first line whose key is one of ``keys`` (first CPU only)."""
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() in keys:
-            return value.strip()
-    return None
 
 
-def machine_type(device: str = "cpu") -> str:
-    """What kind of machine this is, for grouping a fleet's measurements: the CPU's name and
-    core count, and the GPU's name on a CUDA device. Two identical nodes are one type."""
-    kind = f"{cpu_model(_read_or_empty('/proc/cpuinfo')) or 'unknown CPU'}, {os.cpu_count()} cores"
-    if device.startswith("cuda") and torch.cuda.is_available():
-        kind += f", {torch.cuda.get_device_name(_cuda_index(device))}"
-    return kind
 
 
-def cpu_model(cpuinfo: str) -> str | None:
-    """The CPU's marketing name from /proc/cpuinfo, else ``platform.processor()``."""
-    name = _cpuinfo_field(cpuinfo, "model name", "Model", "Hardware")
-    return name or platform.processor() or None
 
 
-def cpu_flags(cpuinfo: str) -> list[str]:
-    """The relevant subset of the CPU's flags (x86 "flags", ARM "Features"), in a fixed order."""
-    present = set((_cpuinfo_field(cpuinfo, "flags", "Features") or "").split())
-    return [flag for flag in RELEVANT_CPU_FLAGS if flag in present]
-
-
-def memory_total_bytes(meminfo_path: str | os.PathLike[str] = "/proc/meminfo") -> int | None:
-    """Physical memory from /proc/meminfo (``MemTotal`` in kB), else ``os.sysconf``."""
-    value = _cpuinfo_field(_read_or_empty(meminfo_path), "MemTotal")
-    if value and value.split()[0].isdigit():
-        return int(value.split()[0]) * 1024
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def _cpu_capability() -> str | None:

@@ -127,17 +127,47 @@ def _check(device: str, dtype: str, budget_s: float) -> None:
 
 def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "float32",
               budget_s: float = DEFAULT_BUDGET_S, out: str | Path | None = None, per_group: int | None = None,
-              timer: Timer | None = None, on_progress: Progress | None = None) -> Calibration:
+              timer: Timer | None = None, on_progress: Progress | None = None,
+              store: str | Path | None = None) -> Calibration:
     """Measure the kernel grid on ``device`` within ``budget_s``, fit, and save the predictor.
 
     ``per_group`` caps the shapes per kernel group (a quick, coarser calibration); ``timer``
     replaces the real timing (tests). A rerun resumes: kernels already measured are skipped.
+    ``store`` (a path or an SQLAlchemy URL) also gets the fitted calibration as a row (kind
+    ``calibration``, model = the calibration's key), so a fleet's calibrations sit together.
     """
+    import contextlib
+
+    from dnnmeter.store import Store
+
+    _check(device, dtype, budget_s)
+    with contextlib.ExitStack() as stack:
+        opened = stack.enter_context(Store(store)) if store is not None else None  # said before any timing
+        result, calibration, environment = _calibrate(device, threads, dtype, budget_s, out, per_group, timer,
+                                                      on_progress)
+        if opened is not None:
+            _store_calibration(opened, result, calibration, environment)
+    return result
+
+
+def _store_calibration(store: Any, result: Calibration, calibration: dict[str, Any],
+                       environment: dict[str, Any]) -> None:
+    """One row per state of a calibration: a rerun that measured more kernels adds the new fit."""
+    from dnnmeter.store import measurement_key
+
+    key = measurement_key("calibration", result.key, kernels_measured=result.kernels_measured,
+                          kernels_in_grid=result.kernels_in_grid)
+    store.add(key, "calibration", result.key, calibration, status="ok" if result.complete else "partial",
+              device=result.device, environment=environment)
+
+
+def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, out: str | Path | None,
+               per_group: int | None, timer: Timer | None,
+               on_progress: Progress | None) -> tuple[Calibration, dict[str, Any], dict[str, Any]]:
     from dnnmeter.measure import default_threads
     from dnnmeter.measure.environment import capture_environment
     from dnnmeter.measure.threads import torch_threads
 
-    _check(device, dtype, budget_s)
     if threads is None and device == "cpu":
         threads = default_threads()[0]
     directory = Path(out) if out else records.default_dir()
@@ -155,10 +185,11 @@ def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "flo
     path = directory / f"{key}.json"
     records.save_calibration(path, calibration)
     done = sum(1 for item_id, _ in todo if item_id in store)
-    return Calibration(key=key, path=str(path), device=device, threads=threads, dtype=dtype,
-                       kernels_measured=done, kernels_in_grid=len(todo), measured_now=measured_now,
-                       elapsed_s=time.monotonic() - start, complete=done == len(todo),
-                       diagnostics=calibration["diagnostics"])
+    result = Calibration(key=key, path=str(path), device=device, threads=threads, dtype=dtype,
+                         kernels_measured=done, kernels_in_grid=len(todo), measured_now=measured_now,
+                         elapsed_s=time.monotonic() - start, complete=done == len(todo),
+                         diagnostics=calibration["diagnostics"])
+    return result, calibration, environment
 
 
 def _networks_and_kernels(per_group: int | None) -> list[tuple[str, Callable[[], kernels.Kernel]]]:

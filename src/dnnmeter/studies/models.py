@@ -19,7 +19,7 @@ from dnnmeter.errors import InvalidInputError
 from dnnmeter.results import collect, write_outputs
 from dnnmeter.results.collect import STUDY_META_KEY
 from dnnmeter.results.settings import DEFAULT_BATCH_SIZES, DEFAULT_TIME_BUDGET_S, HARDWARE_SETTINGS, StudySettings
-from dnnmeter.store import Store
+from dnnmeter.store import Store, default_store_url
 from dnnmeter.studies.units import Step, Unit, ceilings_key, plan_ceilings, plan_units, run_unit
 from dnnmeter.zoo import expand_names, resolve
 
@@ -73,7 +73,8 @@ def run_study(settings: StudySettings, progress: Progress | None = None, store: 
     ``engine="local"`` runs its units of work (dnnmeter.studies.units) one after the other in
     this process; ``"ray"`` runs them as tasks on the Ray cluster at ``address`` (None: a
     local one started for the study), where ``per_machine`` benchmarks every model on every
-    node type. ``store``: the store's path (default OUT/results.sqlite)."""
+    node type. ``store``: a path or an SQLAlchemy URL (default: OUT/results.sqlite); kept out
+    of the settings and results.json, since a URL may hold a password."""
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
     if engine == "local" and (address is not None or per_machine):
@@ -87,17 +88,17 @@ def run_study(settings: StudySettings, progress: Progress | None = None, store: 
     if engine == "ray":
         from dnnmeter.fleet import connect
 
-        fleet = connect(address, settings.device)  # an unreachable cluster fails here, before any measurement
+        fleet = connect(address, settings.device)  # an unreachable cluster fails here, before the store is made
         if per_machine:
             settings = replace(settings, machines=fleet.machine_types())
     try:
-        with Store(store if store is not None else out / "results.sqlite") as db:
+        with Store(store or default_store_url(out)) as db:  # connected before anything is measured
             db.set_meta(STUDY_META_KEY, json.dumps(settings.to_dict()))
 
             def land(step: Step, total: int) -> None:
                 for row in step.rows:
                     db.add(row.key, row.kind, row.model, row.data, status=row.status, batch_size=row.batch_size,
-                           device=row.device, environment=row.environment)
+                           device=row.device, environment=row.environment, machine=step.machine)
                 if step.note:
                     notes.append(step.note)
                 if step.steps:
@@ -107,12 +108,12 @@ def run_study(settings: StudySettings, progress: Progress | None = None, store: 
 
             ceilings = plan_ceilings(settings, db.has)
             if ceilings is not None:
-                _run(fleet, [ceilings], settings, db, store, lambda step: land(step, 0))
+                _run(fleet, [ceilings], settings, store, lambda step: land(step, 0))
             units, stored = plan_units(settings, db.has, _stored_ceilings(db, settings))
             total = sum(s.steps for s in stored) + sum(u.steps for u in units)
             for step in stored:
                 land(step, total)
-            _run(fleet, units, settings, db, store, lambda step: land(step, total))
+            _run(fleet, units, settings, store, lambda step: land(step, total))
             outputs = _write(out, db)
     finally:
         if fleet is not None:
@@ -122,7 +123,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None, store: 
     return outputs
 
 
-def _run(fleet: Any, units: list[Unit], settings: StudySettings, db: Store, target: str | Path | None,
+def _run(fleet: Any, units: list[Unit], settings: StudySettings, target: str | Path | None,
          land: Callable[[Step], None]) -> None:
     """Run ``units`` here, in order, or on the cluster; each finished step lands at once."""
     if fleet is not None:
@@ -150,10 +151,14 @@ def _write(out: Path, store: Store) -> StudyOutputs:
     return StudyOutputs(out, results_json, results_csv, render_all(out))
 
 
-def report(out: str | Path) -> StudyOutputs:
-    """Re-render every output of the study in ``out`` from its store, measuring nothing."""
-    path = Path(out) / "results.sqlite"
-    if not path.exists():
-        raise InvalidInputError(f"no study store at {path}; run `dnnmeter study --out {out}` first")
-    with Store(path, create=False) as store:
-        return _write(Path(out), store)
+def report(out: str | Path, store: str | Path | None = None) -> StudyOutputs:
+    """Re-render every output of the study in ``out`` from its store (default
+    OUT/results.sqlite; else a path or an SQLAlchemy URL), measuring nothing."""
+    if store is None:
+        path = Path(out) / "results.sqlite"
+        if not path.exists():
+            raise InvalidInputError(f"no study store at {path}; run `dnnmeter study --out {out}` first")
+        store = path
+    with Store(store, create=False) as opened:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return _write(Path(out), opened)

@@ -33,7 +33,7 @@ from dnnmeter.results.settings import (
     compression_keys,
     training_key,
 )
-from dnnmeter.store import Store
+from dnnmeter.store import Store, default_store_url
 
 __all__ = ["COMPRESSION", "TINY_FAMILY", "ModificationsOutputs", "ModificationsSettings", "Variant",
            "run_modifications"]
@@ -145,8 +145,10 @@ def _compress(store: Store, settings: ModificationsSettings, variant: Variant, t
     return len(keys)
 
 
-def run_modifications(settings: ModificationsSettings, progress: Progress | None = None) -> ModificationsOutputs:
-    """Train (or resume) every variant of ``settings`` into DIR/results.sqlite."""
+def run_modifications(settings: ModificationsSettings, progress: Progress | None = None,
+                      store: str | Path | None = None) -> ModificationsOutputs:
+    """Train (or resume) every variant of ``settings`` into ``store`` (a path or an SQLAlchemy
+    URL; default DIR/results.sqlite)."""
     from dnnmeter.errors import DnnmeterError
 
     progress = progress or (lambda what, done, total: None)
@@ -154,7 +156,7 @@ def run_modifications(settings: ModificationsSettings, progress: Progress | None
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     outputs = ModificationsOutputs(variants=[])
-    with Store(out / "results.sqlite") as store:
+    with Store(store or default_store_url(out)) as store:
         store.set_meta(META_KEY, json.dumps(settings.to_dict()))
         for i, variant in enumerate(variants):
             key = training_key(settings, variant)

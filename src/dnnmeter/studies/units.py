@@ -29,7 +29,7 @@ from dnnmeter.results.settings import (
     machine_bench_keys,
     study_keys,
 )
-from dnnmeter.store import measurement_key
+from dnnmeter.store import MachineIdentity, measurement_key
 from dnnmeter.zoo import resolve
 from dnnmeter.zoo.seed_accuracy import published_accuracy
 
@@ -56,13 +56,15 @@ class Measurement:
 @dataclass(frozen=True)
 class Step:
     """A piece of a unit that finished: ``steps`` progress steps (0 for a row that is no step
-    of its own), measured or not, with the rows it produced and a note for the user."""
+    of its own), measured or not, with the rows it produced, a note for the user, and the
+    machine that produced them when it is not the one storing them (a cluster's worker)."""
 
     what: str
     measured: bool
     rows: tuple[Measurement, ...] = ()
     steps: int = 1
     note: str | None = None
+    machine: MachineIdentity | None = None  # where the rows were produced; None: this machine
 
 
 @dataclass(frozen=True)
