@@ -54,7 +54,10 @@ def _settings(out: Path) -> StudySettings:
 
 
 def _keys(out: Path) -> list[str]:
-    return [r[0] for r in sqlite3.connect(out / "results.sqlite").execute("SELECT key FROM measurements")]
+    try:
+        return [r[0] for r in sqlite3.connect(out / "results.sqlite").execute("SELECT key FROM measurements")]
+    except sqlite3.OperationalError:  # the store's tables are not made yet
+        return []
 
 
 def _expected(out: Path) -> set[str]:
