@@ -67,7 +67,8 @@ def postgres_server():  # type: ignore[no-untyped-def]
         import psycopg  # noqa: F401 - the driver the store uses
         server = PostgresServer()
     except (ImportError, Unavailable) as exc:
-        reason = f"no PostgreSQL for the store tests: {exc}; `make postgres` installs it, `pip install dnnmeter[fleet]` the driver"
+        reason = (f"no PostgreSQL for the store tests: {exc}; `make postgres` installs it, "
+                  "`pip install dnnmeter[fleet]` the driver")
         if os.environ.get("DNNMETER_REQUIRE_POSTGRES") == "1":
             pytest.fail(reason)
         pytest.skip(reason)

@@ -41,6 +41,8 @@ COMMANDS: dict[str, list[str]] = {
     "predict": ["predict", "{model}", "--calibration", "{tmp}"],
     "deploy": ["deploy", "{model}", "--threads", "1", "--out", "{out}"],
     "calibrate": ["calibrate", "--out", "{out}"],
+    "store-info": ["store", "info", "{tmp}/missing.sqlite"],
+    "store-merge": ["store", "merge", "{tmp}/missing.sqlite", "--into", "{tmp}/into.sqlite"],
 }
 TAKE_A_MODEL = [name for name, argv in COMMANDS.items() if "{model}" in argv]
 
@@ -76,6 +78,25 @@ def _unwritable(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def _empty_store(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     (tmp / "out" / "results.sqlite").write_bytes(b"")
     return "tiny_alexnet"
+
+
+def _no_psycopg(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as where the fleet extra is not installed
+    return "tiny_alexnet"
+
+
+def _newer_store(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    import sqlite3
+
+    db = sqlite3.connect(tmp / "out" / "results.sqlite")
+    with db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    db.close()
+    return "tiny_alexnet"
+
+
+NOTHING_LISTENING = "postgresql+psycopg://me:s3cret@127.0.0.1:1/fleet"  # port 1: refused at once
 
 
 SYNTAX = _module("dnm_syntax", "def build(:\n    pass\n")
@@ -128,6 +149,21 @@ ROWS: list[Row] = [
     Row("study-modifications-ray", [*COMMANDS["study-modifications"], "--engine", "ray"], _zoo,
         "belong to the models study"),
     Row("report-zero-byte-store", ["report", "{out}"], _empty_store, "is empty (0 bytes)"),
+    # the results store (--store URL, docs/store.md): said before anything is measured, password masked
+    *(Row(f"store-not-listening-{c}", [*COMMANDS[c], "--store", NOTHING_LISTENING], _zoo,
+          "me:***@127.0.0.1:1/fleet: connection failed")
+      for c in ("study", "study-modifications", "deploy", "calibrate")),
+    Row("store-not-listening-report", ["report", "{out}", "--store", NOTHING_LISTENING], _zoo, "is PostgreSQL running"),
+    Row("store-other-database", [*COMMANDS["study"], "--store", "mysql://me:s3cret@db/fleet"], _zoo,
+        "a store is SQLite or PostgreSQL, not mysql"),
+    Row("store-in-memory", [*COMMANDS["study"], "--store", "sqlite://"], _zoo, "keeps nothing"),
+    Row("store-no-driver", [*COMMANDS["study"], "--store", "postgresql://me:s3cret@db/fleet"], _no_psycopg,
+        "pip install dnnmeter[fleet]"),
+    Row("store-newer-schema", ["report", "{out}"], _newer_store, "written by a newer dnnmeter (schema 99); upgrade"),
+    Row("store-info-missing", COMMANDS["store-info"], _zoo, "no study store at"),
+    Row("store-info-two", ["store", "info", "{tmp}/a.sqlite", "{tmp}/b.sqlite"], _zoo, "takes one store"),
+    Row("store-merge-missing-source", COMMANDS["store-merge"], _zoo, "missing.sqlite"),
+    Row("store-merge-no-into", ["store", "merge", "{tmp}/a.sqlite"], _zoo, "needs --into URL"),
     # values
     *(Row(f"time-budget-{v}-{c}", [*COMMANDS[c], "--time-budget", v], _zoo, "expected a number of seconds above 0")
       for c in ("bench", "study") for v in ("0", "-1", "nan", "inf")),

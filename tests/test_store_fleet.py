@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pg_server import PostgresServer
 from store_race import write_keys
 from store_v1 import write_v1_store
 
@@ -50,7 +51,8 @@ def _round_trip(target: str | Path) -> None:
         assert store.get_meta("last_study") == '{"a": 1}' and store.get_meta("schema_version") == str(SCHEMA_VERSION)
         first, second = store.rows()
         assert [r.key for r in store.rows(keys={"k2"})] == ["k2"] and [r.key for r in store.rows("bench")] == ["k1"]
-    assert (first.data, first.environment, first.batch_size, first.device) == ({"latency_s": 0.5}, {"cpu_model": "x"}, 1, "cpu")
+    assert (first.data, first.environment) == ({"latency_s": 0.5}, {"cpu_model": "x"})
+    assert (first.batch_size, first.device) == (1, "cpu")
     assert first.machine_identity == this_machine() and first.machine == this_machine().hostname
     assert second.environment is None and second.machine_identity == first.machine_identity
 
@@ -191,7 +193,7 @@ def test_a_store_that_cannot_be_reached_is_said_before_measuring(url: str, expec
 
 @pytest.mark.database
 @pytest.mark.integration
-def test_a_wrong_password_is_said_before_measuring(postgres_server, postgres_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_password_is_said_before_measuring(postgres_url: str, tmp_path: Path) -> None:
     wrong = postgres_url.replace(":pw-s3cret-4-tests@", ":wrong-pw@")
     done = _study(wrong, tmp_path / "out")
     _one_line_before_anything(done, tmp_path / "out", "password authentication failed")
@@ -218,7 +220,7 @@ def test_merge_two_sqlite_stores_into_postgresql(postgres_url: str, tmp_path: Pa
 
 
 @pytest.mark.database
-def test_a_connection_killed_by_the_server_is_replaced(postgres_server, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_connection_killed_by_the_server_is_replaced(postgres_server: PostgresServer, postgres_url: str) -> None:
     database = postgres_url.rsplit("/", 1)[1]
     with Store(postgres_url) as store:
         store.add("before", "bench", "tiny", {})
@@ -231,12 +233,11 @@ def test_a_connection_killed_by_the_server_is_replaced(postgres_server, postgres
 
 @pytest.mark.database
 @pytest.mark.integration
-def test_a_store_lost_mid_study_stops_it_and_a_rerun_resumes(postgres_server, postgres_url: str,  # type: ignore[no-untyped-def]
+def test_a_store_lost_mid_study_stops_it_and_a_rerun_resumes(postgres_server: PostgresServer, postgres_url: str,
                                                               tmp_path: Path) -> None:
     out = tmp_path / "out"
-    models = "tiny_alexnet,tiny_alexnet_dw,tiny_alexnet_dw_res"
-    argv = [sys.executable, "-m", "dnnmeter", "study", "--models", models, "--batch-sizes", "1,2", "--time-budget",
-            "0.2", "--threads", "1", "--store", postgres_url, "--out", str(out)]
+    argv = [sys.executable, "-m", "dnnmeter", "study", "--models", "tiny_alexnet,tiny_alexnet_dw", "--batch-sizes",
+            "1", "--time-budget", "0.1", "--threads", "1", "--store", postgres_url, "--out", str(out)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         deadline = time.monotonic() + 300
@@ -265,3 +266,16 @@ def test_a_store_lost_mid_study_stops_it_and_a_rerun_resumes(postgres_server, po
     assert len(rows) == len(set(rows)) and kept <= set(rows)
     skipped = int(done.stdout.split(" measured, ")[1].split()[0])
     assert skipped >= 1  # the rerun measured only what was missing
+
+
+def test_the_gpu_names_come_from_the_driver_listing(tmp_path: Path) -> None:
+    from dnnmeter.host import gpu_names
+
+    for i, name in enumerate(["NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"]):
+        (tmp_path / f"0000:0{i}:00.0").mkdir()
+        (tmp_path / f"0000:0{i}:00.0" / "information").write_text(f"Model: \t\t {name}\nIRQ:   42\n")
+    assert gpu_names(tmp_path) == ["NVIDIA H100 80GB HBM3"] * 2
+    assert gpu_names(tmp_path / "absent") == []
+    identity = MachineIdentity.from_environment({"hostname": "h", "gpu_name": "NVIDIA L4", "cpu_cores_logical": 8})
+    assert (identity.gpu_name, identity.cpu_cores) == ("NVIDIA L4", 8)
+    assert identity.fingerprint != MachineIdentity("h", cpu_cores=8).fingerprint  # the GPU tells them apart

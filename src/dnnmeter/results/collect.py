@@ -46,7 +46,8 @@ def collect(store: Store) -> StudyData:
     modifications = collect_modifications(store)
     raw = store.get_meta(STUDY_META_KEY)
     if raw is None and modifications.settings is None:
-        raise InvalidInputError(f"{store.path}: no study has been run into this store yet")
+        raise InvalidInputError(f"{store.where}: no study has been run into this store yet; run `dnnmeter study` "
+                                "into it first")
     data = StudyData(dnnmeter_version=__version__,
                      created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), modifications=modifications)
     if raw is not None:
@@ -129,13 +130,16 @@ def runs(store: Store, models: tuple[str, ...]) -> list[RunRecord]:
         if row.model not in models or row.status != "ok":
             continue
         d, environment = row.data, row.environment or {}
-        # a fleet's points (dnnmeter.fleet) are grouped by the type of machine that measured them
+        identity = row.machine_identity
+        # machines apart by their identity (schema 2), not only their host name; a fleet's points
+        # (dnnmeter.fleet, --per-machine) by the type of machine that measured them, over its nodes
         machine_type = environment.get("machine_type")
-        config = (machine_type or row.machine, d.get("device"), d.get("dtype"), d.get("threads"),
-                  (d.get("settings") or {}).get("timing", {}).get("time_budget_s"))
+        config = (machine_type or (identity.fingerprint if identity else row.machine), d.get("device"), d.get("dtype"),
+                  d.get("threads"), (d.get("settings") or {}).get("timing", {}).get("time_budget_s"))
         run = table.setdefault(config, RunRecord(
             machine=row.machine, device=config[1], dtype=config[2], threads=config[3], time_budget_s=config[4],
-            cpu_model=environment.get("cpu_model"), first_utc=row.created_utc, machine_type=machine_type,
+            cpu_model=environment.get("cpu_model") or (identity.cpu_model if identity else None),
+            first_utc=row.created_utc, machine_type=machine_type,
         ))
         run.last_utc = row.created_utc
         run.latency_s_per_image.setdefault(row.model, {})[str(d["batch_size"])] = d.get("latency_s_per_image")

@@ -9,7 +9,6 @@ machines may write one store at once: the key is unique in the schema and each a
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -79,6 +78,8 @@ class Store:
         self._machines: set[str] = set()  # fingerprints known to be in the machines table
         try:
             self.found_version = self._open(lambda: ensure_schema(self.engine, self._writer, create, self.where))
+            if self.is_sqlite:
+                self._open(lambda: urls.use_wal(self.engine))
         except BaseException:
             self.engine.dispose()
             raise
@@ -246,8 +247,8 @@ class Store:
         def run() -> tuple[list[Any], list[Any]]:
             with self.engine.connect() as conn:
                 kinds = conn.execute(select(m.c.kind, func.count()).group_by(m.c.kind).order_by(m.c.kind)).all()
-                per = conn.execute(select(*machines.c, func.count(m.c.id).label("n"))
-                                   .select_from(m.outerjoin(machines, m.c.machine_fingerprint == machines.c.fingerprint))
+                joined = m.outerjoin(machines, m.c.machine_fingerprint == machines.c.fingerprint)
+                per = conn.execute(select(*machines.c, func.count(m.c.id).label("n")).select_from(joined)
                                    .group_by(*machines.c).order_by(func.count(m.c.id).desc())).all()
             return kinds, per
 

@@ -75,6 +75,9 @@ def stored_version(conn: Connection, where: str) -> int | None:
 
 
 def _check_not_newer(version: int, where: str) -> None:
+    if version < 1:
+        raise StoreError(f"{where}: written by an incompatible dnnmeter (store schema {version}, this dnnmeter "
+                         f"reads 1 to {schema.SCHEMA_VERSION}); use another --out or --store, or move the file away")
     if version > schema.SCHEMA_VERSION:
         raise StoreError(f"{where}: written by a newer dnnmeter (schema {version}); upgrade dnnmeter or use "
                          "another --store")

@@ -94,10 +94,8 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # WAL: readers (a report, another process's `has`) never block a writer nor wait
-            # for one, and each commit is one appended frame. FULL: that frame is synced at
-            # commit, so a committed row survives kill -9 and a power cut.
-            cursor.execute("PRAGMA journal_mode = WAL")
+            # FULL: each commit is synced before it returns, so a committed row survives
+            # kill -9 and a power cut. (WAL is set once the schema is known: use_wal below.)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -109,6 +107,17 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def use_wal(engine: Engine) -> None:
+    """Put an SQLite store in WAL mode (kept in the file): readers (a report, another process's
+    ``has``) never block a writer nor wait for one, and each commit appends one frame. Done
+    only after the schema was accepted, so a store that is refused is left byte for byte."""
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection  # outside any transaction, as the pragma needs
+        assert driver is not None
+        if str(driver.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            driver.execute("PRAGMA journal_mode = WAL")
 
 
 def first_line(exc: BaseException, url: URL) -> str:
