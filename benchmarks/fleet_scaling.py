@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The study over a Ray cluster: its static part on 200 timm models, one process against two nodes, and the store under 8 writers.
+"""The study over a Ray cluster: 200 timm models' static part on one process and on two nodes; the store under 8 writers.
 
 Part 1, scaling. The static part of the models study (``dnnmeter.studies.units``: each model's
 analysis and hardware model, nothing timed) for N timm models (default 200), first one model

@@ -145,6 +145,16 @@ def test_a_node_killed_mid_study_still_completes_it_with_every_row_once(cluster:
     assert outputs.measured == 3 * 4 and not outputs.notes
 
 
+@pytest.mark.cluster
+def test_cuda_on_a_cluster_without_a_gpu_fails_in_one_line(cluster: Any, tmp_path: Path) -> None:
+    from dnnmeter.errors import InvalidInputError
+
+    # the driver's own GPU is not asked for: the nodes' are, and these two have none
+    with pytest.raises(InvalidInputError, match="no node of the Ray cluster at .* has a GPU"):
+        run_study(StudySettings(models=MODELS, device="cuda", out=str(tmp_path)), engine="ray", address=cluster.address)
+    assert not (tmp_path / "results.sqlite").exists()
+
+
 def test_without_ray_the_study_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: importing it raises ImportError

@@ -58,7 +58,8 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise MissingDependencyError("--engine ray needs Ray, which is not installed; pip install dnnmeter[fleet]") from None
+        raise MissingDependencyError("--engine ray needs Ray, which is not installed; "
+                                     "pip install dnnmeter[fleet]") from None
     return ray
 
 
@@ -92,12 +93,17 @@ def connect(address: str | None, device: str = "cpu") -> Fleet:
                 ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InvalidInputError(f"cannot join the Ray cluster at {address}: {first}; check the address "
-                                    "and that the head runs this Ray version") from None
+            raise InvalidInputError(f"cannot join the Ray cluster at {address or 'this machine'}: {first}; "
+                                    "check the address and that the head runs this Ray version") from None
     fleet = Fleet(ray, device, owned)
+    where = address or "this machine"
     if not fleet.nodes:
         fleet.close()
-        raise InvalidInputError(f"the Ray cluster at {address} has no node with a CPU; add one with `ray start`")
+        raise InvalidInputError(f"the Ray cluster at {where} has no node with a CPU; add one with `ray start`")
+    if device.startswith("cuda") and not any(n.gpus >= 1 for n in fleet.nodes):
+        fleet.close()
+        raise InvalidInputError(f"--device {device}: no node of the Ray cluster at {where} has a GPU; "
+                                "start the GPU nodes with `ray start` (it finds their GPUs) or use --device cpu")
     return fleet
 
 
@@ -162,8 +168,10 @@ class Fleet:
                            n["Resources"].get("GPU", 0.0), kind) for n, kind in zip(alive, types)]
 
     def machine_types(self) -> tuple[str, ...]:
-        """The distinct machine types among the nodes, sorted: the fleet's node types."""
-        return tuple(sorted({n.machine for n in self.nodes}))
+        """The distinct machine types among the nodes that can run a benchmark (those with a GPU
+        on CUDA), sorted: the fleet's node types."""
+        cuda = self._device.startswith("cuda")
+        return tuple(sorted({n.machine for n in self.nodes if n.gpus >= 1 or not cuda}))
 
     def close(self) -> None:
         if self._owned and self._ray.is_initialized():
@@ -210,9 +218,10 @@ class Fleet:
         checked = time.monotonic()
         while waiting or running:
             dispatch()
-            if not running:  # waiting units, and no alive node of their type to run them
+            if not running:  # waiting units, and no alive node that can run them
                 for unit, _ in waiting:
-                    land(_given_up(unit, f"no alive node of machine type {unit.machine!r}"))
+                    land(_given_up(unit, "no alive node left" if unit.machine is None
+                                   else f"no alive node of machine type {unit.machine!r}"))
                 return
             ready, _ = ray.wait(list(running), num_returns=1, timeout=2.0)
             if time.monotonic() - checked > 2.0:  # a dead node takes no more units

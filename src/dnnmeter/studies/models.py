@@ -10,6 +10,7 @@ store is skipped, so an interrupted study loses nothing and repeats nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,14 +41,20 @@ class StudyOutputs:
     notes: list[str] = field(default_factory=list)
 
 
-def _prepare(settings: StudySettings) -> StudySettings:
-    """Check everything that can be wrong before anything is measured."""
+def _prepare(settings: StudySettings, device_here: bool = True) -> StudySettings:
+    """Check everything that can be wrong before anything is measured. ``device_here=False``:
+    the device is on a cluster's nodes (dnnmeter.fleet checks it there), not on this machine."""
     from dnnmeter.measure import check_bench_args, default_threads
 
     names = tuple(expand_names(list(settings.models)))
     for name in names:
         resolve(name)
-    check_bench_args(settings.device, settings.batch_sizes, settings.dtype)
+    if device_here or settings.device == "cpu":
+        check_bench_args(settings.device, settings.batch_sizes, settings.dtype)
+    else:  # a driver without a GPU may send CUDA work to nodes with one
+        check_bench_args("cpu", settings.batch_sizes, settings.dtype)
+        if not re.fullmatch(r"cuda(:\d+)?", settings.device):
+            raise InvalidInputError(f"bad device {settings.device!r}: use cpu, cuda or cuda:N")
     out = Path(settings.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +86,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None, store: 
         raise InvalidInputError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
     if engine == "local" and (address is not None or per_machine):
         raise InvalidInputError("--address and --per-machine need --engine ray; add it or leave them out")
-    settings = _prepare(settings)
+    settings = _prepare(settings, device_here=engine == "local")
     progress = progress or (lambda what, done, total: None)
     counts = {"done": 0, "measured": 0, "skipped": 0}
     notes: list[str] = []
