@@ -116,21 +116,44 @@ def test_per_machine_benchmarks_each_model_on_each_machine_type(cluster: Any, st
     assert all(len(m["bench"]) == 2 for m in data["models"])
 
 
+def _running_a_unit(node: Any) -> bool:
+    """Whether a Ray worker under ``node``'s raylet is running a unit now (Ray titles a worker
+    process ``ray::FUNCTION`` while it runs a task, ``ray::IDLE`` otherwise)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    under = {p.pid for name, p in node.live_processes() if name == "raylet"}
+    for _ in range(4):  # raylet -> worker (-> its children)
+        under |= {pid for pid, parent in parents.items() if parent in under}
+    for pid in under:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::_run_task"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 @pytest.mark.cluster
 def test_a_node_killed_mid_study_still_completes_it_with_every_row_once(cluster: Any, tmp_path: Path) -> None:
     worker = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
     killed: list[float] = []
 
-    def kill_when_work_has_landed() -> None:
+    def kill_while_it_runs_a_unit() -> None:
         deadline = time.time() + 120
-        while time.time() < deadline:
-            if (tmp_path / "results.sqlite").exists() and len(_keys(tmp_path)) >= 2:
+        while time.time() < deadline:  # some rows stored, and the node in the middle of a unit
+            if len(_keys(tmp_path)) >= 2 and _running_a_unit(worker):
                 break
             time.sleep(0.05)
+        else:
+            return
         cluster.remove_node(worker, allow_graceful=False)  # its raylet and workers, at once
         killed.append(time.time())
 
-    killer = threading.Thread(target=kill_when_work_has_landed)
+    killer = threading.Thread(target=kill_while_it_runs_a_unit)
     killer.start()
     try:
         outputs = run_study(_settings(tmp_path), engine="ray", address=cluster.address)
@@ -139,7 +162,7 @@ def test_a_node_killed_mid_study_still_completes_it_with_every_row_once(cluster:
         killer.join()
         cluster.add_node(num_cpus=1)  # the cluster as the other tests found it
         cluster.wait_for_nodes()
-    assert killed and killed[0] < finished, "the node was not killed while the study ran"
+    assert killed and killed[0] < finished, "the node was not killed while it ran a unit of the study"
     keys = _keys(tmp_path)
     assert len(keys) == len(set(keys)) and set(keys) == _expected(tmp_path)
     assert outputs.measured == 3 * 4 and not outputs.notes
