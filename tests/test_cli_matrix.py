@@ -139,6 +139,15 @@ ROWS: list[Row] = [
     Row("report-unwritable", ["report", "{out}"], _unwritable, "is not writable"),
     Row("report-figures-is-a-file", ["report", "{out}"], _file("out/figures", b"x"), "figures is a file"),
     Row("report-no-store", ["report", "{out}"], _zoo, "no study store"),
+    # the study over a Ray cluster (dnnmeter.fleet): nothing listens on port 9, the discard port
+    Row("study-ray-unreachable", [*COMMANDS["study"], "--engine", "ray", "--address", "127.0.0.1:9"], _zoo,
+        "cannot reach a Ray cluster at 127.0.0.1:9"),
+    Row("study-ray-bad-address", [*COMMANDS["study"], "--engine", "ray", "--address", "nohost"], _zoo,
+        "bad --address 'nohost'"),
+    Row("study-per-machine-local", [*COMMANDS["study"], "--per-machine"], _zoo,
+        "--address and --per-machine need --engine ray"),
+    Row("study-modifications-ray", [*COMMANDS["study-modifications"], "--engine", "ray"], _zoo,
+        "belong to the models study"),
     Row("report-zero-byte-store", ["report", "{out}"], _empty_store, "is empty (0 bytes)"),
     # the results store (--store URL, docs/store.md): said before anything is measured, password masked
     *(Row(f"store-not-listening-{c}", [*COMMANDS[c], "--store", NOTHING_LISTENING], _zoo,

@@ -145,14 +145,15 @@ def test_measured_accuracy_replaces_the_published_figure(tmp_path: Path) -> None
 
 
 def test_accuracy_that_cannot_be_measured_falls_back_to_published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dnnmeter.store import Store
     from dnnmeter.results.settings import study_keys
-    from dnnmeter.studies.models import _measured_accuracy, _prepare
+    from dnnmeter.studies.models import _prepare
+    from dnnmeter.studies.units import Step, Unit, run_unit
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no cached weights: never downloaded
     settings = _prepare(StudySettings(models=("resnet18",), out=str(tmp_path), data="digits", weights="default"))
-    with Store(tmp_path / "results.sqlite") as store:
-        notes = _measured_accuracy(store, "resnet18", settings, study_keys(settings, "resnet18")["measured_accuracy"],
-                                   lambda what, measured: None)
-        assert not list(store.rows("accuracy"))
+    unit = Unit("evaluation", "resnet18", {"evaluation": study_keys(settings, "resnet18")["measured_accuracy"]})
+    steps: list[Step] = []
+    run_unit(unit, settings, steps.append)
+    assert [s.rows for s in steps] == [()]  # nothing to store
+    notes = [s.note for s in steps if s.note]
     assert len(notes) == 1 and "accuracy not measured" in notes[0] and "published figure" in notes[0]

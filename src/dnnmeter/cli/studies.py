@@ -82,6 +82,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
         if given:
             raise DnnmeterError(f"{', '.join(given)} belong to the models study, not `dnnmeter study modifications`; "
                                 "run `dnnmeter study --deploy` for it")
+        if args.engine != "local" or args.address or args.per_machine:
+            raise DnnmeterError("--engine, --address and --per-machine belong to the models study; "
+                                "`dnnmeter study modifications` runs here")
         return _cmd_study_modifications(args)
     only_modifications = {"--op": args.op, "--epochs": args.epochs, "--batch-size": args.batch_size,
                           "--lr": args.lr, "--augment": args.augment}
@@ -105,7 +108,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
             progress.update(task, description=what, completed=done, total=total)
 
         try:
-            outputs = run_study(settings, show, store=args.store)
+            outputs = run_study(settings, show, store=args.store, engine=args.engine, address=args.address,
+                                per_machine=args.per_machine)
         except KeyboardInterrupt:
             print(f"dnnmeter: interrupted; every finished measurement is in {_store_name(args)}; "
                   "run the same command again to resume", file=sys.stderr)
@@ -169,6 +173,13 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--deploy-tolerance", metavar="1%", help="models: deploy's --tolerance (default 1%%)")
     study.add_argument("--deploy-budget-min", type=common.positive_seconds, metavar="M",
                        help="models: deploy's --budget-min per model (default 10)")
+    study.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="models: local (default) runs here; ray runs each model's analysis, benchmark "
+                       "sweep and evaluation as Ray tasks (pip install dnnmeter[fleet]; docs/fleet.md)")
+    study.add_argument("--address", metavar="HOST:PORT", help="models, --engine ray: the Ray head to join "
+                       "(default: start a local Ray cluster on this machine)")
+    study.add_argument("--per-machine", action="store_true", help="models, --engine ray: benchmark every "
+                       "model on every machine type in the cluster, compared in the report")
     study.add_argument("--op", action="append", choices=OPS, help="modifications: applied cumulatively to each model")
     study.add_argument("--epochs", type=common.positive_int, help="modifications: epochs (default 10 on digits, 100 on a folder)")
     study.add_argument("--batch-size", type=common.positive_int, help="modifications: training batch size")

@@ -147,6 +147,9 @@ class RunRecord(Record):
     first_utc: str
     latency_s_per_image: dict[str, dict[str, float | None]] = field(default_factory=dict)
     last_utc: str | None = None
+    machine_type: str | None = None  # a fleet's run (dnnmeter.fleet): the type of machine, over its nodes
+
+    _omitted_if_none: ClassVar[tuple[str, ...]] = ("machine_type",)  # results.json as before otherwise
 
 
 @dataclass

@@ -62,8 +62,11 @@ class StudySettings(Record):
     eval_limit: int | None = None  # ... on this many images
     input_size: tuple[int, ...] | None = None  # every model's input (--input), batch left out; default: its own
     deploy: DeploySettings | None = None  # --deploy: how to run each model fastest (None: not asked)
+    # --per-machine: every model is benchmarked on each of these machine types (the fleet's node
+    # types, dnnmeter.fleet); the first one's points are the models' bench, all are in the runs
+    machines: tuple[str, ...] | None = None
 
-    _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size", "deploy")  # results.json as before by default
+    _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size", "deploy", "machines")  # results.json as before by default
 
     def deploy_models(self) -> tuple[str, ...]:
         """The models the deploy search runs for (none without ``deploy``)."""
@@ -79,14 +82,9 @@ def ceilings_identity(settings: StudySettings) -> dict[str, Any]:
 def study_keys(settings: StudySettings, model: str) -> dict[str, Any]:
     """The keys of ``model``'s rows in the models study: analysis, accuracy (published and
     measured), one bench point per batch size, the hardware model and the roofline."""
-    machine = machine_id()
     # a study at another input size is another measurement; the default keeps the keys stored before
     size = {"input_size": list(settings.input_size)} if settings.input_size else {}
-    bench = {
-        b: measurement_key("bench", model, device=settings.device, batch_size=b, dtype=settings.dtype,
-                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine, **size)
-        for b in settings.batch_sizes
-    }
+    bench = machine_bench_keys(settings, model, settings.machines[0] if settings.machines else machine_id())
     measured = None
     if settings.data is not None:
         measured = measurement_key("accuracy", model, label="measured", data=settings.data,
@@ -106,6 +104,17 @@ def deploy_key(settings: StudySettings, model: str) -> str:
                            batch_size=min(settings.batch_sizes), configs=list(d.configs), tolerance=d.tolerance,
                            throughput_batch=d.throughput_batch_size, data=settings.data, weights=settings.weights,
                            images=settings.eval_limit, machine=machine_id())
+
+
+def machine_bench_keys(settings: StudySettings, model: str, machine: str) -> dict[int, str]:
+    """The keys of ``model``'s bench points measured on ``machine``: this host's name in a study
+    on one machine, a machine type (dnnmeter.fleet) in a study --per-machine."""
+    size = {"input_size": list(settings.input_size)} if settings.input_size else {}
+    return {
+        b: measurement_key("bench", model, device=settings.device, batch_size=b, dtype=settings.dtype,
+                           threads=settings.threads, time_budget_s=settings.time_budget_s, machine=machine, **size)
+        for b in settings.batch_sizes
+    }
 
 
 @dataclass(frozen=True)

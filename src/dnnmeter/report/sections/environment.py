@@ -13,11 +13,12 @@ from dnnmeter.results.records import StudyData
 
 
 def runs_html(page: Page) -> str:
-    """Time per image at batch 1 in every run configuration the store holds (runs and machines)."""
+    """Time per image at batch 1 in every run configuration the store holds (runs and machines;
+    a fleet's runs by machine type)."""
     runs = page.data.runs
     if len(runs) < 2:
         return ""
-    header_cells = "".join(f'<th class="l">{escape(r.machine or "?")}<br>{escape(str(r.device))}, '
+    header_cells = "".join(f'<th class="l">{escape(r.machine_type or r.machine or "?")}<br>{escape(str(r.device))}, '
                            f'{escape(str(r.threads))} thread(s), {escape(str(r.first_utc))}</th>' for r in runs)
     rows = []
     for m in page.data.models:
