@@ -50,7 +50,8 @@ def cluster() -> Iterator[Any]:
 
 
 def _settings(out: Path) -> StudySettings:
-    return StudySettings(models=MODELS, batch_sizes=(1, 2), out=str(out), time_budget_s=0.05, threads=1)
+    return StudySettings(models=MODELS, batch_sizes=(1, 2), out=str(out), time_budget_s=0.05, threads=1,
+                         predict=False)  # the predictions are the driver's, not the cluster's (tests/test_study_prediction.py)
 
 
 def _keys(out: Path) -> list[str]:
