@@ -97,7 +97,7 @@ def test_study_takes_one_image_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
     seen: list[study.StudySettings] = []
 
-    def fake(settings: study.StudySettings, progress: object = None) -> object:
+    def fake(settings: study.StudySettings, progress: object = None, **how: object) -> object:
         seen.append(settings)
         raise KeyboardInterrupt  # the CLI's resume message: nothing measured
 
