@@ -55,7 +55,8 @@ WRITERS = 8
 def choose_models(n: int) -> tuple[list[str], list[str]]:
     """``n`` timm names that build on the meta device, by a fixed stride; and the ones skipped."""
     import timm
-    import torch
+
+    from dnnmeter.zoo import create_model
 
     names = sorted(timm.list_models())
     stride = max(1, len(names) // n)
@@ -66,8 +67,7 @@ def choose_models(n: int) -> tuple[list[str], list[str]]:
         if len(chosen) == n:
             break
         try:
-            with torch.device("meta"):
-                timm.create_model(name)
+            create_model(f"timm:{name}")  # as the study builds it (dnnmeter.zoo, on meta)
             chosen.append(name)
         except Exception as exc:  # noqa: BLE001 - any failure of a third-party constructor skips the model
             skipped.append(f"{name} ({type(exc).__name__})")

@@ -98,3 +98,40 @@ def test_user_callable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ModelBuildError, match="cannot import"):
         resolve("no_such_pkg_xyz:build")
     sys.modules.pop("my_models", None)
+
+
+SIZES_ITS_HEAD = '''
+import torch
+from torch import nn
+
+
+class SizesItsHead(nn.Module):
+    """Runs a forward on a tensor it made to size its head, as some timm models do."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+        width = self.features(torch.zeros(1, 3, 32, 32)).flatten(1).shape[1]
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1))
+
+
+def build():
+    return SizesItsHead()
+'''
+
+
+def test_a_constructor_that_runs_a_forward_builds_on_meta_and_counts(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.analysis import analyze
+    from dnnmeter.zoo import create_model
+
+    (tmp_path / "dnm_sizes_its_head.py").write_text(SIZES_ITS_HEAD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "dnm_sizes_its_head", raising=False)
+    model = create_model("dnm_sizes_its_head:build")
+    assert all(p.is_meta for p in model.parameters())
+    # conv 8*3*3*3 + 8, bn 2*8, linear 8*30*30*10 + 10: counted by hand
+    assert analyze("dnm_sizes_its_head:build", input_size=(3, 32, 32)).params == 224 + 16 + 72_010

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
-from dnnmeter.errors import ModelBuildError
+from dnnmeter.errors import DnnmeterError, ModelBuildError
 from dnnmeter.zoo import hf_source, onnx_source, python_source, seed, timm_source, torchvision_source
 from dnnmeter.zoo.meta_init import meta_init
 from dnnmeter.zoo.registry import (
@@ -105,6 +106,29 @@ def expand_names(names: list[str] | tuple[str, ...]) -> list[str]:
     return out
 
 
+def _build_on_meta(entry: ModelEntry, name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """``entry``'s module with every parameter and buffer on ``meta``. meta_init keeps tensors
+    made during construction real, which constructors that read values need (an index table
+    built with arange, then indexed); a constructor that runs a forward on a tensor it made
+    (some timm models size a head that way) needs those on meta too, so torch's meta device
+    context is the second try."""
+    try:
+        with meta_init():
+            return entry.build(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - a third-party constructor may raise anything
+        first = exc
+    try:
+        with torch.device("meta"):
+            return entry.build(**kwargs)
+    except Exception:  # noqa: BLE001 - the first failure is the one to report
+        pass
+    if isinstance(first, DnnmeterError):  # e.g. a user builder's error, already naming its file and line
+        raise first
+    reason = (str(first).strip().splitlines() or [""])[0]
+    raise ModelBuildError(f"{name}: cannot be built on the meta device ({type(first).__name__}: {reason}); "
+                          "build it yourself and pass the module: dnnmeter.analyze(model)") from None
+
+
 def create_model(
     name: str, device: str = "meta", weights: str | None = None, **kwargs: Any
 ) -> nn.Module:
@@ -123,8 +147,7 @@ def create_model(
     if device == "meta":
         if weights is not None:
             raise ModelBuildError(f"{name}: weights cannot be loaded on the meta device")
-        with meta_init():
-            model = entry.build(**kwargs)
+        model = _build_on_meta(entry, name, kwargs)
     else:
         model = entry.build(weights=weights, **kwargs) if weights else entry.build(**kwargs)
         model = model.to(device)
