@@ -36,6 +36,15 @@ def _count(out: Path) -> int:
     return sqlite3.connect(out / "results.sqlite").execute("SELECT count(*) FROM measurements").fetchone()[0]
 
 
+def _count_so_far(out: Path) -> int:
+    """Rows while a study writes: 0 until the store's file and tables exist (the file comes
+    first, the tables in the transaction that follows)."""
+    try:
+        return _count(out) if (out / "results.sqlite").exists() else 0
+    except sqlite3.OperationalError:  # no such table yet, or the schema's transaction holds the lock
+        return 0
+
+
 @pytest.mark.integration
 def test_study_writes_outputs_and_resumes(worker_path: None, tmp_path: Path) -> None:
     first = run_study(_settings(tmp_path))
@@ -76,7 +85,7 @@ def test_kill_9_loses_nothing_and_the_rerun_finishes(worker_path: None, tmp_path
     proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
-        if (tmp_path / "results.sqlite").exists() and _count(tmp_path) >= 3:
+        if _count_so_far(tmp_path) >= 3:
             break
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)  # the study and its worker, mid-run

@@ -23,7 +23,7 @@ from torch import nn
 from test_train import Tiny
 
 from dnnmeter.training import DistributedTrainingError, TrainResult, train
-from dnnmeter.training.distributed import GroupSync, _failure
+from dnnmeter.training.distributed import GroupSync, _failure, leave_without_finalising
 
 
 class NoScores(Tiny):
@@ -130,6 +130,7 @@ def _local_sgd_steps(rank: int, port: int, period: int, steps: int, queue: objec
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    leave_without_finalising()  # as dnnmeter's own spawned ranks end: see its docstring
 
 
 @pytest.mark.integration

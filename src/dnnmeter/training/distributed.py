@@ -209,6 +209,20 @@ def _child(
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+    leave_without_finalising()
+
+
+def leave_without_finalising() -> None:
+    """End a spawned process that has handed back everything, skipping the interpreter's
+    finalisation: gloo's worker threads may still hold work objects then, and destroying them
+    aborts the process (SIGABRT, "terminate called without an active exception"; see
+    pytorch/pytorch#179291) after every result was written, which the parent would take for a
+    failed rank. The queue is a SimpleQueue (written at put, no feeder thread to flush)."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _drain(queue: Any, progress: Progress | None) -> None:
