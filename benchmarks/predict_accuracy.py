@@ -46,6 +46,7 @@ from _markdown import cpu_name, write_section  # noqa: E402
 from dnnmeter.analysis import analyze  # noqa: E402
 from dnnmeter.measure import benchmark  # noqa: E402
 from dnnmeter.prediction import calib_models, calibrate, predict  # noqa: E402
+from dnnmeter.prediction.baseline import per_flop_s  # noqa: E402
 from dnnmeter.prediction.fit import fit_line  # noqa: E402
 from dnnmeter.prediction.predictor import layer_from_dict  # noqa: E402
 from dnnmeter.prediction.records import Records  # noqa: E402
@@ -70,7 +71,7 @@ def baselines(jsonl: Path) -> tuple[float, list[float]]:
     layers = [[layer_from_dict(d) for d in r["rows"]] for r in rows]
     f = np.array([sum(layer.flops for layer in net) for net in layers], float)
     t = np.array([r["latency_s"] for r in rows])
-    per_flop = float(np.sum(f / t) / np.sum((f / t) ** 2))  # least squares on relative error
+    per_flop = per_flop_s(f, t)  # least squares on relative error, as the study's report fits it
     w = np.array([(sum(layer.macs for layer in net), _moved_bytes(net)) for net in layers], float)
     return per_flop, fit_line(w, t)
 

@@ -124,16 +124,11 @@ def run_study(settings: StudySettings, progress: Progress | None = None, store: 
             for step in stored:
                 land(step, total)
             _run(fleet, units, settings, store, lambda step: land(step, total))
-
-            def step(what: str, measured: bool) -> None:
-                counts["done"] += 1
-                counts["measured" if measured else "skipped"] += 1
-                progress(what, counts["done"], total)
-
             # Both run here, on the driver, after the units: prediction is static work over the
             # whole zoo; the deploy search times each configuration against eager float32 in turns.
             notes.extend(predict_step(db, settings, lambda what: progress(what, counts["done"], total)))
-            notes.extend(deploy_step.run_deploy(db, settings, out, step))  # --deploy; nothing without it
+            notes.extend(deploy_step.run_deploy(db, settings, out,  # --deploy; nothing without it
+                                                lambda what, measured: land(Step(what, measured), total)))
             outputs = _write(out, db)
     finally:
         if fleet is not None:
