@@ -10,7 +10,8 @@ and checks each figure against an independent one measured in the same run:
 - bench: resnet50 and vit_b_16 at batch 1, 8, 64 in float32, float16, bfloat16 through
   ``dnnmeter.measure.benchmark`` (CUDA-event timing): the median against
   ``torch.utils.benchmark.Timer.blocked_autorange`` on the same model and input (goal: within
-  5%), the cold call apart, cudnn.benchmark as recorded, peak memory allocated <= reserved <=
+  5%; medians of three rounds of each, interleaved, since one round at a small batch can catch
+  a host-side slow episode on either side), the SM clock around each, the cold call apart, cudnn.benchmark as recorded, peak memory allocated <= reserved <=
   NVML's figure for this process, energy per image above idle;
 - power: idle power, then NVML's total-energy counter against dnnmeter's sampled-power path
   (``nvmlDeviceGetPowerUsage``, trapezoid rule) over the same window (goal: within 10%), energy
@@ -373,6 +374,7 @@ PLANS = (
          40, 30, 12, True),
     Plan("study", "dnnmeter study --device cuda on the seed models, and its report", 10_000, 10_000, 45, False),
 )
+TIMING_ROUNDS = 3  # bench: dnnmeter's timing and torch.utils.benchmark's, interleaved (_timer_medians)
 STUDY_RESERVE_S = 30.0  # after a study stopped at its slice: `dnnmeter report` re-renders the store
 WRITE_RESERVE_S = 5.0
 GRACE_S = 15.0  # a child stops itself this long before its hard timeout
@@ -488,12 +490,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help=f"the short form ({QUICK_BUDGET_S:.0f} s)")
     parser.add_argument("--budget-s", type=float, help=f"total seconds (default {FULL_BUDGET_S:.0f}, "
                         f"{QUICK_BUDGET_S:.0f} with --quick)")
+    parser.add_argument("--only", type=_check_names, default=None,
+                        help=f"run these checks alone, comma-separated (of {', '.join(p.name for p in PLANS)}): "
+                        "a rerun of what failed, on a machine lent for minutes")
     parser.add_argument("--rehearse", action="store_true", help="run every check on the CPU with tiny models "
                         "(no GPU needed; checks the script, not the figures)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one check, run by the parent
     parser.add_argument("--t0", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--stop-at", type=float, help=argparse.SUPPRESS)
     return parser
+
+
+def _check_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in {p.name for p in PLANS}]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown check(s) {', '.join(unknown) or '(none given)'}; "
+                                         f"choose from {', '.join(p.name for p in PLANS)}")
+    return names
 
 
 def rehearse() -> None:
@@ -520,8 +534,9 @@ def _device_line(checks: Sequence[Check], torch: Any) -> dict[str, Any]:
 def run_plans(args: argparse.Namespace, out: Path, clock: Clock,
               saved: Callable[[list[Check]], None] = lambda done: None) -> list[Check]:
     checks: list[Check] = []
-    for i, plan in enumerate(PLANS):
-        later = sum(p.min_s for p in PLANS[i + 1:]) + WRITE_RESERVE_S
+    plans = [p for p in PLANS if not args.only or p.name in args.only]
+    for i, plan in enumerate(plans):
+        later = sum(p.min_s for p in plans[i + 1:]) + WRITE_RESERVE_S
         slice_s = plan.quick_s if args.quick else plan.full_s
         timeout = slot_timeout(clock.left(), slice_s, later, plan.min_s)
         check = Check(plan.name, plan.title)
@@ -1026,7 +1041,7 @@ def child_bench(ctx: ChildContext) -> None:
     nvml = NvmlDevice(0)
     check = ctx.check
     check.data.update(sweeps=sweeps, batch_sizes=batches, time_budget_s=budget, points=[])
-    per_sweep = 4 + len(batches) * (2 * budget + 1.5)  # build, idle 1 s; per point sampling, energy 1 s, Timer
+    per_sweep = 4 + len(batches) * (2 * TIMING_ROUNDS * budget + 2.5)  # build, idle; per point: rounds, energy, settling
     for model, dtype in sweeps:
         label = f"{model} {dtype}"
         if not ctx.fits(per_sweep):
@@ -1045,7 +1060,7 @@ def child_bench(ctx: ChildContext) -> None:
         try:
             results = benchmark([model], device=DEVICE, batch_sizes=batches, dtype=dtype, time_budget_s=budget,
                                 isolate=False, on_result=landed)
-            timer = _timer_medians(model, dtype, [r for r in results if r.status == "ok"], budget)
+            timer = _timer_medians(model, dtype, [r for r in results if r.status == "ok"], budget, nvml)
         except Exception as exc:  # noqa: BLE001 - recorded; the next sweep runs
             check.add(label, "dnnmeter.measure.benchmark and torch.utils.benchmark run",
                       f"{type(exc).__name__}: {exc}", "fail")
@@ -1058,14 +1073,33 @@ def child_bench(ctx: ChildContext) -> None:
     nvml.close()
 
 
-def _timer_medians(model: str, dtype: str, results: Sequence[Any], budget: float) -> dict[int, dict[str, Any]]:
+def _timer_medians(model: str, dtype: str, results: Sequence[Any], budget: float,
+                   nvml: NvmlDevice | None = None) -> dict[int, dict[str, Any]]:
     """torch.utils.benchmark's median on the same model and input as each point (same shape,
-    dtype and cudnn.benchmark setting, inference mode), in this run, right after dnnmeter's."""
+    dtype and cudnn.benchmark setting, inference mode), in this run, right after dnnmeter's,
+    in TIMING_ROUNDS rounds interleaved with rounds of dnnmeter's own timing (the function
+    its bench times with: ``time_calls`` with CUDA events, the point's settings).
+
+    Why rounds: at small batches a GPU waits on the host's kernel launches, and on the H200
+    this was first run on, host-side episodes of a fraction of a second made either timer
+    read a third or more slow in one round and not the next (benchmarks/launch_jitter.py, run there:
+    six interleaved rounds of resnet50 at batch 1 agreed within 2.5% but for one slow round
+    of each timer). One round each compares the episodes, not the timers; the medians of
+    interleaved rounds compare the timers. Warm-up as dnnmeter's (TimingSettings.warmup_s,
+    then device-timed blocks until two agree); the SM clock is read around each Timer round."""
     import torch
     import torch.utils.benchmark as tub
 
     from dnnmeter.measure.spec import dtype_of
+    from dnnmeter.measure.threads import torch_threads
+    from dnnmeter.measure.timing import TimingSettings, _settle, cuda_event_block, time_calls
     from dnnmeter.zoo import create_model
+
+    def sm_clock() -> int | None:
+        if nvml is None:
+            return None
+        value = nvml.read("nvmlDeviceGetClockInfo", getattr(nvml.nv, "NVML_CLOCK_SM", 1))
+        return None if value is None else int(value)
 
     if not results:
         return {}
@@ -1073,17 +1107,37 @@ def _timer_medians(model: str, dtype: str, results: Sequence[Any], budget: float
     module = create_model(model, device=DEVICE).to(kind)
     medians: dict[int, dict[str, Any]] = {}
     flag = torch.backends.cudnn.benchmark
+    cuda = DEVICE == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    block = cuda_event_block(torch.device(DEVICE)) if cuda else None
     try:
         torch.backends.cudnn.benchmark = bool(results[0].settings.get("cudnn_benchmark", False))
         with torch.inference_mode():
             for r in results:
                 x = torch.randn(r.batch_size, *r.input_size, device=DEVICE, dtype=kind)
-                _load(module, x, 0.2)  # warmed up as dnnmeter warms up (TimingSettings.warmup_s)
+                t0 = time.perf_counter()
+                calls = _load(module, x, 0.2)
+                per_call = (time.perf_counter() - t0) / max(calls, 1)
+                settled = None
+                if block is not None:
+                    settled = _settle(lambda: module(x), block, per_call, TimingSettings().settle_max_s,
+                                      time.perf_counter)[1]
                 timer = tub.Timer(stmt="model(x)", globals={"model": module, "x": x},
                                   num_threads=r.threads or torch.get_num_threads())  # dnnmeter's count
-                m = timer.blocked_autorange(min_run_time=max(0.2, budget))
-                medians[r.batch_size] = {"median_s": m.median, "iqr_s": m.iqr, "runs": len(m.times),
-                                         "number_per_run": m.number_per_run}
+                settings = TimingSettings(**(r.settings.get("timing") or {}))
+                theirs: list[float] = []
+                ours: list[float] = [r.latency_s_median]  # round 0: the bench point itself
+                clocks: list[dict[str, int | None]] = []
+                for k in range(TIMING_ROUNDS):
+                    if k:
+                        with torch_threads(r.threads or None):  # as the point ran, and as the Timer runs
+                            ours.append(time_calls(lambda: module(x), settings, sync=sync, block=block).median_s)
+                    before = sm_clock()
+                    theirs.append(timer.blocked_autorange(min_run_time=max(0.2, budget)).median)
+                    clocks.append({"before": before, "after": sm_clock()})
+                medians[r.batch_size] = {"median_s": statistics.median(theirs), "rounds_s": theirs,
+                                         "dnnmeter_median_s": statistics.median(ours), "dnnmeter_rounds_s": ours,
+                                         "settled": settled, "sm_clock_mhz": clocks[0], "sm_clocks_mhz": clocks}
     finally:
         torch.backends.cudnn.benchmark = flag
         del module
@@ -1103,11 +1157,15 @@ def _bench_items(check: Check, r: Any, timer: dict[str, Any] | None, seen: dict[
         check.add(label, "status ok", f"{r.status}: {r.error}", "fail")
         return
     theirs = timer["median_s"] if timer else None
-    diff = relative_difference(r.latency_s_median, theirs)
+    ours = timer.get("dnnmeter_median_s", r.latency_s_median) if timer else r.latency_s_median
+    diff = relative_difference(ours, theirs)
+    rounds = (f" over {len(timer['rounds_s'])} interleaved rounds (dnnmeter {_ms_list(timer['dnnmeter_rounds_s'])}; "
+              f"Timer {_ms_list(timer['rounds_s'])})") if timer and timer.get("rounds_s") else ""
     check.add(f"{label}: median latency", f"within {LATENCY_TOLERANCE:.0%} of torch.utils.benchmark's {ms(theirs)}",
-              f"{ms(r.latency_s_median)} ({pct(diff, signed=True)}); cold call {ms(r.latency_s_cold)}; "
-              f"cudnn.benchmark={point['cudnn_benchmark']}; spread {pct(r.spread)}",
-              within(r.latency_s_median, theirs, LATENCY_TOLERANCE), None if timer else "no Timer median")
+              f"{ms(ours)} ({pct(diff, signed=True)}){rounds}; the bench point {ms(r.latency_s_median)}, cold call "
+              f"{ms(r.latency_s_cold)}; cudnn.benchmark={point['cudnn_benchmark']}; spread {pct(r.spread)}"
+              + _clocks(r.settings.get("sm_clock_mhz"), (timer or {}).get("sm_clock_mhz")),
+              within(ours, theirs, LATENCY_TOLERANCE), None if timer else "no Timer median")
     reserved, used = point["peak_memory_reserved_bytes"], seen.get("nvml_process_used_bytes")
     verdict, why = memory_order(r.peak_memory_bytes, reserved, used, seen.get("nvml_reason"))
     check.add(f"{label}: peak memory", "allocated <= reserved <= NVML's process figure",
@@ -1120,6 +1178,21 @@ def _bench_items(check: Check, r: Any, timer: dict[str, Any] | None, seen: dict[
         check.add(f"{label}: energy per image above idle", "> 0 J (NVML)",
                   f"{1e3 * above:.2f} mJ ({r.power_w:.0f} W running, {r.idle_power_w:.0f} W idle)",
                   "pass" if above > 0 else "fail")
+
+
+def _ms_list(values: Sequence[float]) -> str:
+    return ", ".join(f"{1e3 * v:.2f}" for v in values) + " ms"
+
+
+def _clocks(ours: dict[str, Any] | None, theirs: dict[str, Any] | None) -> str:
+    """The SM clock around each timing (MHz, before-after), where NVML gave it."""
+    def span(c: dict[str, Any] | None) -> str | None:
+        if not c or c.get("before") is None:
+            return None
+        return f"{c['before']}-{c.get('after')}"
+
+    a, b = span(ours), span(theirs)
+    return "" if a is None and b is None else f"; SM clock MHz: dnnmeter {a or 'n/a'}, Timer {b or 'n/a'}"
 
 
 def _cudnn_benchmark_point(ctx: ChildContext, budget: float) -> None:
@@ -1264,6 +1337,7 @@ def child_power(ctx: ChildContext) -> None:
 
 
 def _load(module: Any, x: Any, seconds: float) -> int:
+    """Synchronised calls for ``seconds``; returns how many ran."""
     import torch
 
     calls, end = 0, time.perf_counter() + seconds

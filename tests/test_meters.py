@@ -198,6 +198,13 @@ class FakeNvml:
             raise self.NVMLError("GPU is lost")
         return self.power_mw
 
+    NVML_CLOCK_SM = 1
+
+    def nvmlDeviceGetClockInfo(self, handle: Any, clock: int) -> int:
+        if self.fail_reads:
+            raise self.NVMLError("GPU is lost")
+        return 1980 if clock == self.NVML_CLOCK_SM else 3201
+
 
 def test_nvml_total_energy_counter() -> None:
     nv, clock = FakeNvml(), FakeClock()
@@ -352,3 +359,12 @@ def test_measure_closes_the_window_when_fn_fails() -> None:
 def test_energy_reading_per_call() -> None:
     reading = EnergyReading(12.0, 1.0, 12.0, "fake", "fake", 2, calls=3)
     assert reading.energy_j_per_call == pytest.approx(4.0)
+
+
+def test_nvml_sm_clock_is_read_or_none_never_an_error() -> None:
+    nv = FakeNvml()
+    meter = NvmlMeter(0, nvml=nv, clock=FakeClock())
+    assert meter.sm_clock_mhz() == 1980
+    nv.fail_reads = True
+    assert meter.sm_clock_mhz() is None
+    assert NvmlMeter(0, nvml=FakeNvml(init_error="no driver")).sm_clock_mhz() is None

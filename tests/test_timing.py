@@ -126,3 +126,38 @@ def test_the_stability_verdict_needs_seven_samples(samples: int, stable: bool | 
     assert len(t.samples_s) == samples and t.spread == 0
     assert t.stable is stable
     assert (t.stable_unknown_reason is None) == (stable is not None)
+
+
+def test_device_timed_blocks_run_until_the_clocks_settle() -> None:
+    # A GPU ramping its clocks: per-call times fall, then hold; sampling starts once two
+    # settling blocks in a row agree within 2%.
+    clock = FakeClock([0.05])
+    ramp = iter([0.010, 0.008, 0.006, 0.005, 0.005] + [0.005] * 100)
+
+    def block(call, n):  # type: ignore[no-untyped-def]
+        for _ in range(n):
+            call()
+        return next(ramp)
+
+    t = time_calls(clock.work, TimingSettings(warmup_s=0.05, settle_max_s=10.0), clock=clock, block=block)
+    assert t.settled is True and t.settle_blocks == 5
+    assert t.median_s == 0.005  # no sample taken while the clocks were still rising
+
+
+def test_settling_gives_up_at_its_limit_and_says_so() -> None:
+    clock = FakeClock([0.05])
+    ramp = iter(0.010 * 0.9**k for k in range(1000))  # never two within 2%
+
+    def block(call, n):  # type: ignore[no-untyped-def]
+        for _ in range(n):
+            call()
+        return next(ramp)
+
+    t = time_calls(clock.work, TimingSettings(warmup_s=0.05, settle_max_s=0.5), clock=clock, block=block)
+    assert t.settled is False and 2 <= t.settle_blocks <= 12
+
+
+def test_host_timed_calls_do_not_settle() -> None:
+    clock = FakeClock([0.05])
+    t = time_calls(clock.work, TimingSettings(warmup_s=0.05), clock=clock)
+    assert t.settled is None and t.settle_blocks == 0

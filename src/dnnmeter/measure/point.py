@@ -103,7 +103,13 @@ def _measure_point(model: torch.nn.Module, spec: BenchSpec, result: BenchResult,
     def call() -> object:
         return model(*args, **kwargs)
 
+    clock_mhz = getattr(meter, "sm_clock_mhz", lambda: None)
+    before_mhz = clock_mhz() if cuda else None
     timing = time_calls(call, spec.timing, sync=sync, block=cuda_event_block(device) if cuda else None)
+    if cuda:
+        result.settings["warmup"] = {"calls": timing.warmup_calls, "settle_blocks": timing.settle_blocks,
+                                     "settled": timing.settled}
+        result.settings["sm_clock_mhz"] = {"before": before_mhz, "after": clock_mhz()}
     weighed = memory.cuda_peak(call, device) if cuda else memory.cpu_peak(call, baseline)
     result.samples_s = timing.samples_s
     result.iterations_per_sample = timing.calls_per_sample

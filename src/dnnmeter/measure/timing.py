@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 STABLE_SPREAD = 0.10
+SETTLE_TOLERANCE = 0.02
+SETTLE_BLOCK_S = 0.02  # each settling block lasts at least this long
 FLOOR_SAMPLES = 3  # taken even past the budget, so that a very slow model has a median
 VERDICT_SAMPLES = 7  # TimingSettings.min_samples' default: fewer give no verdict on stability
 
@@ -30,6 +32,12 @@ class TimingSettings:
     min_samples: int = 7
     max_samples: int = 500
     target_spread: float = 0.05
+    # Device-timed (CUDA) only: after the warm-up, blocks of calls run until two in a row agree
+    # within SETTLE_TOLERANCE, for at most this long. A GPU left idle (a model built, idle power
+    # read) sits at its lowest clock (345 MHz on an H200, against 1980 under load) and ramps up
+    # under load; the warm-up's synchronised calls at a small batch load it lightly. Sampling
+    # starts once the device's own timings have stopped moving. 0 turns this off.
+    settle_max_s: float = 1.0
 
 
 @dataclass
@@ -38,6 +46,8 @@ class Timing:
     calls_per_sample: int = 1
     cold_s: float | None = None
     warmup_calls: int = 0
+    settle_blocks: int = 0
+    settled: bool | None = None  # None: not asked for (host-timed, or settle_max_s=0)
     elapsed_s: float = 0.0
 
     @property
@@ -100,6 +110,7 @@ def time_calls(
     calls and returns seconds per call: by default with ``clock`` between two ``sync``s;
     on CUDA pass :func:`cuda_event_block`, which times on the device itself.
     """
+    device_timed = block is not None
     block = block or (lambda fn, n: _block(fn, n, clock, sync))
     timing = Timing()
     start = clock()
@@ -109,6 +120,8 @@ def time_calls(
     sync()
     timing.cold_s = clock() - t0
     timing.warmup_calls, per_call = _warm_up(call, settings, clock, sync)
+    if device_timed and settings.settle_max_s > 0:
+        timing.settle_blocks, timing.settled = _settle(call, block, per_call, settings.settle_max_s, clock)
     timing.calls_per_sample = 1 if per_call >= settings.min_block_s else math.ceil(settings.min_block_s / max(per_call, 1e-9))
     deadline = start + settings.time_budget_s
     while len(timing.samples_s) < settings.max_samples:
@@ -132,6 +145,23 @@ def _warm_up(call: Callable[[], object], settings: TimingSettings, clock: Callab
         elapsed = clock() - t0
         if elapsed >= settings.warmup_s or calls >= 10_000:
             return calls, elapsed / calls
+
+
+def _settle(call: Callable[[], object], block: Block, per_call_s: float, max_s: float,
+            clock: Callable[[], float]) -> tuple[int, bool]:
+    """Run device-timed blocks until two in a row agree within SETTLE_TOLERANCE (the device
+    has reached its steady clocks for this load), for at most ``max_s``. Returns (blocks run,
+    settled)."""
+    n = max(1, math.ceil(SETTLE_BLOCK_S / max(per_call_s, 1e-9)))
+    end = clock() + max_s
+    last, blocks = block(call, n), 1
+    while clock() < end:
+        now = block(call, n)
+        blocks += 1
+        if abs(now - last) <= SETTLE_TOLERANCE * last:
+            return blocks, True
+        last = now
+    return blocks, False
 
 
 def _block(call: Callable[[], object], n: int, clock: Callable[[], float], sync: Callable[[], None]) -> float:

@@ -161,6 +161,16 @@ class NvmlMeter(PowerMeter):
         except self._nvml.NVMLError as err:
             raise MeterError(f"NVML {fn_name} failed on GPU {self._index}: {err}") from err
 
+    def sm_clock_mhz(self) -> int | None:
+        """The SM clock now, or None where NVML does not say: recorded beside a timing, since
+        a GPU's clock under a light load decides its latency as much as the model does."""
+        if not self.available:
+            return None
+        try:
+            return int(self._nvml.nvmlDeviceGetClockInfo(self._handle, self._nvml.NVML_CLOCK_SM))
+        except (self._nvml.NVMLError, AttributeError):
+            return None
+
     def _power_w(self) -> float:
         return self._call("nvmlDeviceGetPowerUsage") / 1000.0
 
