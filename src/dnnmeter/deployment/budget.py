@@ -36,7 +36,7 @@ from dnnmeter.deployment.configs import BASELINE_KIND, Config
 from dnnmeter.measure.timing import TimingSettings
 
 BUDGET_REASON = "budget"  # the start of every reason a configuration was skipped for lack of time
-SCREEN_IMAGES = 96
+SCREEN_IMAGES = 64
 CONFIDENCE = 0.95
 # A quarter of the budget is timing, shared by the configurations (0.2 to 2 s each); building,
 # the screens and the full comparison take the rest.
@@ -89,10 +89,19 @@ def _overhead_s(wall_s: float, phases: dict[str, float]) -> float:
     return max(0.0, wall_s - sum(phases.values()))
 
 
-def full_estimate_s(wall_s: float, phases: dict[str, float], screen: int, images: int) -> float:
-    """A full comparison's seconds (start, load, build, prepare, every image), from a screen's."""
+def full_estimate_s(wall_s: float, phases: dict[str, float], screen: int, images: int,
+                    images_per_s: float | None = None, first_call_s: float | None = None) -> float:
+    """A full comparison's seconds (start, load, build, prepare, every image), from a screen's.
+
+    The images' time is the screen's per image, or, where the worker measured a throughput,
+    ``images`` at that rate plus a first call: a compiled configuration's screen pass includes
+    compiling for the accuracy batch, which must not be multiplied by ``images / screen``.
+    """
     fixed = _overhead_s(wall_s, phases) + sum(phases.get(k, 0.0) for k in ("load_s", "build_s", "prepare_s"))
-    return fixed + phases.get("outputs_s", 0.0) * images / max(1, screen)
+    per_image = phases.get("outputs_s", 0.0) * images / max(1, screen)
+    if images_per_s:
+        per_image = min(per_image, images / images_per_s + (first_call_s or 0.0))
+    return fixed + per_image
 
 
 def screen_estimate_s(walls_s: list[float]) -> float:

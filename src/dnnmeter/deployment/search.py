@@ -199,8 +199,7 @@ class _Session:
     def _estimate_base(self, base: ConfigResult) -> None:
         """The baseline's full comparison, estimated from its screen (kept back while screening)."""
         if self.screen_images < self.full_images:
-            self.base_full_s = full_estimate_s(base.extra.get("wall_s", 0.0), base.extra.get("phases_s", {}),
-                                               self.screen_images, self.full_images)
+            self.base_full_s = _full_estimate(base, self.screen_images, self.full_images)
 
     def _skip(self, config: cfg.Config, reason: str) -> ConfigResult:
         return ConfigResult(config.name, config.kind, config.threads, "skipped", reason)
@@ -312,6 +311,11 @@ def deploy(
     return result
 
 
+def _full_estimate(result: ConfigResult, screen: int, images: int) -> float:
+    return full_estimate_s(result.extra.get("wall_s", 0.0), result.extra.get("phases_s", {}), screen, images,
+                           result.images_per_s_at_throughput_batch, result.first_call_s)
+
+
 def _note(note: str, session: _Session) -> str:
     if session.screen_images >= session.full_images:
         return note
@@ -357,9 +361,7 @@ def _compare_candidates(results: list[ConfigResult], base: ConfigResult, session
         return f"the baseline's: {why}"
     base.images = int(reference.shape[0])
     for candidate in waiting:
-        phases = candidate.extra.get("phases_s", {})
-        needed = full_estimate_s(candidate.extra.get("wall_s", 0.0), phases, session.screen_images,
-                                 session.full_images)
+        needed = _full_estimate(candidate, session.screen_images, session.full_images)
         logits, why = session.compare_all(cfg.Config(candidate.kind, candidate.threads), needed)
         if logits is None:
             candidate.extra["full_comparison"] = why
