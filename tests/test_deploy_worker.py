@@ -73,7 +73,7 @@ def test_a_dead_worker_is_that_configurations_failure(monkeypatch: pytest.Monkey
 @pytest.mark.integration
 @pytest.mark.timeout(900)
 def test_the_search_in_subprocesses_is_resumable(tmp_path: Path) -> None:
-    kwargs = dict(data="digits", threads=1, images=40, budget_min=0.2, out=tmp_path / "out")
+    kwargs = dict(data="digits", threads=1, images=40, budget_min=2.0, out=tmp_path / "out")
     with pytest.warns(UserWarning, match="initial"):
         first = deploy("tiny_alexnet", configs=["channels_last", "ort-extended-float32"], **kwargs)
     assert {c.status for c in first.configs} <= {"accepted", "rejected"}, [(c.name, c.reason) for c in first.configs]

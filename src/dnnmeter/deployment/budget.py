@@ -17,7 +17,7 @@ has two stages:
 Budget: the search's clock starts with it. Before each configuration runs, its cost is
 estimated from what ran before (:func:`screen_estimate_s`, :func:`full_estimate_s`); one that
 does not fit what is left, after keeping enough for the full comparison of the baseline and
-one candidate, is ``skipped`` with a reason that starts with ``budget`` (never stored: a rerun
+one candidate (at most half the budget), is ``skipped`` with a reason that starts with ``budget`` (never stored: a rerun
 with more budget tries it), and a worker still running when the budget is spent is stopped and
 skipped the same way. Configurations run in :func:`measure_order`: the baselines, then the
 most threads first (where the recommendation usually is), ``compile`` last at each thread count
@@ -43,6 +43,7 @@ CONFIDENCE = 0.95
 TIMING_SHARE = 0.25
 LAST = ("compile",)  # kinds measured last at their thread count: their first call compiles (minutes)
 RESERVE_CANDIDATES = 1  # full comparisons kept for besides the baseline's while screening
+RESERVE_MAX_SHARE = 0.5  # of the whole budget, at most, kept back for them
 
 
 @dataclass
@@ -109,11 +110,14 @@ def screen_estimate_s(walls_s: list[float]) -> float:
     return float(np.median(walls_s)) if walls_s else 0.0
 
 
-def reserve_s(base_full_s: float | None) -> float:
+def reserve_s(base_full_s: float | None, total_s: float = float("inf")) -> float:
     """Kept back while screening for the full comparison: the baseline's and a candidate's,
     each estimated by the baseline's own (a candidate is faster per image, but may take longer
-    to prepare)."""
-    return 0.0 if base_full_s is None else (1 + RESERVE_CANDIDATES) * base_full_s
+    to prepare), and at most ``RESERVE_MAX_SHARE`` of the budget: a reserve that left nothing
+    to screen would find no candidate to spend it on."""
+    if base_full_s is None:
+        return 0.0
+    return min((1 + RESERVE_CANDIDATES) * base_full_s, RESERVE_MAX_SHARE * total_s)
 
 
 def budget_reason(needed_s: float, left_s: float, what: str) -> str:

@@ -179,7 +179,7 @@ class _Session:
             if measured and reference:
                 self._estimate_base(result)
             return result, np.load(self.outputs(key)) if measured else None
-        left = self.budget.left_s() - reserve_s(self.base_full_s)
+        left = self.budget.left_s() - reserve_s(self.base_full_s, self.budget.total_s)
         needed = screen_estimate_s(self.walls_s)
         if not reference and needed > left:
             return self._skip(config, budget_reason(needed, left, "its screen")), None
