@@ -27,6 +27,11 @@ def _speedup(c: Any) -> str:
     return f"{c.speedup:.2f}x [{c.speedup_low:.2f}, {c.speedup_high:.2f}]"
 
 
+def _agree(c: Any) -> str:
+    """Top-1 agreement and how many images it comes from (the screen's, or all of them)."""
+    return _pct(c.top1_agreement) + ("" if c.images is None or c.top1_agreement is None else f" ({c.images})")
+
+
 def _sqnr(value: float | None) -> str:
     if value is None:
         return "-"
@@ -48,14 +53,14 @@ def configs_table(result: Any) -> Any:
                   f"compared, tolerance {result.tolerance:.1%} ({result.tolerance_on})")
     larger = next((c.throughput_batch_size for c in result.configs if c.throughput_batch_size), None)
     for column in ("configuration", "status", "median ms", "p10-p90 ms", "speed-up [95%]",
-                   f"img/s @{larger}" if larger else "img/s", "top-1 agree",
+                   f"img/s @{larger}" if larger else "img/s", "top-1 agree (images)",
                    "top-1 change", "max |logit err|", "SQNR dB", "first call ms", "size MB", "reason"):
         table.add_column(column, justify="left" if column in ("configuration", "status", "reason") else "right")
     for c in result.configs:
         mark = " *" if c.name == result.recommended else ""
         table.add_row(c.name + mark, f"[{STATUS_STYLE.get(c.status, '')}]{c.status}[/]", _ms(c.latency_s_median),
                       f"{_ms(c.latency_s_p10)}-{_ms(c.latency_s_p90)}", _speedup(c), _throughput(c),
-                      _pct(c.top1_agreement),
+                      _agree(c),
                       _pct(c.top1_change), "-" if c.logit_max_abs_error is None else f"{c.logit_max_abs_error:.3g}",
                       _sqnr(c.sqnr_db), _ms(c.first_call_s), _size(c.size_bytes),
                       "" if c.status == "accepted" and c.kind != "eager-float32" else (c.reason or ""))
