@@ -22,12 +22,15 @@ comparison of a candidate, see search.py); ``extra.phases_s`` says where the wor
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import itertools
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +141,7 @@ def _measure(spec: DeploySpec, baseline_rss: int) -> dict[str, Any]:
     from dnnmeter.accuracy import build_with_weights
 
     phases: dict[str, float] = {}
-    clock = _Phases(phases)
+    clock = functools.partial(_phase, phases)
     device = torch.device(spec.device)
     with clock("load_s"):
         data = torch.load(spec.images_path)
@@ -166,28 +169,18 @@ def _measure(spec: DeploySpec, baseline_rss: int) -> dict[str, Any]:
     return found
 
 
-class _Phases:
-    """``with clock("name_s"):`` adds the block's seconds to ``phases`` (the worker's time, by phase)."""
-
-    def __init__(self, phases: dict[str, float]) -> None:
-        self.phases = phases
-
-    def __call__(self, name: str) -> Any:
-        import contextlib
-
-        @contextlib.contextmanager
-        def timed() -> Any:
-            started = time.perf_counter()
-            try:
-                yield
-            finally:
-                self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
-
-        return timed()
+@contextlib.contextmanager
+def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Adds the block's seconds to ``phases[name]`` (where the worker's time went)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
 
 
 def _timed(spec: DeploySpec, prepared: Any, model: Any, batches: list[Any], data: dict[str, Any], device: Any,
-           baseline_rss: int, clock: _Phases) -> dict[str, Any]:
+           baseline_rss: int, clock: Any) -> dict[str, Any]:
     import torch
 
     from dnnmeter.measure import memory
