@@ -284,12 +284,13 @@ class Clock:
 class ClockedRunner(FakeRunner):
     """A fake runner that moves ``clock`` as long as a screen or a full comparison takes."""
 
-    def __init__(self, clock: Clock, **kwargs: Any) -> None:
+    def __init__(self, clock: Clock, screen_s: dict[str, float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.clock = clock
+        self.clock, self.screen_s = clock, screen_s or {}  # a kind's screen, where it differs
 
     def __call__(self, spec: DeploySpec) -> dict[str, Any]:
-        self.clock.now += self.clock.screen_s if spec.time_it else self.clock.full_s
+        screen_s = self.screen_s.get(spec.kind, self.clock.screen_s)
+        self.clock.now += screen_s if spec.time_it else self.clock.full_s
         return super().__call__(spec)
 
 
@@ -355,3 +356,21 @@ def test_failed_and_worker_skipped_configurations_are_stored_and_not_tried_again
     newer = Skips(speed={"int8": 0.5}, flips={}, fail={"compile"})
     _deploy(tmp_path, newer, threads=1)
     assert sorted(newer.calls) == ["compile", "ort-all-float32"]  # other libraries: tried again
+
+
+def test_a_faster_candidate_that_does_not_fit_leaves_the_next_one_compared_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.deployment import search
+
+    clock = Clock(screen_s=10.0, full_s=10.0)
+    monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
+    # int8's screen takes 100 s, so its full comparison is estimated at about 100 s: it does not fit
+    # the 50 s left after the screens and the baseline's comparison; channels_last's 10 s do
+    runner = ClockedRunner(clock, screen_s={"int8": 100.0}, speed={"int8": 0.1, "channels_last": 0.5}, flips={})
+    result = _deploy(tmp_path, runner, configs=["int8", "channels_last"], threads=1, screen_images=30,
+                     budget_min=3.0)
+    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32:full", "channels_last:full"]
+    assert result.recommended == "channels_last@t1"
+    assert "faster candidates not compared on all 100 images: int8@t1 (budget)" in result.recommendation_reason
+    int8 = result.config("int8@t1")
+    assert int8.images == 30 and int8.extra["full_comparison"].startswith("budget")

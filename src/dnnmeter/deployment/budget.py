@@ -11,8 +11,9 @@ has two stages:
    ``images`` = the screen's count.
 2. **Full comparison.** The candidates for the recommendation (not surely out, speed-up's
    interval above 1, faster than the baseline) are compared on every image, fastest first,
-   until one is accepted there: that one is the recommendation. A configuration judged on the
-   screen alone is never recommended (judge.py checks ``images``).
+   until one is accepted there: that one is the recommendation. One whose comparison does not
+   fit is passed over (and named in the recommendation's reason). A configuration judged on
+   the screen alone is never recommended (judge.py checks ``images``).
 
 Budget: the search's clock starts with it. Before each configuration runs, its cost is
 estimated from what ran before (:func:`screen_estimate_s`, :func:`full_estimate_s`); one that

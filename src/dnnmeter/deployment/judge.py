@@ -149,18 +149,20 @@ def candidates(results: list[ConfigResult], base: ConfigResult) -> list[ConfigRe
 
 def recommend(results: list[ConfigResult], base: ConfigResult, full_images: int,
               unconfirmed: str | None = None) -> Verdict:
-    """The verdict over judged ``results``; ``unconfirmed`` says why candidates were left
-    without a full comparison (the budget), where some were."""
+    """The verdict over judged ``results``; ``unconfirmed`` names the candidates left without a
+    full comparison (the budget), where some were."""
     accepted = [r for r in results if r.status == "accepted" and r.kind != BASELINE_KIND]
     sure = [r for r in accepted if r.speedup_low is not None and r.speedup_low > 1.0]
-    faster = [r for r in _faster(accepted, base)]
+    faster = _faster(accepted, base)
     full = [r for r in faster if r.images is not None and r.images >= full_images]
+    not_compared = f"not compared on all {full_images} images: {unconfirmed}" if unconfirmed else ""
     if full:
         best = min(full, key=lambda r: r.latency_s_median or float("inf"))
         return Verdict(base.name, best.name, f"the fastest accepted configuration: {best.speedup:.2f}x eager "
                        f"float32 at {best.threads} thread(s), 95% interval {best.speedup_low:.2f}-"
-                       f"{best.speedup_high:.2f}, top-1 agreement judged on all {best.images} images")
-    if faster:
+                       f"{best.speedup_high:.2f}, top-1 agreement judged on all {best.images} images"
+                       + (f"; faster candidates {not_compared}" if not_compared else ""))
+    if faster or not_compared:
         why = f"no candidate was compared on all {full_images} images" + (f" ({unconfirmed})" if unconfirmed else "")
     elif not accepted:
         why = "no other configuration was accepted"

@@ -346,33 +346,34 @@ def _screen_all(planned: list[cfg.Config], caps: cfg.Capabilities, session: _Ses
 
 def _compare_candidates(results: list[ConfigResult], base: ConfigResult, session: _Session, chosen: Images,
                         share: float, on: str, on_config: OnConfig | None) -> str | None:
-    """The candidates compared on every image, fastest first, until one is accepted there; the
-    reason candidates were left on the screen's figures (None: none were)."""
+    """The candidates compared on every image, fastest first, until one is accepted there; one
+    whose comparison does not fit the budget (or fails) keeps its screen's figures and the next
+    is tried. Returns what was left uncompared, said for the recommendation's reason (None: nothing)."""
     if session.screen_images >= session.full_images:
         return None
-    labels = None if chosen.labels is None else np.asarray(chosen.labels)
     waiting = candidates(results, base)
     if not waiting:
         return None
-    base_config = cfg.Config(base.kind, base.threads)
-    estimate = session.base_full_s or 0.0
-    reference, why = session.compare_all(base_config, estimate)
+    reference, why = session.compare_all(cfg.Config(base.kind, base.threads), session.base_full_s or 0.0)
     if reference is None:
-        return f"the baseline's: {why}"
+        return f"the baseline's own comparison: {why}"
     base.images = int(reference.shape[0])
+    labels = None if chosen.labels is None else np.asarray(chosen.labels)
+    left: list[str] = []
     for candidate in waiting:
         needed = _full_estimate(candidate, session.screen_images, session.full_images)
         logits, why = session.compare_all(cfg.Config(candidate.kind, candidate.threads), needed)
         if logits is None:
             candidate.extra["full_comparison"] = why
-            return why
+            left.append(f"{candidate.name} ({'budget' if skipped_for_budget(why) else why})")
+            continue
         candidate.extra["screen"] = {k: getattr(candidate, k) for k in ("images", "top1_agreement", "reason")}
         score(candidate, reference, logits, labels, share, on, session.full_images)
         if on_config is not None:
             on_config(candidate)
         if candidate.status == "accepted":
-            return None
-    return None
+            break
+    return ", ".join(left) or None
 
 
 def _store(given: Store | str | Path | None, work: Path) -> Any:
