@@ -29,9 +29,11 @@ Images. Without ``--data``, ImageNet models are compared on random crops of scik
 sample photographs (no labels, and not 1,000 independent images: the images goal line says so);
 ``--data DIR`` with an ImageNet-layout folder gives real, labelled images.
 
-    .venv/bin/python benchmarks/deploy_speed.py            # the full run: 4 searches of about 10 min
-                                                           # each plus re-timing, ~45 min on a quiet
-                                                           # 2-core machine; writes its BENCHMARKS.md section
+    .venv/bin/python benchmarks/deploy_speed.py            # the full run: 4 searches of at most about
+                                                           # 10 min each (--budget-min) plus re-timing,
+                                                           # 40-45 min on a quiet 2-core machine; needs
+                                                           # the trained weights (above); writes its
+                                                           # BENCHMARKS.md section
     .venv/bin/python benchmarks/deploy_speed.py --quick    # a smoke run (tiny_alexnet on the digits, initial
                                                            # weights, 1 thread, 4 kinds, 200 images, 90 s
                                                            # budget per search; goals checked on it;
