@@ -257,6 +257,7 @@ def test_a_candidate_is_recommended_only_once_compared_on_every_image(tmp_path: 
     assert int8.status == "rejected" and int8.images == 100 and int8.extra["screen"]["images"] == 30
     assert result.recommended == "channels_last@t1" and result.config("channels_last@t1").images == 100
     assert result.images == 100 and result.screen_images == 30 and "screened on 30" in result.images_note
+    assert len(list((tmp_path / "out").glob("images-*.pt"))) == 1  # every image's file is gone: only the screen's
     raw = json.loads(json.dumps(result.to_dict()))
     assert {c["name"]: c["images"] for c in raw["configs"]} == {
         "eager-float32@t1": 100, "int8@t1": 100, "channels_last@t1": 100}

@@ -78,14 +78,14 @@ def _digest(images: torch.Tensor) -> str:
     return hashlib.sha256(images.numpy().tobytes()).hexdigest()[:16]
 
 
-def _images_file(work: Path, images: torch.Tensor, calibration: torch.Tensor) -> tuple[Path, str]:
+def _images_file(work: Path, images: torch.Tensor, calibration: torch.Tensor, digest: str) -> Path:
+    """``images`` (and the calibration images) saved for the workers, once per digest."""
     import torch
 
-    digest = _digest(images)
     path = work / f"images-{digest}.pt"
     if not path.is_file():
         torch.save({"images": images, "calibration": calibration}, path)
-    return path, digest
+    return path
 
 
 def versions() -> dict[str, str | None]:
@@ -118,11 +118,13 @@ class _Session:
         self.screen_index = screen_indices(self.full_images, screen)
         self.screen_images = len(self.screen_index)
         self.screen_labels = None if images.labels is None else np.asarray(images.labels)[self.screen_index]
-        self.screen_path, self.screen_digest = _images_file(work, images.images[self.screen_index],
-                                                            images.calibration)
-        self.full_path, self.full_digest = self.screen_path, self.screen_digest
-        if self.screen_images < self.full_images:
-            self.full_path, self.full_digest = _images_file(work, images.images, images.calibration)
+        screen_images = images.images[self.screen_index]
+        self.screen_digest = _digest(screen_images)
+        self.screen_path = _images_file(work, screen_images, images.calibration, self.screen_digest)
+        # every image (600 MB for 1,000 at 224 x 224): written only once a full comparison needs
+        # it, and removed by drop_full_images, since the same images make the same file again
+        self.full_digest = self.screen_digest if self.screen_images >= self.full_images else _digest(images.images)
+        self.full_path: Path | None = self.screen_path if self.full_digest == self.screen_digest else None
         self.walls_s: list[float] = []  # the screens' wall times so far: the next one's estimate
         self.base_full_s: float | None = None  # the baseline's full comparison, estimated from its screen
 
@@ -143,9 +145,19 @@ class _Session:
     def outputs(self, key: str) -> Path:
         return self.work / "outputs" / f"{key}.npy"
 
+    def _full_file(self) -> Path:
+        if self.full_path is None:
+            self.full_path = _images_file(self.work, self.images.images, self.images.calibration, self.full_digest)
+        return self.full_path
+
+    def drop_full_images(self) -> None:
+        if self.full_path is not None and self.full_path != self.screen_path:
+            self.full_path.unlink(missing_ok=True)
+            self.full_path = None
+
     def _spec(self, config: cfg.Config, key: str, full: bool, wait_s: float) -> DeploySpec:
         return DeploySpec(self.model, config.kind, config.threads, self.batch_size,
-                          str(self.full_path if full else self.screen_path), str(self.outputs(key)),
+                          str(self._full_file() if full else self.screen_path), str(self.outputs(key)),
                           str(self.artefacts()), self.weights, self.device, self.timing,
                           None if full else self.throughput_batch_size, self.accuracy_batch_size,
                           time_it=not full, wait_s=max(1.0, wait_s))
@@ -295,7 +307,10 @@ def deploy(
                            timing_settings(budget_min, measurable), runner, larger, budget, rows)
         results, outputs = _screen_all(planned, caps, session, on_config)
         base = judge(results, outputs, session.screen_labels, share, tolerance_on, session.full_images)
-        unconfirmed = _compare_candidates(results, base, session, chosen, share, tolerance_on, on_config)
+        try:
+            unconfirmed = _compare_candidates(results, base, session, chosen, share, tolerance_on, on_config)
+        finally:
+            session.drop_full_images()
         verdict = recommend(results, base, session.full_images, unconfirmed)
         if weights is None:  # once the baseline ran: bad input stays the only line
             warnings.warn(f"{model} has its initial (random) weights: agreement with float32 still holds, but an "
