@@ -375,3 +375,19 @@ def test_a_faster_candidate_that_does_not_fit_leaves_the_next_one_compared_and_s
     assert "faster candidates not compared on all 100 images: int8@t1 (budget)" in result.recommendation_reason
     int8 = result.config("int8@t1")
     assert int8.images == 30 and int8.extra["full_comparison"].startswith("budget")
+
+
+def test_a_worker_stopped_by_the_budget_is_a_budget_skip_and_a_hung_one_a_failure(tmp_path: Path) -> None:
+    class Stops(FakeRunner):
+        def __call__(self, spec: DeploySpec) -> dict[str, Any]:
+            if spec.kind in ("int8", "compile"):
+                self.calls.append(spec.kind)
+                limit = min(spec.wait_s or 900.0, 900.0)
+                return {"status": "failed", "reason": f"took longer than {limit:.0f} s; stopped", "timed_out_s": limit}
+            return super().__call__(spec)
+
+    result = _deploy(tmp_path, Stops(speed={}, flips={}), configs=["int8"], threads=1, budget_min=5.0)
+    assert result.config("int8@t1").status == "skipped" and result.config("int8@t1").reason.startswith("budget")
+    result = _deploy(tmp_path, Stops(speed={}, flips={}), configs=["compile"], threads=1, budget_min=60.0)
+    hung = result.config("compile@t1")  # 60 minutes left: the runner's own 900 s limit stopped it
+    assert hung.status == "failed" and "900 s" in hung.reason
