@@ -391,3 +391,20 @@ def test_a_worker_stopped_by_the_budget_is_a_budget_skip_and_a_hung_one_a_failur
     result = _deploy(tmp_path, Stops(speed={}, flips={}), configs=["compile"], threads=1, budget_min=60.0)
     hung = result.config("compile@t1")  # 60 minutes left: the runner's own 900 s limit stopped it
     assert hung.status == "failed" and "900 s" in hung.reason
+
+
+def test_with_no_candidate_the_time_kept_back_screens_what_was_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.deployment import search
+
+    clock = Clock(screen_s=20.0, full_s=20.0)
+    monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
+    # 90 s: after the baseline (20 s) and 40 s kept back, channels_last (no faster: no candidate) fits,
+    # int8 does not; with no candidate, the kept-back time screens int8 after all
+    runner = ClockedRunner(clock, speed={"channels_last": 1.0, "int8": 1.0}, flips={})
+    seen: list[tuple[str, str]] = []
+    result = _deploy(tmp_path, runner, configs=["int8", "channels_last"], threads=1, screen_images=30,
+                     budget_min=1.5, on_config=lambda c: seen.append((c.name, c.status)))
+    assert runner.calls == ["eager-float32", "channels_last", "int8"]
+    assert seen.index(("int8@t1", "skipped")) < seen.index(("int8@t1", "measured"))  # skipped, then screened
+    assert result.config("int8@t1").status == "accepted" and result.config("int8@t1").images == 30

@@ -18,7 +18,8 @@ has two stages:
 Budget: the search's clock starts with it. Before each configuration runs, its cost is
 estimated from what ran before (:func:`screen_estimate_s`, :func:`full_estimate_s`); one that
 does not fit what is left, after keeping enough for the full comparison of the baseline and
-one candidate (at most half the budget), is ``skipped`` with a reason that starts with ``budget`` (never stored: a rerun
+one candidate (at most half the budget; when the screens found no candidate, that time goes
+to a second pass over the configurations skipped), is ``skipped`` with a reason that starts with ``budget`` (never stored: a rerun
 with more budget tries it), and a worker still running when the budget is spent is stopped and
 skipped the same way. Configurations run in :func:`measure_order`: the baselines, then the
 most threads first (where the recommendation usually is), ``compile`` last at each thread count

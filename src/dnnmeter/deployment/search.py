@@ -180,9 +180,11 @@ class _Session:
                    "search's --budget-min was spent; a rerun with a larger --budget-min (same --out) measures it"}
         return raw, wall_s
 
-    def screen(self, config: cfg.Config, reference: bool = False) -> tuple[ConfigResult, np.ndarray | None]:
+    def screen(self, config: cfg.Config, reference: bool = False,
+               reserve: bool = True) -> tuple[ConfigResult, np.ndarray | None]:
         """``config`` timed and compared on the screen: from the store, or measured if it fits
-        the budget (the ``reference`` baseline always runs: nothing compares without it)."""
+        the budget (the ``reference`` baseline always runs: nothing compares without it), after
+        keeping back the full comparisons' time if ``reserve``."""
         key = self.key(config)
         stored = self._stored(key)
         if stored is not None:
@@ -192,7 +194,7 @@ class _Session:
             if measured and reference:
                 self._estimate_base(result)
             return result, np.load(self.outputs(key)) if measured else None
-        left = self.budget.left_s() - reserve_s(self.base_full_s, self.budget.total_s)
+        left = self.budget.left_s() - (reserve_s(self.base_full_s, self.budget.total_s) if reserve else 0.0)
         needed = screen_estimate_s(self.walls_s)
         if not reference and needed > left:
             return self._skip(config, budget_reason(needed, left, "its screen")), None
@@ -308,6 +310,8 @@ def deploy(
                            timing_settings(budget_min, measurable), runner, larger, budget, rows)
         results, outputs = _screen_all(planned, caps, session, on_config)
         base = judge(results, outputs, session.screen_labels, share, tolerance_on, session.full_images)
+        if not candidates(results, base) and _screen_again(results, planned, session, outputs, on_config):
+            base = judge(results, outputs, session.screen_labels, share, tolerance_on, session.full_images)
         try:
             unconfirmed = _compare_candidates(results, base, session, chosen, share, tolerance_on, on_config)
         finally:
@@ -358,6 +362,25 @@ def _screen_all(planned: list[cfg.Config], caps: cfg.Capabilities, session: _Ses
         if on_config is not None:
             on_config(result)
     return [found[c] for c in planned], outputs
+
+
+def _screen_again(results: list[ConfigResult], planned: list[cfg.Config], session: _Session,
+                  outputs: dict[str, np.ndarray], on_config: OnConfig | None) -> bool:
+    """With no candidate after the screens, the time kept back for full comparisons has nothing
+    to be spent on: the configurations skipped for the budget are screened with it, in the same
+    order. True if any was."""
+    again = False
+    for config in measure_order(planned):
+        i = planned.index(config)
+        if not skipped_for_budget(results[i].reason) or results[i].status != "skipped":
+            continue
+        result, logits = session.screen(config, reserve=False)
+        results[i] = result
+        if logits is not None:
+            outputs[config.name], again = logits, True
+        if on_config is not None:
+            on_config(result)
+    return again
 
 
 def _compare_candidates(results: list[ConfigResult], base: ConfigResult, session: _Session, chosen: Images,
