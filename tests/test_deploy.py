@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from dnnmeter.deployment import Capabilities, DeployError, configs, deploy, plan
+from dnnmeter.deployment.budget import Budget as _Budget
 from dnnmeter.deployment.stats import agreement, parse_tolerance, speedup_interval
 from dnnmeter.deployment.worker import DeploySpec
 from dnnmeter.errors import InvalidInputError
@@ -111,29 +112,45 @@ def test_bad_tolerances_are_refused(text: str) -> None:
 
 
 class FakeRunner:
-    """Logits of a fixed random model; each kind changes them and its speed as a test asks."""
+    """Logits of a fixed random linear model of each image; each kind flips the top-1 of a share
+    of the images (chosen by the image, so the screen is a subset of the full comparison) and
+    changes its speed as a test asks. ``calls`` lists the kinds run, a full comparison as
+    ``KIND:full``."""
 
-    def __init__(self, speed: dict[str, float], flips: dict[str, float], fail: set[str] = frozenset()) -> None:
+    def __init__(self, speed: dict[str, float], flips: dict[str, float], fail: set[str] = frozenset(),
+                 screen_flips: dict[str, float] | None = None) -> None:
         self.speed, self.flips, self.fail, self.calls = speed, flips, fail, []  # type: ignore[assignment]
+        self.screen_flips = screen_flips or {}  # a kind's flips on the screen, where they differ
+
+    def _logits(self, spec: DeploySpec) -> np.ndarray:
+        found = torch.load(spec.images_path)["images"]
+        images = found.reshape(found.shape[0], -1).double().numpy()
+        logits = images @ np.random.default_rng(0).normal(size=(images.shape[1], 10))
+        flips = self.flips if not spec.time_it else {**self.flips, **self.screen_flips}
+        where = (np.abs(images.sum(axis=1)) * 9973.123) % 1.0 < flips.get(spec.kind, 0.0)
+        logits[where] = -logits[where]  # the argmax moves for these images
+        return logits
 
     def __call__(self, spec: DeploySpec) -> dict[str, Any]:
-        self.calls.append(spec.kind)
+        self.calls.append(spec.kind if spec.time_it else f"{spec.kind}:full")
         if spec.kind in self.fail:
             return {"status": "failed", "reason": "worker died with SIGSEGV"}
-        n = torch.load(spec.images_path)["images"].shape[0]
-        logits = np.random.default_rng(0).normal(size=(n, 10))
-        flip = int(self.flips.get(spec.kind, 0.0) * n)
-        logits[:flip] = -logits[:flip]  # the argmax moves for these images
-        np.save(spec.outputs_path, logits)
+        np.save(spec.outputs_path, self._logits(spec))
+        phases = {"load_s": 0.01, "build_s": 0.01, "prepare_s": 0.01, "outputs_s": 0.01}
+        if not spec.time_it:
+            return {"status": "compared", "extra": {"phases_s": phases}}
         median = self.speed.get(spec.kind, 1.0) / (spec.threads or 1)
         samples = list(median * (1 + np.random.default_rng(len(self.calls)).normal(0, 0.01, 20)))
         return {"status": "measured", "samples_s": samples, "latency_s_median": float(np.median(samples)),
                 "latency_s_p10": min(samples), "latency_s_p90": max(samples), "first_call_s": median * 3,
-                "peak_memory_bytes": 1000, "size_bytes": 2000, "extra": {"artefact": None, "notes": []}}
+                "peak_memory_bytes": 1000, "size_bytes": 2000,
+                "extra": {"artefact": None, "notes": [], "phases_s": phases}}
 
 
 def _deploy(tmp_path: Path, runner: FakeRunner, **kwargs: Any) -> Any:
+    """A search of 100 digits; one stage (every configuration on all 100) unless ``screen_images``."""
     kwargs.setdefault("configs", ["int8", "channels_last", "compile", "ort-all-float32"])
+    kwargs.setdefault("screen_images", 100)
     with pytest.warns(UserWarning, match="initial"):
         return deploy("tiny_alexnet", images=100, runner=runner, capabilities=ALL_CPU, out=tmp_path / "out", **kwargs)
 
@@ -225,3 +242,169 @@ def test_the_speedup_uses_eager_samples_taken_in_turns_in_the_same_process(tmp_p
     result = _deploy(tmp_path, Paired(speed={"int8": 0.5}, flips={}), configs=["int8"], threads=1)
     int8 = result.config("int8@t1")
     assert int8.speedup == pytest.approx(3.0) and "in turns" in int8.extra["speedup_against"]
+
+
+# --- the screen, the full comparison and the budget -----------------------------------------
+
+
+def test_a_candidate_is_recommended_only_once_compared_on_every_image(tmp_path: Path) -> None:
+    # int8 agrees on the screen's 30 images but not on all 100; channels_last agrees on both
+    runner = FakeRunner(speed={"int8": 0.1, "channels_last": 0.5}, flips={"int8": 0.2}, screen_flips={"int8": 0.0})
+    result = _deploy(tmp_path, runner, configs=["int8", "channels_last"], threads=1, screen_images=30)
+    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32:full", "int8:full",
+                            "channels_last:full"]  # the candidates fastest first, until one is accepted
+    int8 = result.config("int8@t1")
+    assert int8.status == "rejected" and int8.images == 100 and int8.extra["screen"]["images"] == 30
+    assert result.recommended == "channels_last@t1" and result.config("channels_last@t1").images == 100
+    assert result.images == 100 and result.screen_images == 30 and "screened on 30" in result.images_note
+    assert len(list((tmp_path / "out").glob("images-*.pt"))) == 1  # every image's file is gone: only the screen's
+    raw = json.loads(json.dumps(result.to_dict()))
+    assert {c["name"]: c["images"] for c in raw["configs"]} == {
+        "eager-float32@t1": 100, "int8@t1": 100, "channels_last@t1": 100}
+
+
+def test_a_surely_rejected_screen_is_not_compared_further(tmp_path: Path) -> None:
+    runner = FakeRunner(speed={"int8": 0.1, "channels_last": 0.5}, flips={"int8": 0.3})
+    result = _deploy(tmp_path, runner, configs=["int8", "channels_last"], threads=1, screen_images=30)
+    assert "int8:full" not in runner.calls and "channels_last:full" in runner.calls
+    int8 = result.config("int8@t1")
+    assert int8.status == "rejected" and int8.images == 30 and "surely above" in int8.reason
+    assert result.recommended == "channels_last@t1"
+
+
+class Clock:
+    """A fake clock the fake runner moves: each screen takes ``screen_s``, a full comparison ``full_s``."""
+
+    def __init__(self, screen_s: float, full_s: float) -> None:
+        self.now, self.screen_s, self.full_s = 0.0, screen_s, full_s
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ClockedRunner(FakeRunner):
+    """A fake runner that moves ``clock`` as long as a screen or a full comparison takes."""
+
+    def __init__(self, clock: Clock, screen_s: dict[str, float] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clock, self.screen_s = clock, screen_s or {}  # a kind's screen, where it differs
+
+    def __call__(self, spec: DeploySpec) -> dict[str, Any]:
+        screen_s = self.screen_s.get(spec.kind, self.clock.screen_s)
+        self.clock.now += screen_s if spec.time_it else self.clock.full_s
+        return super().__call__(spec)
+
+
+def test_what_does_not_fit_the_budget_is_skipped_and_a_rerun_with_more_measures_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.deployment import search
+
+    clock = Clock(screen_s=20.0, full_s=20.0)
+    monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
+    runner = ClockedRunner(clock, speed={"int8": 0.1, "channels_last": 0.5, "compile": 0.7}, flips={})
+    # 110 s: the baseline's screen (20 s) keeps back two full comparisons (2 x 20 s, estimated from
+    # its screen), so two more screens fit (60 s spent, 10 s left besides the 40 s kept: compile's
+    # 20 s do not fit), then the baseline's and int8's full comparisons
+    result = _deploy(tmp_path, runner, configs=["int8", "channels_last", "compile"], threads=1, screen_images=30,
+                     budget_min=110 / 60)
+    skipped = [c for c in result.configs if c.status == "skipped"]
+    assert [c.name for c in skipped] == ["compile@t1"] and skipped[0].reason.startswith("budget: its screen")
+    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32:full", "int8:full"]
+    assert result.recommended == "int8@t1" and result.config("int8@t1").images == 100
+    assert result.search_s == pytest.approx(100.0) and result.budget_s == pytest.approx(110.0)
+    again = ClockedRunner(clock, speed={"int8": 0.1, "channels_last": 0.5, "compile": 0.7}, flips={})
+    clock.now = 0.0
+    rerun = _deploy(tmp_path, again, configs=["int8", "channels_last", "compile"], threads=1, screen_images=30,
+                    budget_min=20.0)
+    assert rerun.config("compile@t1").status == "accepted"
+    assert again.calls == ["compile"]  # a budget skip is not stored: measured now; the rest from the store
+
+
+def test_a_screen_only_candidate_leaves_the_baseline_recommended_and_says_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.deployment import search
+
+    clock = Clock(screen_s=20.0, full_s=500.0)  # full comparisons far longer than estimated
+    monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
+    runner = ClockedRunner(clock, speed={"int8": 0.1}, flips={})
+    result = _deploy(tmp_path, runner, configs=["int8"], threads=1, screen_images=30, budget_min=1.5)
+    int8 = result.config("int8@t1")
+    assert int8.status == "accepted" and int8.images == 30  # the screen's verdict, and it says so
+    assert result.recommended == "eager-float32@t1"
+    assert "no candidate was compared on all 100 images" in result.recommendation_reason
+
+
+def test_failed_and_worker_skipped_configurations_are_stored_and_not_tried_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Skips(FakeRunner):
+        def __call__(self, spec: DeploySpec) -> dict[str, Any]:
+            if spec.kind == "ort-all-float32":
+                self.calls.append(spec.kind)
+                return {"status": "skipped", "reason": "onnxruntime is not installed; pip install onnxruntime"}
+            return super().__call__(spec)
+
+    first = Skips(speed={"int8": 0.5}, flips={}, fail={"compile"})
+    _deploy(tmp_path, first, threads=1)
+    assert {"compile", "ort-all-float32"} <= set(first.calls)
+    again = Skips(speed={"int8": 0.5}, flips={}, fail={"compile"})
+    result = _deploy(tmp_path, again, threads=1)
+    assert again.calls == []  # everything, failures and skips included, came from the store
+    assert result.config("compile@t1").status == "failed" and "SIGSEGV" in result.config("compile@t1").reason
+    assert result.config("ort-all-float32@t1").status == "skipped"
+    from dnnmeter.deployment import search
+
+    monkeypatch.setattr(search, "versions", lambda: {"torch": "another"})
+    newer = Skips(speed={"int8": 0.5}, flips={}, fail={"compile"})
+    _deploy(tmp_path, newer, threads=1)
+    assert sorted(newer.calls) == ["compile", "ort-all-float32"]  # other libraries: tried again
+
+
+def test_a_faster_candidate_that_does_not_fit_leaves_the_next_one_compared_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.deployment import search
+
+    clock = Clock(screen_s=10.0, full_s=10.0)
+    monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
+    # int8's screen takes 100 s, so its full comparison is estimated at about 100 s: it does not fit
+    # the 50 s left after the screens and the baseline's comparison; channels_last's 10 s do
+    runner = ClockedRunner(clock, screen_s={"int8": 100.0}, speed={"int8": 0.1, "channels_last": 0.5}, flips={})
+    result = _deploy(tmp_path, runner, configs=["int8", "channels_last"], threads=1, screen_images=30,
+                     budget_min=3.0)
+    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32:full", "channels_last:full"]
+    assert result.recommended == "channels_last@t1"
+    assert "faster candidates not compared on all 100 images: int8@t1 (budget)" in result.recommendation_reason
+    int8 = result.config("int8@t1")
+    assert int8.images == 30 and int8.extra["full_comparison"].startswith("budget")
+
+
+def test_a_worker_stopped_by_the_budget_is_a_budget_skip_and_a_hung_one_a_failure(tmp_path: Path) -> None:
+    class Stops(FakeRunner):
+        def __call__(self, spec: DeploySpec) -> dict[str, Any]:
+            if spec.kind in ("int8", "compile"):
+                self.calls.append(spec.kind)
+                limit = min(spec.wait_s or 900.0, 900.0)
+                return {"status": "failed", "reason": f"took longer than {limit:.0f} s; stopped", "timed_out_s": limit}
+            return super().__call__(spec)
+
+    result = _deploy(tmp_path, Stops(speed={}, flips={}), configs=["int8"], threads=1, budget_min=5.0)
+    assert result.config("int8@t1").status == "skipped" and result.config("int8@t1").reason.startswith("budget")
+    result = _deploy(tmp_path, Stops(speed={}, flips={}), configs=["compile"], threads=1, budget_min=60.0)
+    hung = result.config("compile@t1")  # 60 minutes left: the runner's own 900 s limit stopped it
+    assert hung.status == "failed" and "900 s" in hung.reason
+
+
+def test_with_no_candidate_the_time_kept_back_screens_what_was_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.deployment import search
+
+    clock = Clock(screen_s=20.0, full_s=20.0)
+    monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
+    # 90 s: after the baseline (20 s) and 40 s kept back, channels_last (no faster: no candidate) fits,
+    # int8 does not; with no candidate, the kept-back time screens int8 after all
+    runner = ClockedRunner(clock, speed={"channels_last": 1.0, "int8": 1.0}, flips={})
+    seen: list[tuple[str, str]] = []
+    result = _deploy(tmp_path, runner, configs=["int8", "channels_last"], threads=1, screen_images=30,
+                     budget_min=1.5, on_config=lambda c: seen.append((c.name, c.status)))
+    assert runner.calls == ["eager-float32", "channels_last", "int8"]
+    assert seen.index(("int8@t1", "skipped")) < seen.index(("int8@t1", "measured"))  # skipped, then screened
+    assert result.config("int8@t1").status == "accepted" and result.config("int8@t1").images == 30

@@ -11,11 +11,12 @@ import pytest
 import dnnmeter
 from dnnmeter.cli import choices, main
 from dnnmeter.deployment import ConfigResult, DeployResult
+from dnnmeter.deployment.budget import SCREEN_IMAGES
 from dnnmeter.deployment.search import DEFAULT_IMAGES
 
 
 def test_the_cli_default_equals_the_librarys() -> None:
-    assert choices.DEPLOY_IMAGES == DEFAULT_IMAGES
+    assert choices.DEPLOY_IMAGES == DEFAULT_IMAGES and choices.DEPLOY_SCREEN_IMAGES == SCREEN_IMAGES
 
 
 def test_list_configs_counts_at_least_20_for_resnet50(capsys: pytest.CaptureFixture[str]) -> None:

@@ -158,7 +158,7 @@ def test_study_deploy_on_the_tiny_seed_model_reports_and_resumes(tmp_path: Path)
 
     settings = StudySettings(models=("tiny_alexnet",), batch_sizes=(1,), out=str(tmp_path), time_budget_s=0.05,
                              threads=1, eval_limit=40, predict=False,
-                             deploy=DeploySettings(configs=("channels_last", "int8"), budget_min=0.1))
+                             deploy=DeploySettings(configs=("channels_last", "int8"), budget_min=2.0))
     first = run_study(settings)
     study = json.loads(first.results_json.read_text())
     (record,) = study["deployment"]

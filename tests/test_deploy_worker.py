@@ -73,7 +73,7 @@ def test_a_dead_worker_is_that_configurations_failure(monkeypatch: pytest.Monkey
 @pytest.mark.integration
 @pytest.mark.timeout(900)
 def test_the_search_in_subprocesses_is_resumable(tmp_path: Path) -> None:
-    kwargs = dict(data="digits", threads=1, images=40, budget_min=0.2, out=tmp_path / "out")
+    kwargs = dict(data="digits", threads=1, images=40, budget_min=2.0, out=tmp_path / "out")
     with pytest.warns(UserWarning, match="initial"):
         first = deploy("tiny_alexnet", configs=["channels_last", "ort-extended-float32"], **kwargs)
     assert {c.status for c in first.configs} <= {"accepted", "rejected"}, [(c.name, c.reason) for c in first.configs]
@@ -89,7 +89,10 @@ def test_a_hung_worker_is_stopped_and_failed(monkeypatch: pytest.MonkeyPatch, tm
 
     monkeypatch.setattr(runner.subprocess, "run", hangs)
     found = runner.in_subprocess(_spec(tmp_path, "compile"), timeout_s=5)
-    assert found == {"status": "failed", "reason": "took longer than 5 s; stopped"}
+    assert found == {"status": "failed", "reason": "took longer than 5 s; stopped", "timed_out_s": 5}
+    spec = _spec(tmp_path, "compile")
+    spec.wait_s = 2.0  # what the search's budget leaves: shorter than the runner's own limit
+    assert runner.in_subprocess(spec, timeout_s=5)["timed_out_s"] == 2.0
 
 
 def test_throughput_at_a_larger_batch_is_timed_in_the_same_process(tmp_path: Path) -> None:
@@ -135,3 +138,22 @@ def test_a_larger_batch_that_fails_leaves_the_latency_and_says_why(tmp_path: Pat
                         torch.device("cpu"), lambda: None)  # type: ignore[arg-type]
     assert found["images_per_s_at_throughput_batch"] is None
     assert found["throughput_unavailable_reason"].startswith("at batch 4 out of memory")
+
+
+def test_the_images_run_at_the_accuracy_batch_and_match_the_timed_batch(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "int8", n=12, batch=1)
+    spec.accuracy_batch_size = 8  # 12 images: a batch of 8, then 4 padded to 8
+    found = measure_config(spec)
+    assert found["status"] == "measured", found
+    assert found["extra"]["accuracy_batch_size"] == 8 and np.load(spec.outputs_path).shape[0] == 12
+    check = found["extra"]["batch_check"]  # static int8: the same logits at batch 1 as at batch 8
+    assert check["images"] == 4 and check["top1_same"] == 1.0 and check["max_abs_diff"] < 1e-3
+    assert {"load_s", "build_s", "prepare_s", "timing_s", "outputs_s"} <= set(found["extra"]["phases_s"])
+
+
+def test_a_full_comparison_only_builds_and_saves_the_logits(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "channels_last", n=10)
+    spec.time_it, spec.accuracy_batch_size = False, 8
+    found = measure_config(spec)
+    assert found["status"] == "compared" and found["extra"]["images"] == 10, found
+    assert "timing_s" not in found["extra"]["phases_s"] and np.load(spec.outputs_path).shape[0] == 10

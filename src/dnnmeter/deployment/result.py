@@ -1,7 +1,9 @@
 """What ``dnnmeter deploy`` returns: one :class:`ConfigResult` per configuration, and the verdict.
 
-``ConfigResult.to_dict`` has exactly the fields issue 15 lists (plus ``extra``, where the raw
-samples, the compile or export time and notes live); ``DeployResult.to_dict`` likewise.
+``ConfigResult.to_dict`` has the fields issue 15 lists (plus ``images``, how many images its
+agreement was judged on, and ``extra``, where the raw samples, the compile or export time and
+notes live); ``DeployResult.to_dict`` likewise (``images``: all the compared images, which the
+recommendation is judged on; ``screen_images``: the screen every configuration had).
 Units: seconds and bytes. A figure that was not measured is None, and ``reason`` says why.
 """
 
@@ -41,6 +43,7 @@ class ConfigResult:
     throughput_batch_size: int | None = None  # the larger batch the throughput was timed at
     images_per_s_at_throughput_batch: float | None = None
     throughput_unavailable_reason: str | None = None  # why there is no throughput (fixed shape, OOM, ...)
+    images: int | None = None  # how many images the agreement figures come from (the screen's, or all)
     samples_s: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # prepare_s, artefact, environment, notes
 
@@ -74,6 +77,9 @@ class DeployResult:
     recommendation_reason: str
     configs: list[ConfigResult] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    screen_images: int | None = None  # how many images every configuration was first compared on
+    budget_s: float | None = None  # --budget-min in seconds
+    search_s: float | None = None  # how long the search took, choosing the images included
 
     def config(self, name: str) -> ConfigResult:
         found = [c for c in self.configs if c.name == name]

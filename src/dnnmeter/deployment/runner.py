@@ -28,12 +28,14 @@ CONFIG_TIMEOUT_S = 900.0
 def in_subprocess(spec: DeploySpec, timeout_s: float | None = CONFIG_TIMEOUT_S) -> dict[str, Any]:
     """``spec`` measured by ``python -m dnnmeter.deployment.worker``; never raises for the worker's fault."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if spec.wait_s is not None and (timeout_s is None or spec.wait_s < timeout_s):
+        timeout_s = spec.wait_s  # what the search's budget leaves
     with tempfile.TemporaryFile(mode="w+") as stderr:
         try:
             done = subprocess.run([sys.executable, "-m", "dnnmeter.deployment.worker"], input=spec.to_json(),
                                   stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return {"status": "failed", "reason": f"took longer than {timeout_s:.0f} s; stopped"}
+            return {"status": "failed", "reason": f"took longer than {timeout_s:.0f} s; stopped", "timed_out_s": timeout_s}
         stderr.seek(0)
         tail = " ".join(stderr.read().strip().splitlines()[-1:])[-300:]
     for line in done.stdout.splitlines():

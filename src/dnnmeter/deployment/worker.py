@@ -9,18 +9,32 @@ baseline's, and last times it at ``throughput_batch_size`` for its images per se
 the reason where it cannot run at that batch: a fixed-shape artefact, out of memory). It
 prints one ``DNNMETER-RESULT {json}`` line. A failure to build or run is that
 line's ``failed`` status with the reason; a missing package is ``skipped``.
+
+The images run through at ``accuracy_batch_size`` (larger than the timed batch: fewer, fuller
+calls), since no configuration mixes images within a batch in eval mode: batch norm uses its
+running statistics, torch.ao int8 and ONNX Runtime int8 are static (activation scales fixed
+at calibration, not per batch). Rounding may still differ in the last bits between batch
+shapes (another kernel blocking), so the worker also runs the first images at the timed batch
+and records the largest difference and the share of top-1 that changed (``extra.batch_check``).
+``time_it=False`` only builds the configuration and saves the logits (the search's full
+comparison of a candidate, see search.py); ``extra.phases_s`` says where the worker's time went.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import itertools
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dnnmeter.measure.spec import RESULT_PREFIX
 from dnnmeter.measure.timing import Timing, TimingSettings
@@ -39,6 +53,9 @@ class DeploySpec:
     device: str = "cpu"
     timing: TimingSettings = field(default_factory=TimingSettings)
     throughput_batch_size: int | None = None  # also time this larger batch (None: do not)
+    accuracy_batch_size: int | None = None  # the batch the compared images run at (None: batch_size)
+    time_it: bool = True  # False: build and save the logits only (a full comparison)
+    wait_s: float | None = None  # how long the parent waits for this worker (None: runner.CONFIG_TIMEOUT_S)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -117,49 +134,111 @@ def _alternate(config_call: Any, base_call: Any, settings: TimingSettings, **tim
 
 
 def _measure(spec: DeploySpec, baseline_rss: int) -> dict[str, Any]:
-    import numpy as np
     import torch
 
     from dnnmeter.deployment.build import BuildContext, build, cudnn_benchmark
     from dnnmeter.deployment.configs import Config
     from dnnmeter.accuracy import build_with_weights
+
+    phases: dict[str, float] = {}
+    clock = functools.partial(_phase, phases)
+    device = torch.device(spec.device)
+    with clock("load_s"):
+        data = torch.load(spec.images_path)
+        batches = [b.to(device) for b in _batches(data["images"], spec.batch_size)]
+        calibration = [b.to(device) for b in _batches(data["calibration"], spec.batch_size)]
+    with clock("build_s"):
+        torch.manual_seed(0)  # without --weights every process must build the same initial weights
+        model = build_with_weights(spec.model, spec.weights, device=spec.device)
+    Path(spec.artefact_dir).mkdir(parents=True, exist_ok=True)
+    with cudnn_benchmark(spec.kind == "cudnn-benchmark"):
+        with clock("prepare_s"):
+            context = BuildContext(Config(spec.kind, spec.threads), batches[0], calibration,
+                                   Path(spec.artefact_dir), device)
+            prepared = build(model, context)
+        if not spec.time_it:
+            del model
+            with clock("outputs_s"):
+                outputs, accuracy_batch = _outputs(prepared, data["images"], spec, device)
+            np.save(spec.outputs_path, outputs.numpy())
+            return {"status": "compared", "extra": {"phases_s": phases, "accuracy_batch_size": accuracy_batch,
+                                                    "images": int(outputs.shape[0])}}
+        found = _timed(spec, prepared, model, batches, data, device, baseline_rss, clock)
+    found["extra"].update(phases_s=phases, prepare_s=phases["prepare_s"], artefact=prepared.artefact,
+                          notes=prepared.notes)
+    return found
+
+
+@contextlib.contextmanager
+def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Adds the block's seconds to ``phases[name]`` (where the worker's time went)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+
+
+def _timed(spec: DeploySpec, prepared: Any, model: Any, batches: list[Any], data: dict[str, Any], device: Any,
+           baseline_rss: int, clock: Any) -> dict[str, Any]:
+    import torch
+
     from dnnmeter.measure import memory
     from dnnmeter.measure.timing import cuda_event_block
 
-    device = torch.device(spec.device)
-    data = torch.load(spec.images_path)
-    batches = [b.to(device) for b in _batches(data["images"], spec.batch_size)]
-    calibration = [b.to(device) for b in _batches(data["calibration"], spec.batch_size)]
-    torch.manual_seed(0)  # without --weights every process must build the same initial weights
-    model = build_with_weights(spec.model, spec.weights, device=spec.device)
-    Path(spec.artefact_dir).mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with cudnn_benchmark(spec.kind == "cudnn-benchmark"):
-        context = BuildContext(Config(spec.kind, spec.threads), batches[0], calibration, Path(spec.artefact_dir), device)
-        prepared = build(model, context)
-        prepare_s = time.perf_counter() - started
-        cuda = device.type == "cuda"
-        sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
-        call = _cycling(prepared.call, batches)
-        base_call = None if spec.kind in UNPAIRED else _cycling(model, batches)
+    cuda = device.type == "cuda"
+    sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
+    call = _cycling(prepared.call, batches)
+    base_call = None if spec.kind in UNPAIRED else _cycling(model, batches)
+    with clock("timing_s"):
         timing, base_samples = _alternate(call, base_call, spec.timing, sync=sync,
                                           block=cuda_event_block(device) if cuda else None)
-        del model, base_call  # the float32 model leaves memory before the configuration's peak is read
-        gc.collect()
+    del model, base_call  # the float32 model leaves memory before the configuration's peak is read
+    gc.collect()
+    with clock("memory_s"):
         weighed = memory.cuda_peak(call, device) if cuda else memory.cpu_peak(call, baseline_rss)
-        outputs = torch.cat([prepared.call(b).float().cpu() for b in batches])[: data["images"].shape[0]]
-        np.save(spec.outputs_path, outputs.numpy())
-        # last: a larger batch must not raise the peak memory read above (VmHWM, ru_maxrss)
+    with clock("outputs_s"):
+        outputs, accuracy_batch = _outputs(prepared, data["images"], spec, device)
+    np.save(spec.outputs_path, outputs.numpy())
+    with clock("batch_check_s"):
+        check = _batch_check(prepared, batches, outputs) if accuracy_batch != spec.batch_size else None
+    with clock("throughput_s"):  # last: a larger batch must not raise the peak memory read above
         throughput = _throughput(prepared, data["images"], spec, device, sync)
     return {
         "status": "measured", "samples_s": timing.samples_s, "latency_s_median": timing.median_s,
         "latency_s_p10": timing.percentile_s(10), "latency_s_p90": timing.percentile_s(90),
         "first_call_s": timing.cold_s, "peak_memory_bytes": weighed.peak_bytes, "size_bytes": prepared.size_bytes,
         **throughput,
-        "extra": {"prepare_s": prepare_s, "artefact": prepared.artefact, "notes": prepared.notes,
-                  "memory_kind": weighed.kind, "stable": timing.stable, "threads_used": torch.get_num_threads(),
-                  "baseline_samples_s": base_samples},
+        "extra": {"memory_kind": weighed.kind, "stable": timing.stable, "threads_used": torch.get_num_threads(),
+                  "baseline_samples_s": base_samples, "accuracy_batch_size": accuracy_batch,
+                  "batch_check": check},
     }
+
+
+def _outputs(prepared: Any, images: Any, spec: DeploySpec, device: Any) -> tuple[Any, int]:
+    """The logits of every image, run at the accuracy batch (the timed batch where the artefact
+    takes only that one), and the batch they ran at."""
+    import torch
+
+    size = spec.accuracy_batch_size or spec.batch_size
+    if prepared.fixed_batch_reason:
+        size = spec.batch_size
+    logits = torch.cat([prepared.call(b).float().cpu() for b in _batches(images.to(device), size)])
+    return logits[: images.shape[0]], size
+
+
+BATCH_CHECK_CALLS = 4  # calls at the timed batch whose logits are compared with the accuracy batch's
+
+
+def _batch_check(prepared: Any, batches: list[Any], outputs: Any) -> dict[str, Any]:
+    """Do the first images' logits at the timed batch match those at the accuracy batch?"""
+    import torch
+
+    at_batch = torch.cat([prepared.call(b).float().cpu() for b in batches[:BATCH_CHECK_CALLS]])
+    n = min(at_batch.shape[0], outputs.shape[0])
+    a, b = at_batch[:n], outputs[:n]
+    return {"images": n, "max_abs_diff": float((a - b).abs().max()),
+            "top1_same": float((a.argmax(1) == b.argmax(1)).float().mean())}
 
 
 THROUGHPUT_SHARE = 0.25  # of the configuration's timing budget: one side, no alternation

@@ -198,7 +198,8 @@ class ModificationsData(Record):
 # What the deploy search decides in the parent (needs every configuration's logits), as a
 # study's verdict row keeps it; the measured figures stay in the search's own ``deploy`` rows.
 DEPLOY_JUDGED = ("name", "kind", "threads", "status", "reason", "speedup", "speedup_low", "speedup_high",
-                 "top1_agreement", "logit_mean_abs_error", "logit_max_abs_error", "sqnr_db", "top1", "top1_change")
+                 "top1_agreement", "logit_mean_abs_error", "logit_max_abs_error", "sqnr_db", "top1", "top1_change",
+                 "images")
 
 
 @dataclass

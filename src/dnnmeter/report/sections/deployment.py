@@ -51,6 +51,7 @@ def _table(d: DeployRecord) -> str:
             cell(_speedup(c), "measured", c.reason if c.status in ("failed", "skipped") else None),
             cell(num(finite(c.images_per_s_at_throughput_batch), 3), "measured", c.throughput_unavailable_reason),
             cell(pct(finite(c.top1_agreement)), "measured"),
+            cell("-" if c.images is None else str(c.images), "measured"),  # the screen's, or all of them
             cell(pct(finite(c.top1_change), signed=True), "measured",
                  "no labels: only agreement with float32" if c.status in ("accepted", "rejected") else None),
             f'<td class="l">{escape(_why(c, d))}</td>',
@@ -58,7 +59,7 @@ def _table(d: DeployRecord) -> str:
     larger = _larger_batch(d)
     header = head("configuration", "verdict", f"latency (ms, batch {d.batch_size})", "speed-up [95%]",
                   f"images/s at batch {larger}" if larger else "images/s (larger batch)", "top-1 agreement",
-                  "top-1 change", "reason", left=2)
+                  "on images", "top-1 change", "reason", left=2)
     return table(header, rows)
 
 

@@ -1,0 +1,51 @@
+"""benchmarks/deploy_speed.py's goal lines: which weights, how many images, how many configurations."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "deploy_speed.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("deploy_speed", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["deploy_speed"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ds = _load()
+
+
+def _run(weights: str | None, rec_images: int, measured: int = 22, note: str = "1000 images of imagenet") -> dict[str, Any]:
+    base = {"name": "eager-float32@t2", "latency_s_median": 0.1, "speedup": 1.0, "top1_agreement": 1.0,
+            "images": 1000}
+    rec = {"name": "int8@t2", "latency_s_median": 0.03, "speedup": 3.5, "top1_agreement": 0.995,
+           "images": rec_images}
+    others = [{"name": f"x{i}", "latency_s_median": 0.05 if i < measured - 2 else None} for i in range(24)]
+    return {"model": "resnet50", "batch_size": 1, "search_s": 500.0, "weights": weights,
+            "retimed": {"timer": "torch.utils.benchmark", "speedup": 3.4},
+            "result": {"configs": [base, rec, *others], "recommended": "int8@t2", "baseline": "eager-float32@t2",
+                       "images": 1000, "images_note": note}}
+
+
+def test_trained_weights_and_every_image_meet_the_agreement_goal() -> None:
+    text = "\n".join(ds.goal_lines([_run("default", 1000)]))
+    assert "99.50% on 1000 images: met" in text and "configurations measured >= 20: 22 of 26: met" in text
+
+
+def test_initial_weights_leave_the_agreement_goal_unjudged() -> None:
+    text = "\n".join(ds.goal_lines([_run(None, 1000)]))
+    assert "not judged (initial weights" in text
+
+
+def test_an_agreement_from_the_screen_alone_and_crops_are_said() -> None:
+    text = "\n".join(ds.goal_lines([_run("default", 64, measured=12, note="1000 random crops of ...")]))
+    assert "99.50% on 64 images: NOT met" in text
+    assert "(crops of 2 photographs, not independent images)" in text and "12 of 26: NOT met" in text
