@@ -177,6 +177,36 @@ def _build_norm(p: dict[str, int]) -> Kernel:
     return Kernel(_Holder(norm), (p["c"], p["hw"], p["hw"]), p["b"], norm)
 
 
+# Pooling windows of the zoo as (kernel, stride, padding, ceil_mode): the stem's 3x3/2, VGG's 2x2/2,
+# the 3x3/1 of GoogLeNet's and Inception's branches (ceil_mode in GoogLeNet and SqueezeNet). Drawn
+# as shape parameters of their own: a pool's time per output grows with its window, and a grid
+# that picked the window from the channel count's parity calibrated almost only 2x2 windows
+# (every channel count but 3 is even), so 3x3 pools were extrapolated 1.6-2.3x too slow.
+_MAX_WINDOWS = [(3, 2, 1, 0), (3, 2, 0, 1), (2, 2, 0, 0), (3, 1, 1, 0), (3, 1, 1, 1), (2, 2, 0, 1)]
+_AVG_WINDOWS = [(2, 2, 0, 0), (3, 1, 1, 0), (3, 2, 1, 0)]
+
+
+def _window(windows: list[tuple[int, int, int, int]]) -> Callable[[random.Random], dict[str, int]]:
+    def draw(rng: random.Random) -> dict[str, int]:
+        shape = _image(rng)
+        shape["k"], shape["s"], shape["pad"], shape["ceil"] = windows[rng.randrange(len(windows))]
+        return shape
+
+    return draw
+
+
+def _adaptive(rng: random.Random) -> dict[str, int]:
+    shape = _image(rng)
+    shape["o"] = _pick(rng, [1, 1, 1, 7])  # global pooling mostly; VGG's and AlexNet's 7x7 (6x6) too
+    return shape
+
+
+def _free_shape(rng: random.Random) -> dict[str, int]:
+    shape = _tensor(rng)
+    shape["drop"] = _pick(rng, [0, 1])  # an identity or a dropout in eval mode: both only a call
+    return shape
+
+
 def _pool(op: Callable[[dict[str, int]], nn.Module]) -> Callable[[dict[str, int]], Kernel]:
     def build(p: dict[str, int]) -> Kernel:
         module = op(p)
@@ -186,7 +216,7 @@ def _pool(op: Callable[[dict[str, int]], nn.Module]) -> Callable[[dict[str, int]
 
 
 def _free(p: dict[str, int]) -> Kernel:
-    op: nn.Module = nn.Dropout(0.1) if p["c"] % 2 else nn.Identity()
+    op: nn.Module = nn.Dropout(0.1) if p.get("drop", p["c"] % 2) else nn.Identity()
     shape = _activation(p)
     return Kernel(_Holder(op.eval()), tuple(shape[1:]), shape[0], op)
 
@@ -217,12 +247,14 @@ GROUPS: dict[str, tuple[int, Callable[[random.Random], dict[str, int]], Callable
     "hardsigmoid": (25, _tensor, _build_activation(nn.Hardsigmoid())),
     "tanh": (15, _tensor, _build_activation(nn.Tanh())),
     "softmax": (35, _matmul, _build_softmax),
-    "maxpool": (30, _image, _pool(lambda p: nn.MaxPool2d(3 if p["c"] % 2 else 2, 2, p["c"] % 2))),
-    "avgpool": (20, _image, _pool(lambda p: nn.AvgPool2d(2, 2) if p["c"] % 2 else nn.AvgPool2d(3, 1, 1))),
-    "adaptiveavgpool": (30, _image, _pool(lambda p: nn.AdaptiveAvgPool2d(1 if p["c"] % 4 else 7))),
+    "maxpool": (60, _window(_MAX_WINDOWS), _pool(lambda p: nn.MaxPool2d(p["k"], p["s"], p["pad"],
+                                                                         ceil_mode=bool(p["ceil"])))),
+    "avgpool": (30, _window(_AVG_WINDOWS), _pool(lambda p: nn.AvgPool2d(p["k"], p["s"], p["pad"],
+                                                                        ceil_mode=bool(p["ceil"])))),
+    "adaptiveavgpool": (30, _adaptive, _pool(lambda p: nn.AdaptiveAvgPool2d(p["o"]))),
     "add": (50, _tensor, _build_elementwise(torch.add, broadcast=False)),
     "mul": (45, _tensor, _build_elementwise(torch.mul, broadcast=True)),
-    "free": (25, _tensor, _free),
+    "free": (25, _free_shape, _free),
 }  # fmt: skip
 
 
