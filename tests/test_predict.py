@@ -184,6 +184,13 @@ def test_the_pool_grid_calibrates_the_zoos_windows() -> None:
     assert sum(p["o"] == 1 for p in specs if "o" in p) >= 10
 
 
+def test_the_layernorm_grid_reaches_swins_first_stage() -> None:
+    # Swin and ConvNeXt normalise (b, 56, 56, c) maps: 3136 positions, laid out in 4-d.
+    norms = [kernel_grid.build(s) for s in kernel_grid.grid() if s.group == "layernorm"]
+    sizes = {k.input_size[:-1] for k in norms}
+    assert (56, 56) in sizes and (3136,) in sizes and (197,) in sizes
+
+
 def test_one_slow_network_does_not_set_the_per_layer_cost() -> None:
     from dnnmeter.analysis import LayerCost
     from dnnmeter.prediction.predictor import fit_overhead
