@@ -191,6 +191,23 @@ def test_the_layernorm_grid_reaches_swins_first_stage() -> None:
     assert (56, 56) in sizes and (3136,) in sizes and (197,) in sizes
 
 
+def test_a_steady_heap_calibration_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from dnnmeter.prediction.heap import steady_heap
+
+    result = calibrate(threads=1, out=tmp_path, per_group=1, timer=law_timer, steady_heap=True)
+    data = json.loads((tmp_path / f"{result.key}.json").read_text())
+    assert data["heap"]["pinned"] is (sys.platform == "linux")  # glibc here; nothing pinned elsewhere
+    with steady_heap() as state:  # and it can be entered again: a second calibration in one process
+        assert state["pinned"] is data["heap"]["pinned"]
+
+
+def test_the_heap_is_left_alone_by_default(calibrated) -> None:  # type: ignore[no-untyped-def]
+    out, result = calibrated
+    assert json.loads((out / f"{result.key}.json").read_text())["heap"] == {"pinned": False}
+
+
 def test_one_slow_network_does_not_set_the_per_layer_cost() -> None:
     from dnnmeter.analysis import LayerCost
     from dnnmeter.prediction.predictor import fit_overhead
