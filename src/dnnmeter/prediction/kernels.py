@@ -3,7 +3,8 @@
 Every group of :mod:`dnnmeter.prediction.features` has a builder and a grid of shapes drawn
 from a fixed seed (the same grid on every machine and every rerun, so a resumed calibration
 finds what it has measured). The grid mixes the shapes of the torchvision zoo (channels
-3 to 1024, spatial 7 to 224, batches 1 to 32, tokens 1 to 256) with odd sizes between them.
+3 to 1024, spatial 7 to 224, batches 1 to 32, tokens 1 to 256 and 3136 for the norms of Swin's
+first stage) with odd sizes between them.
 """
 
 from __future__ import annotations
