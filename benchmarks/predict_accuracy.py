@@ -20,6 +20,7 @@
     .venv/bin/python benchmarks/predict_accuracy.py                  # full run, prints the tables
     .venv/bin/python benchmarks/predict_accuracy.py --write          # and writes its BENCHMARKS.md section
     .venv/bin/python benchmarks/predict_accuracy.py --smoke          # 3 small models, tiny budgets
+    .venv/bin/python benchmarks/predict_accuracy.py --steady-heap    # calibrate and measure without page faults
 
 Goals (issue 14): >= 90% of held-out models within +-10% at batch 1, >= 85% across batch
 sizes, Spearman >= 0.97, calibration <= 15 min, whole-zoo prediction < 10 s.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -45,7 +47,7 @@ from _markdown import cpu_name, write_section  # noqa: E402
 
 from dnnmeter.analysis import analyze  # noqa: E402
 from dnnmeter.measure import benchmark  # noqa: E402
-from dnnmeter.prediction import calib_models, calibrate, predict  # noqa: E402
+from dnnmeter.prediction import calib_models, calibrate, heap, predict  # noqa: E402
 from dnnmeter.prediction.baseline import per_flop_s  # noqa: E402
 from dnnmeter.prediction.fit import fit_line  # noqa: E402
 from dnnmeter.prediction.predictor import layer_from_dict  # noqa: E402
@@ -131,15 +133,22 @@ def main() -> int:
     ap.add_argument("--bench-budget", type=float, default=2.0, help="seconds of sampling per measured point")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steady-heap", action="store_true",
+                    help="pin glibc's heap thresholds while calibrating and in the measured processes "
+                         "(dnnmeter.prediction.heap): no page faults on either side")
     ap.add_argument("--smoke", action="store_true", help=f"{', '.join(SMOKE_MODELS)} at batch 1, tiny budgets")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section and results JSON")
     args = ap.parse_args()
     if args.smoke:
         args.budget_min, args.per_group, args.few, args.bench_budget = 1.5, args.per_group or 6, 0, 0.5
     folder = Path(args.calibration or tempfile.mkdtemp(prefix="dnnmeter-calibration-"))
+    if args.steady_heap:  # read by glibc as each benchmark subprocess starts
+        os.environ["MALLOC_TRIM_THRESHOLD_"] = str(heap.TRIM_THRESHOLD_BYTES)
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(heap.MMAP_THRESHOLD_BYTES)
 
     t0 = time.perf_counter()
-    cal = calibrate(threads=args.threads, budget_s=args.budget_min * 60, out=folder, per_group=args.per_group)
+    cal = calibrate(threads=args.threads, budget_s=args.budget_min * 60, out=folder, per_group=args.per_group,
+                    steady_heap=args.steady_heap)
     calibrate_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     zoo = predict("torchvision", threads=args.threads, calibration_dir=folder)
@@ -182,7 +191,7 @@ def main() -> int:
     covered = (float(np.mean([r["predicted_low_s"] <= r["measured_s"] <= r["predicted_high_s"] for r in rows]))
                if rows else None)  # how often the stated interval holds the measurement
     summary = {
-        "cpu": cpu_name(), "threads": args.threads, "calibration_key": cal.key, "calibration_complete": cal.complete,
+        "cpu": cpu_name(), "threads": args.threads, "steady_heap": args.steady_heap, "calibration_key": cal.key, "calibration_complete": cal.complete,
         "kernels_measured": cal.kernels_measured, "calibrate_s": calibrate_s, "predict_zoo_s": predict_zoo_s,
         "zoo_models_predicted": len(ok), "measure_s": measure_s, "points": len(rows),
         "ceiling_rounds_within_10pct": ceiling, "interval_coverage": covered, "calibration_networks": sorted(calib_models.MODELS),

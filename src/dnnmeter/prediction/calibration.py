@@ -9,6 +9,7 @@ the rest of the grid; the fit always uses everything measured so far.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 from dnnmeter.analysis import LayerCost
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.prediction import calib_models, kernels, records
+from dnnmeter.prediction import calib_models, heap, kernels, records
 from dnnmeter.prediction.features import FEATURES
 from dnnmeter.prediction.predictor import Predictor, fit_models, fit_overhead
 
@@ -128,23 +129,24 @@ def _check(device: str, dtype: str, budget_s: float) -> None:
 def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "float32",
               budget_s: float = DEFAULT_BUDGET_S, out: str | Path | None = None, per_group: int | None = None,
               timer: Timer | None = None, on_progress: Progress | None = None,
-              store: str | Path | None = None) -> Calibration:
+              store: str | Path | None = None, steady_heap: bool = False) -> Calibration:
     """Measure the kernel grid on ``device`` within ``budget_s``, fit, and save the predictor.
 
     ``per_group`` caps the shapes per kernel group (a quick, coarser calibration); ``timer``
     replaces the real timing (tests). A rerun resumes: kernels already measured are skipped.
     ``store`` (a path or an SQLAlchemy URL) also gets the fitted calibration as a row (kind
     ``calibration``, model = the calibration's key), so a fleet's calibrations sit together.
+    ``steady_heap`` pins glibc's heap thresholds while timing (:mod:`dnnmeter.prediction.heap`):
+    kernels are then timed without page faults, which suits only measurements made the same
+    way (off by default: ``dnnmeter bench`` leaves the heap as glibc sets it).
     """
-    import contextlib
-
     from dnnmeter.store import Store
 
     _check(device, dtype, budget_s)
     with contextlib.ExitStack() as stack:
         opened = stack.enter_context(Store(store)) if store is not None else None  # said before any timing
         result, calibration, environment = _calibrate(device, threads, dtype, budget_s, out, per_group, timer,
-                                                      on_progress)
+                                                      on_progress, steady_heap)
         if opened is not None:
             _store_calibration(opened, result, calibration, environment)
     return result
@@ -163,7 +165,8 @@ def _store_calibration(store: Any, result: Calibration, calibration: dict[str, A
 
 def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, out: str | Path | None,
                per_group: int | None, timer: Timer | None,
-               on_progress: Progress | None) -> tuple[Calibration, dict[str, Any], dict[str, Any]]:
+               on_progress: Progress | None,
+               steady_heap: bool = False) -> tuple[Calibration, dict[str, Any], dict[str, Any]]:
     from dnnmeter.measure import default_threads
     from dnnmeter.measure.environment import capture_environment
     from dnnmeter.measure.threads import torch_threads
@@ -172,7 +175,8 @@ def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, ou
         threads = default_threads()[0]
     directory = Path(out) if out else records.default_dir()
     start = time.monotonic()
-    with torch_threads(threads):
+    pinned = heap.steady_heap() if steady_heap else contextlib.nullcontext({"pinned": False})
+    with torch_threads(threads), pinned as heap_state:
         environment = capture_environment(device, threads)
         identity = records.machine_identity(environment)
         key = records.calibration_key(identity, threads, dtype)
@@ -182,6 +186,7 @@ def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, ou
         timer = timer or _real_timer(device, dtype, KERNEL_TIMING)
         measured_now = _run(todo, store, timer, base, start + max(budget_s - FIT_RESERVE_S, budget_s / 2), on_progress)
     calibration = _fit(store, environment, identity, key, base, per_group, time.monotonic() - start)
+    calibration["heap"] = heap_state  # this run's: a resumed calibration's older records may predate it
     path = directory / f"{key}.json"
     records.save_calibration(path, calibration)
     done = sum(1 for item_id, _ in todo if item_id in store)

@@ -3,11 +3,13 @@
 Every group of :mod:`dnnmeter.prediction.features` has a builder and a grid of shapes drawn
 from a fixed seed (the same grid on every machine and every rerun, so a resumed calibration
 finds what it has measured). The grid mixes the shapes of the torchvision zoo (channels
-3 to 1024, spatial 7 to 224, batches 1 to 32, tokens 1 to 256) with odd sizes between them.
+3 to 1024, spatial 7 to 224, batches 1 to 32, tokens 1 to 256 and 3136 for the norms of Swin's
+first stage) with odd sizes between them.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MAX_MACS = 1.5e9  # a bigger kernel takes over 0.1 s on one core: its time is better spent elsewhere
+MAX_MACS = 4e9  # VGG's 3x3 convs at 112x112 and 56x56 (1.85 GMACs) are calibrated, not extrapolated
 MAX_ELEMENTS = 2e7  # inputs, outputs or weights: keeps every kernel within a few hundred MB
 
 
@@ -106,7 +108,7 @@ def _linear(rng: random.Random) -> dict[str, int]:
 
 def _matmul(rng: random.Random) -> dict[str, int]:
     m = _pick(rng, _TOKENS[1:] + [1024])
-    return {"bh": _pick(rng, [1, 4, 8, 12, 16, 24, 32, 48, 96]), "m": m, "k": _pick(rng, [32, 64, 96, m]),
+    return {"bh": _pick(rng, [1, 4, 8, 12, 16, 24, 32, 48, 96, 192]), "m": m, "k": _pick(rng, [32, 64, 96, m]),
             "n": _pick(rng, [32, 64, 96, m])}
 
 
@@ -172,9 +174,41 @@ def _build_softmax(p: dict[str, int]) -> Kernel:
 def _build_norm(p: dict[str, int]) -> Kernel:
     if p.get("t"):
         norm: nn.Module = nn.LayerNorm(p["c"])
-        return Kernel(_Holder(norm), (p["t"], p["c"]), p["b"], norm)
+        side = math.isqrt(p["t"])
+        size = (side, side, p["c"]) if p.get("sq") and side * side == p["t"] else (p["t"], p["c"])
+        return Kernel(_Holder(norm), size, p["b"], norm)
     norm = nn.BatchNorm2d(p["c"]).eval()
     return Kernel(_Holder(norm), (p["c"], p["hw"], p["hw"]), p["b"], norm)
+
+
+# Pooling windows of the zoo as (kernel, stride, padding, ceil_mode): the stem's 3x3/2, VGG's 2x2/2,
+# the 3x3/1 of GoogLeNet's and Inception's branches (ceil_mode in GoogLeNet and SqueezeNet). Drawn
+# as shape parameters of their own: a pool's time per output grows with its window, and a grid
+# that picked the window from the channel count's parity calibrated almost only 2x2 windows
+# (every channel count but 3 is even), so 3x3 pools were extrapolated 1.6-2.3x too slow.
+_MAX_WINDOWS = [(3, 2, 1, 0), (3, 2, 0, 1), (2, 2, 0, 0), (3, 1, 1, 0), (3, 1, 1, 1), (2, 2, 0, 1)]
+_AVG_WINDOWS = [(2, 2, 0, 0), (3, 1, 1, 0), (3, 2, 1, 0)]
+
+
+def _window(windows: list[tuple[int, int, int, int]]) -> Callable[[random.Random], dict[str, int]]:
+    def draw(rng: random.Random) -> dict[str, int]:
+        shape = _image(rng)
+        shape["k"], shape["s"], shape["pad"], shape["ceil"] = windows[rng.randrange(len(windows))]
+        return shape
+
+    return draw
+
+
+def _adaptive(rng: random.Random) -> dict[str, int]:
+    shape = _image(rng)
+    shape["o"] = _pick(rng, [1, 1, 1, 7])  # global pooling mostly; VGG's and AlexNet's 7x7 (6x6) too
+    return shape
+
+
+def _free_shape(rng: random.Random) -> dict[str, int]:
+    shape = _tensor(rng)
+    shape["drop"] = _pick(rng, [0, 1])  # an identity or a dropout in eval mode: both only a call
+    return shape
 
 
 def _pool(op: Callable[[dict[str, int]], nn.Module]) -> Callable[[dict[str, int]], Kernel]:
@@ -186,18 +220,23 @@ def _pool(op: Callable[[dict[str, int]], nn.Module]) -> Callable[[dict[str, int]
 
 
 def _free(p: dict[str, int]) -> Kernel:
-    op: nn.Module = nn.Dropout(0.1) if p["c"] % 2 else nn.Identity()
+    op: nn.Module = nn.Dropout(0.1) if p.get("drop", p["c"] % 2) else nn.Identity()
     shape = _activation(p)
     return Kernel(_Holder(op.eval()), tuple(shape[1:]), shape[0], op)
 
 
-def _norm_shape(layer_norm: bool) -> Callable[[random.Random], dict[str, int]]:
-    def draw(rng: random.Random) -> dict[str, int]:
-        shape = _image(rng)
-        shape["t"] = _pick(rng, _TOKENS[1:]) if layer_norm else 0
-        return shape
+def _layernorm(rng: random.Random) -> dict[str, int]:
+    """A transformer's tokens, and the (b, h, w, c) maps of Swin and ConvNeXt: 56x56 = 3136
+    positions at the first stage, far more than a ViT's 197 (a grid up to 256 tokens
+    extrapolated their norms 2.4x too fast)."""
+    return {"b": _pick(rng, _BATCH), "c": _pick(rng, [64, 96, 128, 192, 256, 384, 512, 768, 1024, 1280]),
+            "t": _pick(rng, [16, 49, 50, 64, 196, 197, 256, 784, 3136]), "sq": _pick(rng, [0, 1])}
 
-    return draw
+
+def _batchnorm(rng: random.Random) -> dict[str, int]:
+    shape = _image(rng)
+    shape["t"] = 0  # kept in the id: the measurements of earlier calibrations stay valid
+    return shape
 
 
 # group -> (how many shapes in the full grid, shape sampler, builder)
@@ -206,8 +245,8 @@ GROUPS: dict[str, tuple[int, Callable[[random.Random], dict[str, int]], Callable
     "depthwise_conv": (140, _depthwise, _build_depthwise),
     "linear": (160, _linear, _build_linear),
     "matmul": (90, _matmul, _build_matmul),
-    "batchnorm": (60, _norm_shape(False), _build_norm),
-    "layernorm": (40, _norm_shape(True), _build_norm),
+    "batchnorm": (60, _batchnorm, _build_norm),
+    "layernorm": (60, _layernorm, _build_norm),
     "relu": (50, _tensor, _build_activation(nn.ReLU(inplace=True))),
     "relu6": (25, _tensor, _build_activation(nn.ReLU6(inplace=True))),
     "gelu": (35, _tensor, _build_activation(nn.GELU())),
@@ -217,12 +256,14 @@ GROUPS: dict[str, tuple[int, Callable[[random.Random], dict[str, int]], Callable
     "hardsigmoid": (25, _tensor, _build_activation(nn.Hardsigmoid())),
     "tanh": (15, _tensor, _build_activation(nn.Tanh())),
     "softmax": (35, _matmul, _build_softmax),
-    "maxpool": (30, _image, _pool(lambda p: nn.MaxPool2d(3 if p["c"] % 2 else 2, 2, p["c"] % 2))),
-    "avgpool": (20, _image, _pool(lambda p: nn.AvgPool2d(2, 2) if p["c"] % 2 else nn.AvgPool2d(3, 1, 1))),
-    "adaptiveavgpool": (30, _image, _pool(lambda p: nn.AdaptiveAvgPool2d(1 if p["c"] % 4 else 7))),
+    "maxpool": (60, _window(_MAX_WINDOWS), _pool(lambda p: nn.MaxPool2d(p["k"], p["s"], p["pad"],
+                                                                         ceil_mode=bool(p["ceil"])))),
+    "avgpool": (30, _window(_AVG_WINDOWS), _pool(lambda p: nn.AvgPool2d(p["k"], p["s"], p["pad"],
+                                                                        ceil_mode=bool(p["ceil"])))),
+    "adaptiveavgpool": (30, _adaptive, _pool(lambda p: nn.AdaptiveAvgPool2d(p["o"]))),
     "add": (50, _tensor, _build_elementwise(torch.add, broadcast=False)),
     "mul": (45, _tensor, _build_elementwise(torch.mul, broadcast=True)),
-    "free": (25, _tensor, _free),
+    "free": (25, _free_shape, _free),
 }  # fmt: skip
 
 
