@@ -7,7 +7,7 @@ after the other in this process, then as Ray tasks (``dnnmeter.fleet``, the engi
 ``dnnmeter study --engine ray``) on a local cluster of two nodes with one CPU each
 (``ray.cluster_utils.Cluster``: two raylets on this machine), in the same run. Both sides are
 warm (the libraries imported, the Ray workers started) so the ratio is the work's, not the
-start-up's. The rows both sides produce are compared. Goal (issue 16): at least 1.7x on a
+start-up's; both run the units in the same order (largest first) and at the same niceness. The rows both sides produce are compared. Goal (issue 16): at least 1.7x on a
 2-core machine.
 
 The models: ``timm.list_models()`` sorted, taken with a fixed stride (every k-th name, k =
@@ -53,7 +53,14 @@ WRITERS = 8
 
 
 def choose_models(n: int) -> tuple[list[str], list[str]]:
-    """``n`` timm names that build on the meta device, by a fixed stride; and the ones skipped."""
+    """``n`` timm names that build on the meta device, by a fixed stride, largest first; and the
+    ones skipped.
+
+    Largest first (by module count, read from the meta build that checks the model builds; it
+    ranks the units' cost with Spearman 0.87 on these models) so that the cluster's last tasks
+    are small ones: a large unit started last keeps one node busy while the other has nothing
+    left to do. Both sides run the units in this order; for the one process it changes nothing.
+    """
     import timm
 
     from dnnmeter.zoo import create_model
@@ -61,17 +68,17 @@ def choose_models(n: int) -> tuple[list[str], list[str]]:
     names = sorted(timm.list_models())
     stride = max(1, len(names) // n)
     order = [names[i] for offset in range(stride) for i in range(offset, len(names), stride)]
-    chosen: list[str] = []
+    chosen: dict[str, int] = {}
     skipped: list[str] = []
     for name in order:
         if len(chosen) == n:
             break
         try:
-            create_model(f"timm:{name}")  # as the study builds it (dnnmeter.zoo, on meta)
-            chosen.append(name)
+            model = create_model(f"timm:{name}")  # as the study builds it (dnnmeter.zoo, on meta)
+            chosen[name] = sum(1 for _ in model.modules())
         except Exception as exc:  # noqa: BLE001 - any failure of a third-party constructor skips the model
             skipped.append(f"{name} ({type(exc).__name__})")
-    return chosen, skipped
+    return sorted(chosen, key=lambda name: (-chosen[name], name)), skipped
 
 
 def static_units(models: list[str]) -> list[Any]:
@@ -121,7 +128,13 @@ def run_on_cluster(units: list[Any], settings: Any) -> tuple[float, list[Any], f
 
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
     began = time.perf_counter()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    # Ray renices its workers to 15 so that its own daemons come first; the one-process side
+    # runs at this process's niceness, so the workers are given the same: on a machine shared
+    # with other programs, niceness 15 would hand them CPU that the one process keeps. No
+    # dashboard, as when the study starts its own local cluster (dnnmeter.fleet.connect).
+    head = {"num_cpus": 1, "include_dashboard": False,
+            "_system_config": {"worker_niceness": os.nice(0)}}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
