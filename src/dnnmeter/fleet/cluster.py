@@ -92,8 +92,11 @@ def connect(address: str | None, device: str = "cpu") -> Fleet:
         # round trip (through the head's raylet, for a worker on another node) left that node idle
         # between tasks: 52 ms a task against 15 ms with the lease kept (timm models' static parts
         # on two local nodes of one CPU, on a loaded machine). Read by this driver's task
-        # submitter only; a user's own setting stays.
-        os.environ.setdefault("RAY_worker_lease_timeout_milliseconds", str(LEASE_HOLD_MS))
+        # submitter when ray.init starts it, so the variable is put back right after; a user's
+        # own setting stays.
+        lease_var = "RAY_worker_lease_timeout_milliseconds"
+        ours = lease_var not in os.environ
+        os.environ.setdefault(lease_var, str(LEASE_HOLD_MS))
         options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if address is None:
@@ -104,6 +107,9 @@ def connect(address: str | None, device: str = "cpu") -> Fleet:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InvalidInputError(f"cannot join the Ray cluster at {address or 'this machine'}: {first}; "
                                     "check the address and that the head runs this Ray version") from None
+        finally:
+            if ours:
+                os.environ.pop(lease_var, None)
     fleet = Fleet(ray, device, owned)
     where = address or "this machine"
     if not fleet.nodes:
