@@ -1092,7 +1092,7 @@ def _timer_medians(model: str, dtype: str, results: Sequence[Any], budget: float
 
     from dnnmeter.measure.spec import dtype_of
     from dnnmeter.measure.threads import torch_threads
-    from dnnmeter.measure.timing import TimingSettings, _settle, cuda_event_block, time_calls
+    from dnnmeter.measure.timing import TimingSettings, settle, cuda_event_block, time_calls
     from dnnmeter.zoo import create_model
 
     def sm_clock() -> int | None:
@@ -1120,7 +1120,7 @@ def _timer_medians(model: str, dtype: str, results: Sequence[Any], budget: float
                 per_call = (time.perf_counter() - t0) / max(calls, 1)
                 settled = None
                 if block is not None:
-                    settled = _settle(lambda: module(x), block, per_call, TimingSettings().settle_max_s,
+                    settled = settle(lambda: module(x), block, per_call, TimingSettings().settle_max_s,
                                       time.perf_counter)[1]
                 timer = tub.Timer(stmt="model(x)", globals={"model": module, "x": x},
                                   num_threads=r.threads or torch.get_num_threads())  # dnnmeter's count

@@ -121,7 +121,7 @@ def time_calls(
     timing.cold_s = clock() - t0
     timing.warmup_calls, per_call = _warm_up(call, settings, clock, sync)
     if device_timed and settings.settle_max_s > 0:
-        timing.settle_blocks, timing.settled = _settle(call, block, per_call, settings.settle_max_s, clock)
+        timing.settle_blocks, timing.settled = settle(call, block, per_call, settings.settle_max_s, clock)
     timing.calls_per_sample = 1 if per_call >= settings.min_block_s else math.ceil(settings.min_block_s / max(per_call, 1e-9))
     deadline = start + settings.time_budget_s
     while len(timing.samples_s) < settings.max_samples:
@@ -147,7 +147,7 @@ def _warm_up(call: Callable[[], object], settings: TimingSettings, clock: Callab
             return calls, elapsed / calls
 
 
-def _settle(call: Callable[[], object], block: Block, per_call_s: float, max_s: float,
+def settle(call: Callable[[], object], block: Block, per_call_s: float, max_s: float,
             clock: Callable[[], float]) -> tuple[int, bool]:
     """Run device-timed blocks until two in a row agree within SETTLE_TOLERANCE (the device
     has reached its steady clocks for this load), for at most ``max_s``. Returns (blocks run,
