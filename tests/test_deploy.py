@@ -47,7 +47,7 @@ def test_what_this_machine_lacks_is_skipped_with_the_reason() -> None:
     reasons = {c.kind: configs.skip_reason(c, BARE_CPU, "cpu") for c in plan("cpu", BARE_CPU, threads=1)}
     assert reasons["eager-float32"] is None and reasons["int8"] is None
     assert "AVX512-BF16" in reasons["bfloat16"]
-    assert "compiler" in reasons["compile"]
+    assert "compiler" in reasons["compile"] and "compiler" in reasons["compile-frozen"]
     assert all("pip install" in reasons[k] for k in reasons if k.startswith("ort-"))
 
 
@@ -63,6 +63,8 @@ def test_a_gpu_adds_its_own_configurations() -> None:
     planned = plan("cuda", gpu)
     kinds = [c.kind for c in planned]
     assert {"cuda-graphs", "cudnn-benchmark", "float16"} <= set(kinds) and all(c.threads is None for c in planned)
+    assert {"compile", "compile-frozen"} <= set(kinds)  # inductor freezes on a GPU too; no C++ compiler needed
+    assert configs.skip_reason(next(c for c in planned if c.kind == "compile-frozen"), gpu, "cuda") is None
     bf16 = next(c for c in planned if c.kind == "bfloat16")
     assert "8.0" in str(configs.skip_reason(bf16, gpu, "cuda"))
     ort = next(c for c in planned if c.is_ort)
@@ -229,6 +231,15 @@ def test_export_writes_the_artefact_snippet_and_json(tmp_path: Path) -> None:
     compile(snippet, "run_model.py", "exec")
     saved = json.loads((tmp_path / "exported" / "deploy.json").read_text())
     assert saved["recommended"]["name"] == "channels_last@t2"
+
+
+def test_the_frozen_compile_snippet_sets_freezing_before_compiling(tmp_path: Path) -> None:
+    from dnnmeter.deployment.export import snippet
+
+    result = _deploy(tmp_path, FakeRunner(speed={"compile-frozen": 0.5}, flips={}), configs=["compile-frozen"])
+    code = snippet(result, result.config("compile-frozen@t2"), None)
+    assert code.index("freezing = True") < code.index("torch.compile(") < code.index("inference_mode")
+    compile(code, "run_model.py", "exec")
 
 
 def test_the_speedup_is_against_eager_in_its_own_process_not_the_slowed_paired_turns(tmp_path: Path) -> None:

@@ -3,9 +3,11 @@ in its own processes (integration), plus what a dead or missing runtime leaves b
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,6 +83,74 @@ def test_the_search_in_subprocesses_is_resumable(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="initial"):
         again = deploy("tiny_alexnet", configs=["channels_last", "ort-extended-float32"], **kwargs)
     assert [c.latency_s_median for c in again.configs] == [c.latency_s_median for c in first.configs]
+
+
+def _compilations(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[bool]]:
+    """The freezing flag at each inductor compilation ("all") and at each that took the frozen path."""
+    import torch._inductor.compile_fx as compile_fx
+    from torch._inductor import config as inductor_config
+
+    seen: dict[str, list[bool]] = {"all": [], "frozen": []}
+
+    def spy(name: str, real: Any) -> Any:
+        def call(*args: object, **kwargs: object) -> object:
+            seen[name].append(inductor_config.freezing)
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(compile_fx, "compile_fx", spy("all", compile_fx.compile_fx))
+    monkeypatch.setattr(compile_fx, "fw_compiler_freezing", spy("frozen", compile_fx.fw_compiler_freezing))
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
+def test_compile_frozen_freezes_every_batch_size_and_leaves_the_flag_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch._inductor import config as inductor_config
+
+    from dnnmeter.accuracy import build_with_weights
+    from dnnmeter.deployment.build import BuildContext, build
+    from dnnmeter.deployment.configs import Config
+
+    seen = _compilations(monkeypatch)
+    initial = inductor_config.freezing
+    torch.manual_seed(0)
+    model = build_with_weights("tiny_alexnet", None, device="cpu")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = choose("tiny_alexnet", "digits", None, 8).images
+    for previous in (False, True):  # restored to what it was, whichever that is
+        torch._dynamo.reset()  # else dynamo remembers the batch axis is dynamic and compiles once
+        seen["all"].clear()
+        seen["frozen"].clear()
+        # config.patch, not monkeypatch: monkeypatch's undo deletes the option from torch's config module
+        with inductor_config.patch(freezing=previous), torch.inference_mode():
+            ctx = BuildContext(Config("compile-frozen", 1), x[:2], [x[:2]], tmp_path, torch.device("cpu"))
+            prepared = build(model, ctx)
+            assert inductor_config.freezing is previous
+            got2, got8 = prepared.call(x[:2]), prepared.call(x)  # the second batch size recompiles
+            assert inductor_config.freezing is previous
+            want2, want8 = model(x[:2]), model(x)
+        # both batch sizes' compilations frozen: no mix of frozen and unfrozen figures
+        assert seen["all"] == seen["frozen"] == [True, True]
+        assert (got2 - want2).abs().max() < 1e-4 and (got8 - want8).abs().max() < 1e-4
+        assert (got8.argmax(1) == want8.argmax(1)).all()
+    assert inductor_config.freezing is initial
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the user's model untouched
+    assert "compilation" in prepared.notes[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
+def test_compile_frozen_runs_in_the_worker_and_agrees_with_float32(tmp_path: Path) -> None:
+    base = measure_config(_spec(tmp_path, "eager-float32", n=10))
+    spec = _spec(tmp_path, "compile-frozen", n=10)
+    spec.throughput_batch_size = 8
+    found = measure_config(spec)
+    assert base["status"] == found["status"] == "measured", found
+    a, b = np.load(tmp_path / "eager-float32.npy"), np.load(tmp_path / "compile-frozen.npy")
+    assert a.shape == b.shape and (a.argmax(1) == b.argmax(1)).all() and np.abs(a - b).max() < 1e-4
+    assert found["images_per_s_at_throughput_batch"] > 0 and found["first_call_s"] > found["latency_s_median"]
 
 
 def test_a_hung_worker_is_stopped_and_failed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -18,10 +18,11 @@ BASELINE_KIND = "eager-float32"
 ORT_LEVELS = ("disabled", "basic", "extended", "all")
 ORT_PIP = "pip install 'dnnmeter[deploy]' (or: pip install onnxruntime)"
 # Every kind, in the order they are measured (the baseline first: the others are compared with it).
-CPU_KINDS = (BASELINE_KIND, "channels_last", "bfloat16", "int8", "compile",
+CPU_KINDS = (BASELINE_KIND, "channels_last", "bfloat16", "int8", "compile", "compile-frozen",
              *(f"ort-{level}-{dtype}" for dtype in ("float32", "int8") for level in ORT_LEVELS))
 CUDA_KINDS = (BASELINE_KIND, "channels_last", "cudnn-benchmark", "float16", "bfloat16", "cuda-graphs",
-              "compile", *(f"ort-{level}-float32" for level in ORT_LEVELS))
+              "compile", "compile-frozen", *(f"ort-{level}-float32" for level in ORT_LEVELS))
+COMPILED_KINDS = ("compile", "compile-frozen")  # inductor's: a C++ compiler on the CPU, a compile at first call
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def skip_reason(config: Config, caps: Capabilities, device: str) -> str | None:
     """Why ``config`` cannot run here, or None when it can."""
     if config.kind == "bfloat16":
         return bf16_missing(caps, device)
-    if config.kind == "compile":
+    if config.kind in COMPILED_KINDS:
         return compile_missing(caps, device)
     if config.is_ort:
         return ort_missing(caps, config.kind, device)

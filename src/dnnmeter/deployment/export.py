@@ -22,6 +22,8 @@ _PREPARE = {
     "bfloat16": "model = model.to(torch.bfloat16)\n# call: model(x.to(torch.bfloat16)).float()",
     "float16": "model = model.to(torch.float16)\n# call: model(x.to(torch.float16)).float()",
     "compile": "model = torch.compile(model, backend='inductor')",
+    "compile-frozen": "torch._inductor.config.freezing = True  # weights folded in at the first call: inference only\n"
+                      "model = torch.compile(model, backend='inductor')",
     "cudnn-benchmark": "torch.backends.cudnn.benchmark = True",
     "cuda-graphs": "# capture one torch.cuda.CUDAGraph at the batch size (see dnnmeter.deployment.build._cuda_graphs)",
     "int8": "from dnnmeter.transforms.quantize import quantize_int8\n"
