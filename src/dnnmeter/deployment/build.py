@@ -31,7 +31,7 @@ Call = Callable[[torch.Tensor], torch.Tensor]
 class Prepared:
     call: Call
     size_bytes: int | None
-    artefact: str | None = None  # a file --export can copy (ONNX model, int8 state dict)
+    artefact: str | None = None  # a file --export can copy (ONNX model, int8 state dict, OpenVINO IR's .xml)
     notes: list[str] = field(default_factory=list)
     fixed_batch_reason: str | None = None  # why ``call`` takes only the batch it was built for
 
@@ -209,6 +209,12 @@ def _ort(model: nn.Module, ctx: BuildContext) -> Prepared:
     return Prepared(call, os.path.getsize(path), str(path), [f"onnxruntime {ort.__version__}"])
 
 
+def _openvino(model: nn.Module, ctx: BuildContext) -> Prepared:
+    from dnnmeter.deployment.openvino_build import build_openvino  # it imports this module
+
+    return build_openvino(model, ctx)
+
+
 BUILDERS: dict[str, Callable[[nn.Module, BuildContext], Prepared]] = {
     "eager-float32": _eager,
     "channels_last": _channels_last,
@@ -219,6 +225,8 @@ BUILDERS: dict[str, Callable[[nn.Module, BuildContext], Prepared]] = {
     "compile-frozen": _compile_frozen,
     "cudnn-benchmark": _eager,  # the flag is set around the whole measurement (worker.py)
     "cuda-graphs": _cuda_graphs,
+    "openvino-float32": _openvino,
+    "openvino-bfloat16": _openvino,
 }
 
 

@@ -3,7 +3,7 @@
 A :class:`Config` is one way to run the model (a kind such as ``int8`` or ``ort-all-float32``
 at a thread count). :func:`plan` lists them for a device from a :class:`Capabilities`,
 which :func:`probe` reads from this machine; tests pass fakes (a GPU, no onnxruntime).
-Nothing here imports onnxruntime on the CPU: the probe asks only whether it can be found.
+Nothing here imports onnxruntime on the CPU, nor openvino: the probe asks only whether they can be found.
 """
 
 from __future__ import annotations
@@ -17,9 +17,14 @@ from dnnmeter.errors import InvalidInputError
 BASELINE_KIND = "eager-float32"
 ORT_LEVELS = ("disabled", "basic", "extended", "all")
 ORT_PIP = "pip install 'dnnmeter[deploy]' (or: pip install onnxruntime)"
+OPENVINO_PIP = "pip install 'dnnmeter[deploy]' (or: pip install openvino)"
+# OpenVINO's kinds and the CPU plugin's INFERENCE_PRECISION_HINT for each (asked for explicitly: the
+# plugin's default is bf16 on CPUs with AVX512-BF16 or AMX)
+OPENVINO_PRECISIONS = {"openvino-float32": "f32", "openvino-bfloat16": "bf16"}
 # Every kind, in the order they are measured (the baseline first: the others are compared with it).
 CPU_KINDS = (BASELINE_KIND, "channels_last", "bfloat16", "int8", "compile", "compile-frozen",
-             *(f"ort-{level}-{dtype}" for dtype in ("float32", "int8") for level in ORT_LEVELS))
+             *(f"ort-{level}-{dtype}" for dtype in ("float32", "int8") for level in ORT_LEVELS),
+             *OPENVINO_PRECISIONS)
 CUDA_KINDS = (BASELINE_KIND, "channels_last", "cudnn-benchmark", "float16", "bfloat16", "cuda-graphs",
               "compile", "compile-frozen", *(f"ort-{level}-float32" for level in ORT_LEVELS))
 COMPILED_KINDS = ("compile", "compile-frozen")  # inductor's: a C++ compiler on the CPU, a compile at first call
@@ -53,6 +58,7 @@ class Capabilities:
     cpu_flags: tuple[str, ...] = ()
     c_compiler: str | None = None
     onnxruntime_missing: str | None = None
+    openvino_missing: str | None = None
     cuda_available: bool = False
     cuda_bf16: bool = False
     cuda_providers: tuple[str, ...] = field(default=())
@@ -83,6 +89,14 @@ def ort_missing(caps: Capabilities, kind: str, device: str) -> str | None:
     return None
 
 
+def openvino_missing(caps: Capabilities, kind: str, device: str) -> str | None:
+    if device.startswith("cuda"):
+        return "OpenVINO runs on the CPU here (its GPU plugin is for Intel GPUs)"
+    if caps.openvino_missing:
+        return caps.openvino_missing
+    return bf16_missing(caps, device) if kind == "openvino-bfloat16" else None
+
+
 def skip_reason(config: Config, caps: Capabilities, device: str) -> str | None:
     """Why ``config`` cannot run here, or None when it can."""
     if config.kind == "bfloat16":
@@ -91,6 +105,8 @@ def skip_reason(config: Config, caps: Capabilities, device: str) -> str | None:
         return compile_missing(caps, device)
     if config.is_ort:
         return ort_missing(caps, config.kind, device)
+    if config.kind in OPENVINO_PRECISIONS:
+        return openvino_missing(caps, config.kind, device)
     return None
 
 
@@ -127,6 +143,12 @@ def _onnxruntime_missing() -> str | None:
     return None
 
 
+def _openvino_missing() -> str | None:
+    if importlib.util.find_spec("openvino") is None:
+        return f"openvino is not installed; {OPENVINO_PIP}"
+    return None
+
+
 def probe(device: str = "cpu") -> Capabilities:
     """This machine's capabilities (reads the CPU's flags as every stored measurement does)."""
     from dnnmeter.measure.environment import capture_environment
@@ -145,6 +167,6 @@ def probe(device: str = "cpu") -> Capabilities:
     return Capabilities(
         cores=available_cores(), cpu_flags=tuple(capture_environment("cpu")["cpu_flags"]),
         c_compiler=shutil.which("c++") or shutil.which("g++") or shutil.which("clang++"),
-        onnxruntime_missing=missing, cuda_available=device.startswith("cuda"), cuda_bf16=cuda_bf16,
-        cuda_providers=providers,
+        onnxruntime_missing=missing, openvino_missing=_openvino_missing(), cuda_available=device.startswith("cuda"),
+        cuda_bf16=cuda_bf16, cuda_providers=providers,
     )

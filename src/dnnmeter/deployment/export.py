@@ -1,8 +1,9 @@
 """Write the recommended configuration where the user asked (``--export DIR``).
 
 The folder gets ``deploy.json`` (the recommended configuration's figures and the whole
-search's verdict) and the artefact: the ONNX file for an ONNX Runtime configuration, the
-int8 state dict for torch.ao int8 (with the snippet that rebuilds the module to load it
+search's verdict) and the artefact: the ONNX file for an ONNX Runtime configuration, the IR
+(``model.xml`` and its weights ``model.bin``, with the snippet that compiles it) for an OpenVINO
+one, the int8 state dict for torch.ao int8 (with the snippet that rebuilds the module to load it
 into), and for the others ``run_model.py``, a short Python snippet that rebuilds the
 configuration from the model's name and weights.
 """
@@ -32,8 +33,21 @@ _PREPARE = {
 }
 
 
+def _openvino_snippet(result: DeployResult, config: ConfigResult) -> str:
+    from dnnmeter.deployment.openvino_build import compile_properties
+
+    properties = compile_properties(config.kind, config.threads)
+    return ("import openvino as ov\n\ncore = ov.Core()\n"
+            f"compiled = core.compile_model(core.read_model('model.xml'), 'CPU', {properties!r})\n"
+            "request = compiled.create_infer_request()\n"
+            f"logits = request.infer({{0: images_numpy}})[0]  # float32, batch of {result.batch_size} "
+            "(the batch dimension is dynamic)\n")
+
+
 def snippet(result: DeployResult, config: ConfigResult, weights: str | None) -> str:
     """Python that rebuilds ``config`` of the model."""
+    if config.kind.startswith("openvino-"):
+        return _openvino_snippet(result, config)
     if config.kind.startswith("ort-"):
         level = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
                  "all": "ORT_ENABLE_ALL"}[config.kind.split("-")[1]]
@@ -55,7 +69,10 @@ def export_recommended(result: DeployResult, folder: Path, weights: str | None) 
     config = result.config(result.recommended)
     written = []
     artefact = config.extra.get("artefact")
-    if artefact and Path(artefact).is_file():
+    if artefact and artefact.endswith(".xml") and Path(artefact).is_file():  # OpenVINO's IR: graph, weights
+        for source in (Path(artefact), Path(artefact).with_suffix(".bin")):
+            written.append(Path(shutil.copyfile(source, folder / f"model{source.suffix}")))
+    elif artefact and Path(artefact).is_file():
         name = "model.onnx" if artefact.endswith(".onnx") else "int8.state_dict.pt"
         written.append(Path(shutil.copyfile(artefact, folder / name)))
     code = folder / "run_model.py"

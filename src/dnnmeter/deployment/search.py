@@ -93,7 +93,7 @@ def versions() -> dict[str, str | None]:
     from importlib import metadata
 
     found: dict[str, str | None] = {}
-    for name in ("torch", "torchvision", "onnx", "onnxruntime", "dnnmeter"):
+    for name in ("torch", "torchvision", "onnx", "onnxruntime", "openvino", "dnnmeter"):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
