@@ -11,7 +11,8 @@ none in another, and two rounds of one bench point agreed within 10% 86.8% of th
 So dnnmeter measures with a steady heap by default (``heap="steady"``): a bench point's
 process starts with ``MALLOC_TRIM_THRESHOLD_`` and ``MALLOC_MMAP_THRESHOLD_`` set
 (:func:`heap_environment`), and ``calibrate`` pins the same thresholds with ``mallopt``
-while timing (:func:`steady_heap`). The bench process's allocation history is the
+while timing (:func:`steady_heap`; glibc's start values come back afterwards, but its
+dynamic thresholds stay off for the rest of that process). The bench process's allocation history is the
 harness's, not the user's application's; pinning it makes the figure independent of that
 history, as PyTorch's CPU launcher (``torch.backends.xeon.run_cpu``) preloads jemalloc or
 tcmalloc for benchmarking. ``heap="glibc"`` measures with the heap as glibc leaves it.
