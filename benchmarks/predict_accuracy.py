@@ -20,7 +20,7 @@
     .venv/bin/python benchmarks/predict_accuracy.py                  # full run, prints the tables
     .venv/bin/python benchmarks/predict_accuracy.py --write          # and writes its BENCHMARKS.md section
     .venv/bin/python benchmarks/predict_accuracy.py --smoke          # 3 small models, tiny budgets
-    .venv/bin/python benchmarks/predict_accuracy.py --steady-heap    # calibrate and measure without page faults
+    .venv/bin/python benchmarks/predict_accuracy.py --heap glibc     # both sides with the heap as glibc leaves it
 
 Goals (issue 14): >= 90% of held-out models within +-10% at batch 1, >= 85% across batch
 sizes, Spearman >= 0.97, calibration <= 15 min, whole-zoo prediction < 10 s.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -47,7 +46,8 @@ from _markdown import cpu_name, write_section  # noqa: E402
 
 from dnnmeter.analysis import analyze  # noqa: E402
 from dnnmeter.measure import benchmark  # noqa: E402
-from dnnmeter.prediction import calib_models, calibrate, heap, predict  # noqa: E402
+from dnnmeter.measure.heap import HEAP_MODES  # noqa: E402
+from dnnmeter.prediction import calib_models, calibrate, predict  # noqa: E402
 from dnnmeter.prediction.baseline import per_flop_s  # noqa: E402
 from dnnmeter.prediction.fit import fit_line  # noqa: E402
 from dnnmeter.prediction.predictor import layer_from_dict  # noqa: E402
@@ -85,14 +85,14 @@ def baseline_predictions(name: str, batch: int, per_flop: float, line: list[floa
 
 
 def measure_rounds(points: list[tuple[str, int]], rounds: int, budget_s: float,
-                   threads: int) -> dict[tuple[str, int], list[float]]:
+                   threads: int, heap: str) -> dict[tuple[str, int], list[float]]:
     by_model: dict[str, list[int]] = defaultdict(list)
     for name, batch in points:
         by_model[name].append(batch)
     found: dict[tuple[str, int], list[float]] = defaultdict(list)
     for _ in range(rounds):
         for name, batches in by_model.items():
-            for r in benchmark([name], batch_sizes=batches, threads=threads, time_budget_s=budget_s):
+            for r in benchmark([name], batch_sizes=batches, threads=threads, time_budget_s=budget_s, heap=heap):
                 if r.status == "ok" and r.latency_s_median:
                     found[(name, r.batch_size)].append(r.latency_s_median)
     return found
@@ -133,22 +133,19 @@ def main() -> int:
     ap.add_argument("--bench-budget", type=float, default=2.0, help="seconds of sampling per measured point")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--steady-heap", action="store_true",
-                    help="pin glibc's heap thresholds while calibrating and in the measured processes "
-                         "(dnnmeter.prediction.heap): no page faults on either side")
+    ap.add_argument("--heap", choices=HEAP_MODES, default=HEAP_MODES[0],
+                    help="the C heap of the calibration and of the measured points, both sides alike "
+                         "(dnnmeter.measure.heap; default steady, as dnnmeter bench's and calibrate's)")
     ap.add_argument("--smoke", action="store_true", help=f"{', '.join(SMOKE_MODELS)} at batch 1, tiny budgets")
     ap.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section and results JSON")
     args = ap.parse_args()
     if args.smoke:
         args.budget_min, args.per_group, args.few, args.bench_budget = 1.5, args.per_group or 6, 0, 0.5
     folder = Path(args.calibration or tempfile.mkdtemp(prefix="dnnmeter-calibration-"))
-    if args.steady_heap:  # read by glibc as each benchmark subprocess starts
-        os.environ["MALLOC_TRIM_THRESHOLD_"] = str(heap.TRIM_THRESHOLD_BYTES)
-        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(heap.MMAP_THRESHOLD_BYTES)
 
     t0 = time.perf_counter()
     cal = calibrate(threads=args.threads, budget_s=args.budget_min * 60, out=folder, per_group=args.per_group,
-                    steady_heap=args.steady_heap)
+                    heap=args.heap)
     calibrate_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     zoo = predict("torchvision", threads=args.threads, calibration_dir=folder)
@@ -160,7 +157,7 @@ def main() -> int:
         chosen = list(SMOKE_MODELS)
     points = [(m, 1) for m in chosen] + [(m, b) for m in chosen[: args.few] for b in (8, 32)]
     t0 = time.perf_counter()
-    rounds = measure_rounds(points, args.rounds, args.bench_budget, args.threads)
+    rounds = measure_rounds(points, args.rounds, args.bench_budget, args.threads, args.heap)
     measure_s = time.perf_counter() - t0
 
     per_flop, line = baselines(folder / f"{cal.key}.jsonl")
@@ -191,7 +188,7 @@ def main() -> int:
     covered = (float(np.mean([r["predicted_low_s"] <= r["measured_s"] <= r["predicted_high_s"] for r in rows]))
                if rows else None)  # how often the stated interval holds the measurement
     summary = {
-        "cpu": cpu_name(), "threads": args.threads, "steady_heap": args.steady_heap, "calibration_key": cal.key, "calibration_complete": cal.complete,
+        "cpu": cpu_name(), "threads": args.threads, "heap": args.heap, "calibration_key": cal.key, "calibration_complete": cal.complete,
         "kernels_measured": cal.kernels_measured, "calibrate_s": calibrate_s, "predict_zoo_s": predict_zoo_s,
         "zoo_models_predicted": len(ok), "measure_s": measure_s, "points": len(rows),
         "ceiling_rounds_within_10pct": ceiling, "interval_coverage": covered, "calibration_networks": sorted(calib_models.MODELS),

@@ -221,3 +221,89 @@ def test_a_point_with_too_few_samples_has_no_stability_verdict(worker_path: None
     (p,) = out
     assert p.n_samples == 3 and p.stable is None
     assert p.stable_unknown_reason == "only 3 samples; a verdict on stability needs 7 (give it a larger time budget)"
+
+
+# --- the C heap (dnnmeter.measure.heap): pinned by default, recorded on every point -------------
+
+HEAP_VARIABLES = {"MALLOC_TRIM_THRESHOLD_": str(2**30), "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
+
+
+def test_a_steady_worker_starts_with_the_heap_variables_and_a_glibc_one_without(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.measure.runner import worker_environment
+
+    steady = worker_environment(BenchSpec(model="tiny"))  # the default
+    assert {k: steady[k] for k in HEAP_VARIABLES} == HEAP_VARIABLES and steady["PYTHONUNBUFFERED"] == "1"
+    # a parent that set them itself (an old script) does not pin a point recorded as glibc's
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user's other malloc settings stay
+    glibc = worker_environment(BenchSpec(model="tiny", heap="glibc"))
+    assert not set(HEAP_VARIABLES) & set(glibc) and glibc["MALLOC_ARENA_MAX"] == "2"
+
+
+@pytest.mark.parametrize("heap", ["steady", "glibc"])
+def test_the_worker_process_is_started_with_its_heap(worker_path: None, monkeypatch: pytest.MonkeyPatch,
+                                                      heap: str) -> None:
+    import dnnmeter.measure.runner as runner
+
+    started: list[dict[str, str]] = []
+
+    def no_process(argv, env, **_):  # type: ignore[no-untyped-def]
+        started.append(env)
+        raise OSError("no process in this test")
+
+    monkeypatch.setattr(runner.subprocess, "Popen", no_process)
+    with pytest.raises(OSError, match="no process"):
+        benchmark(["bench_models:tiny"], threads=1, heap=heap)
+    (env,) = started
+    expected = HEAP_VARIABLES if heap == "steady" else {k: None for k in HEAP_VARIABLES}
+    assert {k: env.get(k) for k in HEAP_VARIABLES} == expected
+
+
+def test_a_point_records_its_heap_and_the_spec_carries_it(worker_path: None) -> None:
+    (point,) = _measure("bench_models:tiny", (1,))
+    assert point.settings["heap"] == "steady" == point.heap
+    spec = BenchSpec(model="bench_models:tiny", batch_sizes=(1,), threads=1, timing=QUICK, heap="glibc")
+    assert BenchSpec.from_json(spec.to_json()).heap == "glibc"
+    out: list[BenchResult] = []
+    measure_model(BenchSpec.from_json(spec.to_json()), out.append, meter=NoMeter(), environment=lambda **_: {})
+    assert out[0].settings["heap"] == "glibc" == out[0].heap
+    old = json.loads(spec.to_json())
+    del old["heap"]  # a spec from before: the default
+    assert BenchSpec.from_json(json.dumps(old)).heap == "steady"
+
+
+def test_a_point_stored_before_the_heap_was_recorded_loads_as_glibc() -> None:
+    from dnnmeter.results import BenchPoint
+
+    old = {"model": "resnet18", "device": "cpu", "batch_size": 1, "input_size": [3, 224, 224],
+           "dtype": "float32", "threads": 1, "latency_s_median": 0.01,
+           "settings": {"timing": {"time_budget_s": 2.0}, "cudnn_benchmark": False}}
+    for cls in (BenchResult, BenchPoint):
+        point = cls.from_dict(old)
+        assert point.heap == "glibc" and "heap" not in point.settings  # read as glibc, not rewritten
+    assert "heap" not in BenchResult.from_dict(old).to_dict()  # not a derived field: the JSON is as before
+
+
+def test_bench_passes_its_heap_on_and_refuses_another(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import dnnmeter.measure as measure
+
+    asked: list[str] = []
+
+    def fake_benchmark(models, on_result, heap, **_):  # type: ignore[no-untyped-def]
+        asked.append(heap)
+        return []
+
+    monkeypatch.setattr(measure, "benchmark", fake_benchmark)
+    main(["bench", "resnet18", "--format", "json"])
+    main(["bench", "resnet18", "--heap", "glibc", "--format", "json"])
+    assert asked == ["steady", "glibc"]
+    with pytest.raises(SystemExit):
+        main(["bench", "resnet18", "--heap", "jemalloc"])
+    assert "invalid choice: 'jemalloc'" in capsys.readouterr().err
+    monkeypatch.undo()
+    from dnnmeter.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="bad heap 'jemalloc': choose steady"):
+        benchmark(["resnet18"], heap="jemalloc")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dnnmeter.cli import main
+from dnnmeter.errors import InvalidInputError
 from dnnmeter.prediction import CalibrationMissingError, calibrate, predict
 from dnnmeter.prediction import kernels as kernel_grid
 from dnnmeter.prediction.features import group_of, work
@@ -191,21 +192,43 @@ def test_the_layernorm_grid_reaches_swins_first_stage() -> None:
     assert (56, 56) in sizes and (3136,) in sizes and (197,) in sizes
 
 
-def test_a_steady_heap_calibration_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_calibration_pins_the_heap_by_default_and_says_so(calibrated) -> None:  # type: ignore[no-untyped-def]
     import sys
 
-    from dnnmeter.prediction.heap import steady_heap
+    from dnnmeter.measure.heap import steady_heap
 
-    result = calibrate(threads=1, out=tmp_path, per_group=1, timer=law_timer, steady_heap=True)
-    data = json.loads((tmp_path / f"{result.key}.json").read_text())
+    out, result = calibrated
+    data = json.loads((out / f"{result.key}.json").read_text())
+    assert data["heap"]["mode"] == "steady"  # as bench's points, by default
     assert data["heap"]["pinned"] is (sys.platform == "linux")  # glibc here; nothing pinned elsewhere
+    assert data["heap"]["records"] == {"steady": result.kernels_measured}
     with steady_heap() as state:  # and it can be entered again: a second calibration in one process
         assert state["pinned"] is data["heap"]["pinned"]
+    (p,) = predict("alexnet", threads=1, calibration_dir=out)
+    assert p.calibration["heap"] == "steady"  # predict names it
 
 
-def test_the_heap_is_left_alone_by_default(calibrated) -> None:  # type: ignore[no-untyped-def]
-    out, result = calibrated
-    assert json.loads((out / f"{result.key}.json").read_text())["heap"] == {"pinned": False}
+def test_a_glibc_calibration_and_a_resumed_one_say_which_heap_timed_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    glibc = calibrate(threads=1, out=tmp_path, per_group=1, timer=law_timer, heap="glibc")
+    data = json.loads((tmp_path / f"{glibc.key}.json").read_text())
+    assert data["heap"] == {"mode": "glibc", "pinned": False, "records": {"glibc": glibc.kernels_measured}}
+    # the same key (a calibration made before the choice stays found): the rerun measures nothing new,
+    # and its fit says its records were all timed with the other heap
+    steady = calibrate(threads=1, out=tmp_path, per_group=1, timer=law_timer)
+    data = json.loads((tmp_path / f"{steady.key}.json").read_text())
+    assert steady.key == glibc.key and steady.measured_now == 0
+    assert data["heap"]["mode"] == "steady" and data["heap"]["records"] == {"glibc": glibc.kernels_measured}
+    with pytest.raises(InvalidInputError, match="bad heap 'jemalloc'"):
+        calibrate(threads=1, out=tmp_path, per_group=1, timer=law_timer, heap="jemalloc")
+
+
+def test_a_calibration_saved_before_the_heap_mode_reads_as_what_it_did() -> None:
+    from dnnmeter.measure.heap import calibration_heap
+
+    assert calibration_heap({}) == "glibc"  # before the heap was recorded at all: bench's then
+    assert calibration_heap({"heap": {"pinned": False}}) == "glibc"
+    assert calibration_heap({"heap": {"pinned": True, "mmap_threshold_bytes": 1}}) == "steady"
+    assert calibration_heap({"heap": {"mode": "glibc", "pinned": False}}) == "glibc"
 
 
 def test_one_slow_network_does_not_set_the_per_layer_cost() -> None:

@@ -70,4 +70,7 @@ def test_the_cli_choices_equal_the_library_tables() -> None:
     assert (choices.TRAIN_BATCH_SIZE, choices.TRAIN_LR) == (train.DEFAULT_BATCH_SIZE, train.DEFAULT_LR)
     assert choices.STUDY_BATCH_SIZES == study.DEFAULT_BATCH_SIZES
     assert choices.STUDY_TIME_BUDGET_S == study.DEFAULT_TIME_BUDGET_S
+    from dnnmeter.measure.heap import DEFAULT_HEAP, HEAP_MODES
+
+    assert choices.HEAP_MODES == HEAP_MODES and choices.HEAP_MODES[0] == DEFAULT_HEAP
     assert (choices.SOURCES, choices.DTYPES, choices.DATAFLOWS) == (SOURCES, DTYPES, DATAFLOWS)

@@ -30,6 +30,7 @@ MOVED: dict[str, str] = {
     "dnnmeter.study": "dnnmeter.studies.models",
     "dnnmeter.modifications": "dnnmeter.studies.modifications",
     "dnnmeter.hardware.api": "dnnmeter.hardware.estimate",
+    "dnnmeter.prediction.heap": "dnnmeter.measure.heap",  # bench measures with it now (--heap)
 }
 
 

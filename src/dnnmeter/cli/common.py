@@ -175,6 +175,15 @@ STORE_HELP = ("the results store: a path or an SQLAlchemy URL, e.g. postgresql+p
               "(docs/store.md)")
 
 
+def add_heap_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--heap {steady,glibc}``: the C heap ``what`` is timed with (dnnmeter.measure.heap)."""
+    from dnnmeter.cli.choices import HEAP_MODES
+
+    parser.add_argument("--heap", choices=HEAP_MODES, default=HEAP_MODES[0],
+                        help=f"the C heap {what}: steady (default) pins glibc's thresholds, so that no figure pays "
+                        "page faults by the process's allocation history; glibc leaves the heap as glibc sets it")
+
+
 def add_store_argument(parser: argparse.ArgumentParser, default: str) -> None:
     """``--store URL``: where the rows go (or come from), instead of the output folder's SQLite file."""
     parser.add_argument("--store", metavar="URL", help=f"{STORE_HELP}; default: {default}")

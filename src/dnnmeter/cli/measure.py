@@ -116,7 +116,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             benchmark(names, device=args.device, batch_sizes=batch_sizes,
                       threads=args.threads, dtype=args.dtype, input_size=parse_input_size(args.input_size),
                       time_budget_s=args.time_budget, on_result=keep, inputs=tuple(args.inputs or ()),
-                      seq_len=args.seq_len)
+                      seq_len=args.seq_len, heap=args.heap)
         except KeyboardInterrupt:
             _render_bench(landed, args.format)  # what was measured is not lost
             print(f"dnnmeter: interrupted after {len(landed)} points", file=sys.stderr)
@@ -239,6 +239,7 @@ def add_commands(sub: Any) -> None:
     bench.add_argument("--seq-len", type=common.positive_int, metavar="L",
                        help="hf: models: token ids of this length (default 128)")
     bench.add_argument("--time-budget", type=common.positive_seconds, default=2.0, help="seconds of sampling per point (default 2)")
+    common.add_heap_argument(bench, "each point is measured with")
     common.add_format_and_run(bench, _cmd_bench, ("table", "json", "csv"))
 
     evaluate = sub.add_parser(

@@ -28,7 +28,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         try:
             result = calibrate(device=args.device, threads=args.threads, dtype=args.dtype,
                                budget_s=args.budget_min * 60, out=args.out, per_group=args.per_group, on_progress=show,
-                               store=args.store)
+                               store=args.store, heap=args.heap)
         except KeyboardInterrupt:
             print("dnnmeter: interrupted; every finished kernel is kept: rerun the same command to resume",
                   file=sys.stderr)
@@ -109,7 +109,8 @@ def _print_tables(predictions: list[Any], per_layer: bool, budget_s: float | Non
                       "-" if p.published_top1 is None else f"{100 * p.published_top1:.1f}%")
     console.print(table)
     if predictions and not predictions[0].error:
-        print(f"calibration: {predictions[0].calibration.get('path')}", file=sys.stderr)
+        used = predictions[0].calibration
+        print(f"calibration: {used.get('path')} (heap: {used.get('heap')})", file=sys.stderr)
 
 
 def add_commands(sub: Any) -> None:
@@ -128,6 +129,7 @@ def add_commands(sub: Any) -> None:
                      "or ~/.cache/dnnmeter/calibration)")
     common.add_store_argument(cal, "none (the calibration is a JSON file in --out); with a store, the "
                               "fitted calibration is also a row of it")
+    common.add_heap_argument(cal, "each kernel is timed with (as bench's --heap, to match its points)")
     cal.set_defaults(func=_cmd_calibrate)
 
     pred = sub.add_parser(

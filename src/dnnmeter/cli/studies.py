@@ -99,7 +99,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         batch_sizes=args.batch_sizes, out=args.out, time_budget_s=args.time_budget, threads=args.threads,
         max_latency_ms=args.max_latency_ms, max_memory_mb=args.max_memory_mb, max_energy_j=args.max_energy_j,
         data=args.data, weights=args.weights, eval_limit=args.eval_limit, deploy=_deploy_settings(args),
-        predict=not args.no_predict,
+        predict=not args.no_predict, heap=args.heap,
     )
     with common.study_progress() as progress:
         task = progress.add_task("study", total=None)
@@ -153,6 +153,7 @@ def add_commands(sub: Any) -> None:
     study.add_argument("--out", default="study-out", help="output folder (default: study-out)")
     common.add_store_argument(study, "OUT/results.sqlite")
     study.add_argument("--time-budget", type=common.positive_seconds, default=STUDY_TIME_BUDGET_S, help="seconds of sampling per point")
+    common.add_heap_argument(study, "models: each bench point and a calibration the study makes are timed with")
     study.add_argument("--max-latency-ms", type=float, help="budget: the most accurate model under this latency")
     study.add_argument("--max-memory-mb", type=float, help="budget: the most accurate model under this memory")
     study.add_argument("--no-predict", action="store_true",

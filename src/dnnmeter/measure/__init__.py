@@ -10,11 +10,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Sequence
 
 from dnnmeter.errors import InvalidInputError
 from dnnmeter.names import BENCH_DTYPES
+from dnnmeter.measure.heap import check_heap, steady_heap
 from dnnmeter.measure.result import BenchResult
 from dnnmeter.measure.threads import available_cores
 from dnnmeter.measure.timing import TimingSettings
@@ -96,6 +98,7 @@ def benchmark(
     on_result: Callable[[BenchResult], None] | None = None,
     inputs: Sequence[str] = (),
     seq_len: int | None = None,
+    heap: str = "steady",
 ) -> list[BenchResult]:
     """Measure each model at each batch size (ascending), one subprocess per model.
 
@@ -105,8 +108,12 @@ def benchmark(
     ``threads=None`` picks :func:`default_threads` on the CPU (recorded on every result).
     ``time_budget_s`` bounds each point's sampling. ``isolate=False`` measures in this
     process (faster to start; a crash then ends the caller too).
+    ``heap="steady"`` measures with glibc's heap thresholds pinned, so that no point pays page
+    faults by the harness's allocation history; ``"glibc"`` as glibc leaves the heap
+    (:mod:`dnnmeter.measure.heap`). Each point records it in ``settings["heap"]``.
     """
     check_bench_args(device, batch_sizes, dtype)
+    check_heap(heap)
     if inputs:
         from dnnmeter.analysis.inputs import parse_specs
 
@@ -122,7 +129,7 @@ def benchmark(
         spec = BenchSpec(model=name, device=device, batch_sizes=tuple(sorted(set(batch_sizes))),
                          threads=threads, dtype=dtype, input_size=tuple(input_size) if input_size else None,
                          inputs=tuple(inputs) or _token_inputs(name, seq_len),
-                         timing=TimingSettings(time_budget_s=time_budget_s))
+                         timing=TimingSettings(time_budget_s=time_budget_s), heap=heap)
         points = _run(spec, isolate, callback)
         for point in points:
             if chosen:
@@ -144,5 +151,7 @@ def _run(spec: BenchSpec, isolate: bool, callback: Callable[[BenchResult], None]
         points.append(result)
         callback(result)
 
-    measure_model(spec, keep)
+    # in this process the variables come too late for glibc: pin its thresholds with mallopt instead
+    with steady_heap() if spec.heap == "steady" else contextlib.nullcontext():
+        measure_model(spec, keep)
     return points

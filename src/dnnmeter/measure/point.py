@@ -30,7 +30,8 @@ def _torch_settings(spec: BenchSpec) -> Iterator[None]:
 def _base(spec: BenchSpec, batch: int, size: tuple[int, ...], environment: dict[str, Any]) -> BenchResult:
     return BenchResult(model=spec.model, device=spec.device, batch_size=batch, input_size=size,
                        dtype=spec.dtype, threads=torch.get_num_threads(), environment=environment,
-                       settings={"timing": spec.timing.__dict__, "cudnn_benchmark": spec.cudnn_benchmark})
+                       settings={"timing": spec.timing.__dict__, "cudnn_benchmark": spec.cudnn_benchmark,
+                                 "heap": spec.heap})
 
 
 def measure_model(spec: BenchSpec, emit: Emit, meter: Any = None,

@@ -58,3 +58,11 @@ class BenchResult(Record):
     @property
     def n_samples(self) -> int:
         return len(self.samples_s)
+
+    @property
+    def heap(self) -> str:
+        """The C heap the point was measured with (dnnmeter.measure.heap); glibc for a point
+        stored before bench recorded it."""
+        from dnnmeter.measure.heap import point_heap
+
+        return point_heap(self.settings)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 
+from dnnmeter.measure import heap
 from dnnmeter.measure.result import BenchResult
 from dnnmeter.measure.spec import RESULT_PREFIX, BenchSpec
 
@@ -36,10 +37,16 @@ def death_reason(returncode: int, stderr_tail: str) -> str:
     return f"{text}: {stderr_tail}" if stderr_tail else text
 
 
+def worker_environment(spec: BenchSpec) -> dict[str, str]:
+    """The worker's environment: this one, with the heap variables of ``spec.heap`` (glibc reads
+    them as the worker starts) and unbuffered output, so that each point lands as it is made."""
+    return {**heap.child_environment(spec.heap, dict(os.environ)), "PYTHONUNBUFFERED": "1"}
+
+
 def run_isolated(spec: BenchSpec, on_result: OnResult) -> list[BenchResult]:
     """Measure ``spec`` in a fresh Python process; ``on_result`` sees each point as it lands."""
     results: list[BenchResult] = []
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = worker_environment(spec)
     with tempfile.TemporaryFile(mode="w+") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dnnmeter.measure.worker"], stdin=subprocess.PIPE,
@@ -70,7 +77,8 @@ def _fill_missing(spec: BenchSpec, results: list[BenchResult], returncode: int, 
     missing = [b for b in spec.batch_sizes if b not in done]
     for i, batch in enumerate(missing):
         point = BenchResult(model=spec.model, device=spec.device, batch_size=batch,
-                            input_size=tuple(spec.input_size or ()), dtype=spec.dtype, threads=spec.threads)
+                            input_size=tuple(spec.input_size or ()), dtype=spec.dtype, threads=spec.threads,
+                            settings={"heap": spec.heap})
         if i == 0:
             point.status, point.error = "error", death_reason(returncode, tail)
         else:

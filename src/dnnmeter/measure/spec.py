@@ -42,6 +42,7 @@ class BenchSpec:
     idle_s: float = 1.0  # how long idle power is read, where a meter exists
     min_energy_window_s: float = 1.0  # NVML counters move every 10-100 ms; some GPUs average over 1 s
     cudnn_benchmark: bool = False
+    heap: str = "steady"  # dnnmeter.measure.heap: glibc's thresholds pinned, or "glibc" as glibc leaves them
 
     def __post_init__(self) -> None:
         # Ascending, so that an out-of-memory can skip every larger batch size.

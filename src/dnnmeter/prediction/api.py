@@ -101,7 +101,10 @@ def predict(models: str | Sequence[str], batch_sizes: Sequence[int] = (1,), devi
     directory = Path(calibration_dir) if calibration_dir else records.default_dir()
     calibration = _calibration(device, threads, dtype, directory)
     predictor = Predictor(calibration)
-    used = {k: calibration.get(k) for k in ("key", "path", "created_utc")}
+    from dnnmeter.measure.heap import calibration_heap
+
+    # the heap its kernels were timed with: compare with bench points measured with the same (settings.heap)
+    used = {**{k: calibration.get(k) for k in ("key", "path", "created_utc")}, "heap": calibration_heap(calibration)}
     out = []
     for name in names:
         for batch in sorted(set(batch_sizes)):

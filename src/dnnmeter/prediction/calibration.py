@@ -19,7 +19,8 @@ from typing import Any
 
 from dnnmeter.analysis import LayerCost
 from dnnmeter.errors import InvalidInputError
-from dnnmeter.prediction import calib_models, heap, kernels, records
+from dnnmeter.measure.heap import STEADY, check_heap, steady_heap
+from dnnmeter.prediction import calib_models, kernels, records
 from dnnmeter.prediction.features import FEATURES
 from dnnmeter.prediction.predictor import Predictor, fit_models, fit_overhead
 
@@ -129,24 +130,26 @@ def _check(device: str, dtype: str, budget_s: float) -> None:
 def calibrate(device: str = "cpu", threads: int | None = None, dtype: str = "float32",
               budget_s: float = DEFAULT_BUDGET_S, out: str | Path | None = None, per_group: int | None = None,
               timer: Timer | None = None, on_progress: Progress | None = None,
-              store: str | Path | None = None, steady_heap: bool = False) -> Calibration:
+              store: str | Path | None = None, heap: str = STEADY) -> Calibration:
     """Measure the kernel grid on ``device`` within ``budget_s``, fit, and save the predictor.
 
     ``per_group`` caps the shapes per kernel group (a quick, coarser calibration); ``timer``
     replaces the real timing (tests). A rerun resumes: kernels already measured are skipped.
     ``store`` (a path or an SQLAlchemy URL) also gets the fitted calibration as a row (kind
     ``calibration``, model = the calibration's key), so a fleet's calibrations sit together.
-    ``steady_heap`` pins glibc's heap thresholds while timing (:mod:`dnnmeter.prediction.heap`):
-    kernels are then timed without page faults, which suits only measurements made the same
-    way (off by default: ``dnnmeter bench`` leaves the heap as glibc sets it).
+    ``heap="steady"`` (the default, as ``dnnmeter bench``'s) pins glibc's heap thresholds while
+    timing (:mod:`dnnmeter.measure.heap`), so that no kernel pays page faults by this process's
+    allocation history; ``"glibc"`` leaves the heap as glibc sets it, to match points measured
+    with ``bench --heap glibc``. The saved calibration says which in ``heap["mode"]``.
     """
     from dnnmeter.store import Store
 
     _check(device, dtype, budget_s)
+    check_heap(heap)
     with contextlib.ExitStack() as stack:
         opened = stack.enter_context(Store(store)) if store is not None else None  # said before any timing
         result, calibration, environment = _calibrate(device, threads, dtype, budget_s, out, per_group, timer,
-                                                      on_progress, steady_heap)
+                                                      on_progress, heap)
         if opened is not None:
             _store_calibration(opened, result, calibration, environment)
     return result
@@ -166,7 +169,7 @@ def _store_calibration(store: Any, result: Calibration, calibration: dict[str, A
 def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, out: str | Path | None,
                per_group: int | None, timer: Timer | None,
                on_progress: Progress | None,
-               steady_heap: bool = False) -> tuple[Calibration, dict[str, Any], dict[str, Any]]:
+               heap: str = STEADY) -> tuple[Calibration, dict[str, Any], dict[str, Any]]:
     from dnnmeter.measure import default_threads
     from dnnmeter.measure.environment import capture_environment
     from dnnmeter.measure.threads import torch_threads
@@ -175,7 +178,7 @@ def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, ou
         threads = default_threads()[0]
     directory = Path(out) if out else records.default_dir()
     start = time.monotonic()
-    pinned = heap.steady_heap() if steady_heap else contextlib.nullcontext({"pinned": False})
+    pinned = steady_heap() if heap == STEADY else contextlib.nullcontext({"pinned": False})
     with torch_threads(threads), pinned as heap_state:
         environment = capture_environment(device, threads)
         identity = records.machine_identity(environment)
@@ -184,9 +187,10 @@ def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, ou
         base = {"key": key, "device": device, "threads": threads, "dtype": dtype}
         todo = _networks_and_kernels(per_group)
         timer = timer or _real_timer(device, dtype, KERNEL_TIMING)
-        measured_now = _run(todo, store, timer, base, start + max(budget_s - FIT_RESERVE_S, budget_s / 2), on_progress)
+        deadline = start + max(budget_s - FIT_RESERVE_S, budget_s / 2)
+        measured_now = _run(todo, store, timer, {**base, "heap": heap}, deadline, on_progress)
     calibration = _fit(store, environment, identity, key, base, per_group, time.monotonic() - start)
-    calibration["heap"] = heap_state  # this run's: a resumed calibration's older records may predate it
+    calibration["heap"] = {"mode": heap, **heap_state, "records": _records_by_heap(store)}
     path = directory / f"{key}.json"
     records.save_calibration(path, calibration)
     done = sum(1 for item_id, _ in todo if item_id in store)
@@ -195,6 +199,17 @@ def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, ou
                          elapsed_s=time.monotonic() - start, complete=done == len(todo),
                          diagnostics=calibration["diagnostics"])
     return result, calibration, environment
+
+
+def _records_by_heap(store: records.Records) -> dict[str, int]:
+    """How many of the fitted records were timed with each heap. The key leaves the heap out (a
+    calibration made before there was a choice stays found), so a resumed run may fit records
+    of another heap or of none recorded (made before dnnmeter recorded it): said, not hidden."""
+    counts: dict[str, int] = {}
+    for row in store.rows.values():
+        mode = str(row.get("heap") or "unrecorded")
+        counts[mode] = counts.get(mode, 0) + 1
+    return counts
 
 
 def _networks_and_kernels(per_group: int | None) -> list[tuple[str, Callable[[], kernels.Kernel]]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from dnnmeter._serial import from_dict
 from dnnmeter.errors import InvalidInputError
+from dnnmeter.measure.heap import point_heap
 from dnnmeter.results.predictions import collect_predictions
 from dnnmeter.results.records import (
     AccuracyRecord,
@@ -129,7 +130,8 @@ def _with_bench_latency(roof: dict[str, Any] | None, bench: list[BenchPoint]) ->
 def runs(store: Store, models: tuple[str, ...]) -> list[RunRecord]:
     """Every benchmark configuration in the store for these models, for comparison across
     runs and machines: per machine (or machine type, for a fleet's points), device, dtype,
-    threads and time budget, the time per image of each model at each batch size."""
+    threads, time budget and C heap (points stored before it was recorded are glibc's), the
+    time per image of each model at each batch size."""
     table: dict[tuple[Any, ...], RunRecord] = {}
     for row in store.rows("bench"):
         if row.model not in models or row.status != "ok":
@@ -139,12 +141,13 @@ def runs(store: Store, models: tuple[str, ...]) -> list[RunRecord]:
         # machines apart by their identity (schema 2), not only their host name; a fleet's points
         # (dnnmeter.fleet, --per-machine) by the type of machine that measured them, over its nodes
         machine_type = environment.get("machine_type")
+        settings = d.get("settings") or {}
         config = (machine_type or (identity.fingerprint if identity else row.machine), d.get("device"), d.get("dtype"),
-                  d.get("threads"), (d.get("settings") or {}).get("timing", {}).get("time_budget_s"))
+                  d.get("threads"), settings.get("timing", {}).get("time_budget_s"), point_heap(settings))
         run = table.setdefault(config, RunRecord(
             machine=row.machine, device=config[1], dtype=config[2], threads=config[3], time_budget_s=config[4],
             cpu_model=environment.get("cpu_model") or (identity.cpu_model if identity else None),
-            first_utc=row.created_utc, machine_type=machine_type,
+            first_utc=row.created_utc, machine_type=machine_type, heap=config[5],
         ))
         run.last_utc = row.created_utc
         run.latency_s_per_image.setdefault(row.model, {})[str(d["batch_size"])] = d.get("latency_s_per_image")

@@ -135,8 +135,8 @@ def batch_sizes(models: Sequence[ModelRecord]) -> list[int]:
 
 @dataclass
 class RunRecord(Record):
-    """One benchmark configuration (machine, device, dtype, threads, time budget) and the time
-    per image of each model at each batch size (keys are batch sizes as text)."""
+    """One benchmark configuration (machine, device, dtype, threads, time budget, C heap) and the
+    time per image of each model at each batch size (keys are batch sizes as text)."""
 
     machine: str
     device: str | None
@@ -148,6 +148,7 @@ class RunRecord(Record):
     latency_s_per_image: dict[str, dict[str, float | None]] = field(default_factory=dict)
     last_utc: str | None = None
     machine_type: str | None = None  # a fleet's run (dnnmeter.fleet): the type of machine, over its nodes
+    heap: str | None = None  # dnnmeter.measure.heap; points stored before it was recorded are glibc's
 
     _omitted_if_none: ClassVar[tuple[str, ...]] = ("machine_type",)  # results.json as before otherwise
 
@@ -258,6 +259,7 @@ class CalibrationRecord(Record):
     elapsed_s: float | None = None  # when the study made it: how long that took
     flops_line_s_per_flop: float | None = None
     flops_line_reason: str | None = None  # why there is no FLOPs line
+    heap: str | None = None  # dnnmeter.measure.heap mode its kernels were timed with; None: stored before it was kept
 
     @property
     def short(self) -> bool:

@@ -65,6 +65,10 @@ class StudySettings(Record):
     # --per-machine: every model is benchmarked on each of these machine types (the fleet's node
     # types, dnnmeter.fleet); the first one's points are the models' bench, all are in the runs
     machines: tuple[str, ...] | None = None
+    # dnnmeter.measure.heap: the C heap each bench point is measured with. Not in the points' keys
+    # (machine_bench_keys): a store measured before there was a choice would otherwise be measured
+    # all over again; each point records its own heap instead (points stored before read as glibc)
+    heap: str = "steady"
 
     _omitted_if_none: ClassVar[tuple[str, ...]] = ("input_size", "deploy", "machines")  # results.json as before by default
 
@@ -108,7 +112,9 @@ def deploy_key(settings: StudySettings, model: str) -> str:
 
 def machine_bench_keys(settings: StudySettings, model: str, machine: str) -> dict[int, str]:
     """The keys of ``model``'s bench points measured on ``machine``: this host's name in a study
-    on one machine, a machine type (dnnmeter.fleet) in a study --per-machine."""
+    on one machine, a machine type (dnnmeter.fleet) in a study --per-machine. ``settings.heap``
+    is left out on purpose (see StudySettings): a resumed study keeps its stored points, each
+    saying in ``settings["heap"]`` which heap it was measured with."""
     size = {"input_size": list(settings.input_size)} if settings.input_size else {}
     return {
         b: measurement_key("bench", model, device=settings.device, batch_size=b, dtype=settings.dtype,

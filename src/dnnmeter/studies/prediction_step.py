@@ -56,6 +56,9 @@ def predict_step(store: Store, settings: StudySettings, say: Say | None = None) 
                   f"{settings.threads} thread(s), {settings.dtype}: {exc}")
         store.set_meta(PREDICTION_META_KEY, json.dumps({"reason": reason, "notes": notes}))
         return [f"latency not predicted: {reason}"]
+    if calibration["heap"] != settings.heap:  # a calibration made earlier, with the other --heap
+        notes.append(f"the calibration timed its kernels with the {calibration['heap']} heap and the study measures "
+                     f"with the {settings.heap} heap (--heap): predicted and measured may differ by page faults")
     row_key = calibration_row_key(calibration)
     store.add(row_key, "prediction", CALIBRATION_MODEL, calibration, device=settings.device)
     study_models = list(settings.models)
@@ -110,13 +113,14 @@ def _calibration(settings: StudySettings, notes: list[str], say: Say) -> tuple[d
             say(f"calibrating the latency predictor (short): {done}/{total} {what}")
 
         calibrate(device, threads, dtype, budget_s=SHORT_BUDGET_S, out=own, per_group=SHORT_PER_GROUP,
-                  on_progress=progress)
+                  on_progress=progress, heap=settings.heap)
         elapsed = time.monotonic() - start
     return _summary(load_calibration(own, key, ""), "study", elapsed), own
 
 
 def _summary(calibration: dict[str, Any], origin: str, elapsed_s: float | None) -> dict[str, Any]:
     """What the store keeps of a calibration: who made it, how big it is, the FLOPs line."""
+    from dnnmeter.measure.heap import calibration_heap
     from dnnmeter.prediction.baseline import flops_line
 
     path = Path(calibration["path"])
@@ -128,7 +132,7 @@ def _summary(calibration: dict[str, Any], origin: str, elapsed_s: float | None) 
         "origin": origin, "path": str(path), "per_group": calibration.get("per_group"),
         "budget_s": SHORT_BUDGET_S if origin == "study" else None, "kernels": diagnostics.get("kernels"),
         "networks": list(calibration.get("calibration_networks") or []), "elapsed_s": elapsed_s,
-        "flops_line_s_per_flop": per_flop, "flops_line_reason": why,
+        "flops_line_s_per_flop": per_flop, "flops_line_reason": why, "heap": calibration_heap(calibration),
     }  # fmt: skip
 
 

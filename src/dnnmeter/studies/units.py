@@ -250,7 +250,7 @@ def _run_bench(unit: Unit, settings: StudySettings, emit: Callable[[Step], None]
 
     benchmark([unit.model], device=settings.device, batch_sizes=sorted(int(b) for b in unit.todo),
               threads=settings.threads, dtype=settings.dtype, input_size=settings.input_size,
-              time_budget_s=settings.time_budget_s, on_result=landed)
+              time_budget_s=settings.time_budget_s, on_result=landed, heap=settings.heap)
 
 
 _RUNNERS: dict[str, Callable[[Unit, StudySettings, Callable[[Step], None]], None]] = {

@@ -19,7 +19,8 @@ def runs_html(page: Page) -> str:
     if len(runs) < 2:
         return ""
     header_cells = "".join(f'<th class="l">{escape(r.machine_type or r.machine or "?")}<br>{escape(str(r.device))}, '
-                           f'{escape(str(r.threads))} thread(s), {escape(str(r.first_utc))}</th>' for r in runs)
+                           f'{escape(str(r.threads))} thread(s), {escape(str(r.heap or "glibc"))} heap, '
+                           f'{escape(str(r.first_utc))}</th>' for r in runs)
     rows = []
     for m in page.data.models:
         cells = [f'<td class="l">{escape(m.model)}</td>']
@@ -60,6 +61,9 @@ def methodology_html(page: Page) -> str:
         "Latency is the median of the timed samples at each batch size (p10 and p90 are in results.json); "
         "time per image is that median divided by the batch size; images/s is its inverse.",
         "Memory: " + ("; ".join(distinct(data, "memory_kind")) or "not measured") + ".",
+        "C heap: " + (", ".join(distinct(data, "heap")) or "none measured") + " (steady: glibc's trim and mmap "
+        "thresholds pinned, so that no point pays page faults by the process's allocation history; glibc: as "
+        "glibc leaves them; docs/bench.md).",
         power[0].upper() + power[1:] + ". A value that could not be measured is shown as a dash, never 0.",
         "Accuracy is a fraction shown in %; each figure is marked measured, published or estimated.",
         "A point whose run failed (out of memory, error) is left out of the fits and figures and named in the "

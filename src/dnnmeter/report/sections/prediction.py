@@ -55,6 +55,8 @@ def calibration_text(c: CalibrationRecord) -> str:
         grid = f"; at most {c.per_group} shapes per kernel group" if c.per_group else ""
         text = (f"Calibration: this machine's, made by <code>dnnmeter calibrate</code> on "
                 f"{escape(str(c.created_utc))} ({escape(kernels)} and the calibration networks{escape(grid)}).")
+    if c.heap is not None:
+        text += f" Its kernels were timed with the {escape(c.heap)} C heap (<code>--heap</code>, docs/bench.md)."
     return (f"<p>{text} Kept at <code>{escape(str(c.path))}</code>. The calibration timed single kernels and "
             f"whole calibration networks built inside dnnmeter ({escape(nets)}, in no zoo); a model measured to "
             "calibrate would be left out of every score and figure below.</p>")
