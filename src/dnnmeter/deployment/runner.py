@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dnnmeter.deployment.worker import DeploySpec, measure_config
+from dnnmeter.measure.heap import child_environment
 from dnnmeter.measure.runner import death_reason
 from dnnmeter.measure.spec import RESULT_PREFIX
 
@@ -23,11 +24,14 @@ Runner = Callable[[DeploySpec], dict[str, Any]]
 # A configuration that hangs (a runtime deadlock) must not stall the search; inductor compiling
 # resnet50 on a loaded 2-core machine takes minutes, so the limit is generous.
 CONFIG_TIMEOUT_S = 900.0
+# Each configuration's process starts with glibc's heap thresholds pinned, as bench's points do
+# (measure/heap.py): page faults from the worker's own allocation history are not a configuration's.
+HEAP = "steady"
 
 
 def in_subprocess(spec: DeploySpec, timeout_s: float | None = CONFIG_TIMEOUT_S) -> dict[str, Any]:
     """``spec`` measured by ``python -m dnnmeter.deployment.worker``; never raises for the worker's fault."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(child_environment(HEAP, dict(os.environ)), PYTHONUNBUFFERED="1")
     if spec.wait_s is not None and (timeout_s is None or spec.wait_s < timeout_s):
         timeout_s = spec.wait_s  # what the search's budget leaves
     with tempfile.TemporaryFile(mode="w+") as stderr:
@@ -41,6 +45,8 @@ def in_subprocess(spec: DeploySpec, timeout_s: float | None = CONFIG_TIMEOUT_S) 
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             found: dict[str, Any] = json.loads(line[len(RESULT_PREFIX):])
+            if isinstance(found.get("extra"), dict):
+                found["extra"]["heap"] = HEAP
             return found
     return {"status": "failed", "reason": death_reason(done.returncode, tail)}
 
