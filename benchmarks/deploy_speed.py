@@ -119,6 +119,7 @@ def time_side(side: dict[str, Any]) -> dict[str, Any]:
     so the export (and int8 quantization) happens once, in the first round."""
     threads = side["threads"]
     torch.set_num_threads(threads)
+    Path(side["artefact_dir"]).mkdir(parents=True, exist_ok=True)
     images = choose(side["model"], side["data"], side["weights"], side["batch_size"] * 2)
     x = images.images[: side["batch_size"]]
     with torch.inference_mode():
