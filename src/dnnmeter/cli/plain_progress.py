@@ -4,7 +4,7 @@ rich's bars are drawn for a terminal and disabled elsewhere, which left ``dnnmet
 2>log`` silent for ten minutes. :class:`PlainProgress` takes the calls the commands make of
 rich's ``Progress`` (``add_task``, ``update``, ``advance``, a context manager) and writes the
 latest state as one line, e.g. ``dnnmeter: int8@t1: measured on 64 images (7.2 of 10 min
-left) [72 s]`` or, where the total is known, ``dnnmeter: resnet18 batch 8 [12 of 40, 95 s]``, throttled so that a short command prints nothing: no line in the first ``GRACE_S``
+left) [72 s]`` or, where the total is known, ``dnnmeter: pruned-50: trained [3 of 8, 95 s]``, throttled so that a short command prints nothing: no line in the first ``GRACE_S``
 seconds (a command that fails at once keeps its one-line error alone on stderr), then at most
 one line per ``EVERY_S``, and none at exit (the command's own output says it finished).
 
