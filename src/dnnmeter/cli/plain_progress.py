@@ -4,9 +4,10 @@ rich's bars are drawn for a terminal and disabled elsewhere, which left ``dnnmet
 2>log`` silent for ten minutes. :class:`PlainProgress` takes the calls the commands make of
 rich's ``Progress`` (``add_task``, ``update``, ``advance``, a context manager) and writes the
 latest state as one line, e.g. ``dnnmeter: int8@t1: measured on 64 images (7.2 of 10 min
-left) [72 s]`` or, where the total is known, ``dnnmeter: pruned-50: trained [3 of 8, 95 s]``, throttled so that a short command prints nothing: no line in the first ``GRACE_S``
-seconds (a command that fails at once keeps its one-line error alone on stderr), then at most
-one line per ``EVERY_S``, and none at exit (the command's own output says it finished).
+left) [72 s]`` or, where the total is known, ``dnnmeter: pruned-50: trained [3 of 8, 95 s]``,
+throttled so that a short command prints nothing: no line in the first ``GRACE_S`` seconds (a
+command that fails at once keeps its one-line error alone on stderr), then at most one line
+per ``EVERY_S``, and none at exit (the command's own output says it finished).
 
 A background thread prints a change that a throttled ``update`` held back, and repeats an
 unchanged line every ``HEARTBEAT_S`` (a long worker still runs); ``tick()`` is its one step, so
