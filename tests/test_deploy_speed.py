@@ -8,6 +8,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "deploy_speed.py"
 
 
@@ -49,3 +51,36 @@ def test_an_agreement_from_the_screen_alone_and_crops_are_said() -> None:
     text = "\n".join(ds.goal_lines([_run("default", 64, measured=12, note="1000 random crops of ...")]))
     assert "99.50% on 64 images: NOT met" in text
     assert "(crops of 2 photographs, not independent images)" in text and "12 of 26: NOT met" in text
+
+
+class _Chosen:
+    name, kind, threads, speedup = "int8@t1", "int8", 1, 2.0
+
+
+class _Result:
+    recommended, batch_size = "int8@t1", 1
+
+    def config(self, name: str) -> _Chosen:
+        return _Chosen()
+
+
+def test_the_retimer_alternates_the_sides_and_divides_the_medians_of_their_rounds() -> None:
+    asked: list[str] = []
+    medians = iter([0.010, 0.005, 0.030, 0.004, 0.012, 0.006])  # a load spike in round 2's baseline
+
+    def side(spec: dict[str, Any]) -> dict[str, Any]:
+        asked.append(spec["kind"])
+        assert spec["threads"] == 1 and spec["batch_size"] == 1 and spec["weights"] is None
+        return {"timer": "torch.utils.benchmark", "median_s": next(medians)}
+
+    found = ds.retime("tiny_alexnet", None, _Result(), 0.1, "digits", run_side=side)
+    assert asked == ["eager-float32", "int8"] * ds.RETIME_ROUNDS
+    assert found["baseline_rounds_s"] == [0.010, 0.030, 0.012] and found["config_rounds_s"] == [0.005, 0.004, 0.006]
+    assert found["speedup"] == pytest.approx(0.012 / 0.005)  # medians of the rounds: the spike does not count
+
+
+def test_a_side_runs_in_its_own_process_and_prints_its_median(tmp_path: Path) -> None:
+    side = {"model": "tiny_alexnet", "weights": None, "data": "digits", "batch_size": 2, "threads": 1,
+            "seconds": 0.05, "artefact_dir": str(tmp_path), "kind": "channels_last"}
+    found = ds._side_in_subprocess(side)
+    assert found["timer"] == "torch.utils.benchmark" and 0 < found["median_s"] < 1.0

@@ -38,7 +38,8 @@ def test_channels_last_runs_and_agrees_with_float32(tmp_path: Path) -> None:
     assert (a.argmax(1) == b.argmax(1)).all() and np.abs(a - b).max() < 1e-4
     assert moved["latency_s_p10"] <= moved["latency_s_median"] <= moved["latency_s_p90"]
     assert moved["size_bytes"] > 0 and moved["first_call_s"] > 0
-    assert len(moved["extra"]["baseline_samples_s"]) >= 2 and base["extra"]["baseline_samples_s"] == []
+    assert len(moved["samples_s"]) >= QUICK.min_samples  # its whole budget on itself: no eager turns beside it
+    assert "baseline_samples_s" not in moved["extra"] and "baseline_samples_s" not in base["extra"]
 
 
 def test_onnxruntime_int8_writes_its_artefact(tmp_path: Path) -> None:

@@ -41,9 +41,25 @@ def resolve_all(names: Sequence[str]) -> list[str]:
     return expanded
 
 
+PLAIN_PROGRESS_ENV = "DNNMETER_PROGRESS"  # "0": no plain progress lines where stderr is not a terminal
+
+
+def _plain_progress() -> Any:
+    """Plain, throttled lines (cli/plain_progress.py) where stderr is not a terminal, unless
+    $DNNMETER_PROGRESS is 0 (read at call time); None where rich's bar serves, or nothing should."""
+    if sys.stderr.isatty() or os.environ.get(PLAIN_PROGRESS_ENV, "").strip() == "0":
+        return None
+    from dnnmeter.cli.plain_progress import PlainProgress
+
+    return PlainProgress()
+
+
 def progress(enabled: bool) -> Any:
     from rich.progress import Progress
 
+    plain = _plain_progress() if enabled else None
+    if plain is not None:
+        return plain
     return Progress(console=console(stderr=True), transient=True, disable=not (enabled and sys.stderr.isatty()))
 
 
@@ -151,6 +167,9 @@ def print_outputs(outputs: Any, summary: str, file: Any = None) -> None:
 def study_progress() -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    plain = _plain_progress()
+    if plain is not None:
+        return plain
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     return Progress(*columns, console=console(stderr=True), transient=True, disable=not sys.stderr.isatty())
 

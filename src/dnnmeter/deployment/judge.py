@@ -2,9 +2,8 @@
 
 - The reference for accuracy is eager float32 at the most threads measured (``baseline``).
 - Speed-up is against eager float32 at the *same* thread count, so that more threads alone
-  never count as a configuration's speed-up: the eager float32 samples the worker took in
-  turns with the configuration (same process, same load) where there are some, else those
-  of the baseline's own process.
+  never count as a configuration's speed-up: the samples of the baseline's own process
+  against the configuration's, each timed alone in its process.
 - A configuration loses ``tolerance`` or less of top-1 agreement with the baseline (or of
   top-1 accuracy, ``tolerance_on="accuracy"``): ``accepted``; more: ``rejected``.
 - The recommendation is the fastest accepted configuration (lowest median latency) whose
@@ -63,22 +62,15 @@ def _score(result: ConfigResult, reference: np.ndarray, output: np.ndarray, labe
 
 
 def _speed(result: ConfigResult, base: ConfigResult | None) -> None:
-    """Against eager float32's own process at this thread count. The eager samples a worker
-    takes in turns with its configuration are kept beside it (``speedup_paired``), not used:
-    in those processes eager float32 ran 1.1-1.7x slower than in its own (mobilenet_v3_large,
-    2 threads: 16-21 ms against 12.2 ms, beside ONNX Runtime's or inductor's threads or a
-    channels_last copy), which inflated every speed-up by as much."""
-    paired = result.extra.get("baseline_samples_s") or []
-    own = base.samples_s if base is not None else []
-    if paired and result.samples_s:
-        result.extra["speedup_paired"] = speedup_interval(paired, result.samples_s).ratio
-    base_samples = own or paired
-    if not base_samples or not result.samples_s:
+    """Against eager float32's own process at this thread count. Workers once also timed eager
+    float32 in turns with their configuration (``extra.baseline_samples_s`` in older stores);
+    those samples are ignored: beside ONNX Runtime's or inductor's threads or a channels_last
+    copy eager float32 ran 1.1-1.7x slower than in its own process, inflating every speed-up."""
+    if base is None or not base.samples_s or not result.samples_s:
         result.extra["speedup_note"] = "no eager float32 measured at this thread count"
         return
-    result.extra["speedup_against"] = ("eager float32's own process at this thread count" if own else
-                                       "eager float32 timed in turns with it in its process (no process of its own)")
-    found = speedup_interval(base_samples, result.samples_s)
+    result.extra["speedup_against"] = "eager float32's own process at this thread count"
+    found = speedup_interval(base.samples_s, result.samples_s)
     result.speedup, result.speedup_low, result.speedup_high = found.ratio, found.low, found.high
 
 

@@ -1,9 +1,9 @@
 """Measure one configuration; run as ``python -m dnnmeter.deployment.worker`` (one process each).
 
 The parent (runner.py) writes a :class:`DeploySpec` as JSON on stdin; the worker builds the
-configuration, times it (measure/timing.py's blocked timing, cycling through batches of the
-real images so that each call sees fresh inputs) in turns with eager float32 in the same
-process (the speed-up's two sides then share the machine's load), weighs its peak memory, runs every image
+configuration, times it alone (measure/timing.py's blocked timing, cycling through batches of the
+real images so that each call sees fresh inputs; eager float32 is timed in its own process, and
+the judge divides the two), weighs its peak memory, runs every image
 through it and saves the logits to ``outputs_path`` (.npy) for the parent to compare with the
 baseline's, and last times it at ``throughput_batch_size`` for its images per second (None with
 the reason where it cannot run at that batch: a fixed-shape artefact, out of memory). It
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from dnnmeter.measure.spec import RESULT_PREFIX
-from dnnmeter.measure.timing import Timing, TimingSettings
+from dnnmeter.measure.timing import TimingSettings
 
 
 @dataclass
@@ -106,31 +106,10 @@ def measure_config(spec: DeploySpec) -> dict[str, Any]:
             return _fail(exc)
 
 
-ROUNDS = 2  # the configuration and eager float32 alternate, so that a change of load reaches both
-UNPAIRED = ("eager-float32", "cudnn-benchmark")  # the baseline itself; a flag that would reach both
-
-
 def _cycling(fn: Any, batches: list[Any]) -> Any:
     """``fn`` on a different batch of real images each call."""
     turn = itertools.count()
     return lambda: fn(batches[next(turn) % len(batches)])
-
-
-def _alternate(config_call: Any, base_call: Any, settings: TimingSettings, **timer: Any) -> tuple[Timing, list[float]]:
-    """The configuration's timing and, where ``base_call`` is given, eager float32's samples taken
-    in turns with it in this process: the speed-up's two sides then share the machine's load."""
-    from dnnmeter.measure.timing import time_calls
-
-    if base_call is None:
-        return time_calls(config_call, settings, **timer), []
-    part = replace(settings, time_budget_s=settings.time_budget_s / (2 * ROUNDS))
-    timing, base = Timing(), []
-    for _ in range(ROUNDS):
-        found = time_calls(config_call, part, **timer)
-        timing.cold_s = found.cold_s if timing.cold_s is None else timing.cold_s
-        timing.samples_s += found.samples_s
-        base += time_calls(base_call, part, **timer).samples_s
-    return timing, base
 
 
 def _measure(spec: DeploySpec, baseline_rss: int) -> dict[str, Any]:
@@ -156,14 +135,17 @@ def _measure(spec: DeploySpec, baseline_rss: int) -> dict[str, Any]:
             context = BuildContext(Config(spec.kind, spec.threads), batches[0], calibration,
                                    Path(spec.artefact_dir), device)
             prepared = build(model, context)
+        # Whatever the configuration still needs of the float32 model, ``prepared`` holds; the
+        # rest leaves memory before the timing and before the peak memory is read.
+        del model
+        gc.collect()
         if not spec.time_it:
-            del model
             with clock("outputs_s"):
                 outputs, accuracy_batch = _outputs(prepared, data["images"], spec, device)
             np.save(spec.outputs_path, outputs.numpy())
             return {"status": "compared", "extra": {"phases_s": phases, "accuracy_batch_size": accuracy_batch,
                                                     "images": int(outputs.shape[0])}}
-        found = _timed(spec, prepared, model, batches, data, device, baseline_rss, clock)
+        found = _timed(spec, prepared, batches, data, device, baseline_rss, clock)
     found["extra"].update(phases_s=phases, prepare_s=phases["prepare_s"], artefact=prepared.artefact,
                           notes=prepared.notes)
     return found
@@ -179,22 +161,18 @@ def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
         phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
 
 
-def _timed(spec: DeploySpec, prepared: Any, model: Any, batches: list[Any], data: dict[str, Any], device: Any,
+def _timed(spec: DeploySpec, prepared: Any, batches: list[Any], data: dict[str, Any], device: Any,
            baseline_rss: int, clock: Any) -> dict[str, Any]:
     import torch
 
     from dnnmeter.measure import memory
-    from dnnmeter.measure.timing import cuda_event_block
+    from dnnmeter.measure.timing import cuda_event_block, time_calls
 
     cuda = device.type == "cuda"
     sync = (lambda: torch.cuda.synchronize(device)) if cuda else (lambda: None)
     call = _cycling(prepared.call, batches)
-    base_call = None if spec.kind in UNPAIRED else _cycling(model, batches)
     with clock("timing_s"):
-        timing, base_samples = _alternate(call, base_call, spec.timing, sync=sync,
-                                          block=cuda_event_block(device) if cuda else None)
-    del model, base_call  # the float32 model leaves memory before the configuration's peak is read
-    gc.collect()
+        timing = time_calls(call, spec.timing, sync=sync, block=cuda_event_block(device) if cuda else None)
     with clock("memory_s"):
         weighed = memory.cuda_peak(call, device) if cuda else memory.cpu_peak(call, baseline_rss)
     with clock("outputs_s"):
@@ -210,7 +188,7 @@ def _timed(spec: DeploySpec, prepared: Any, model: Any, batches: list[Any], data
         "first_call_s": timing.cold_s, "peak_memory_bytes": weighed.peak_bytes, "size_bytes": prepared.size_bytes,
         **throughput,
         "extra": {"memory_kind": weighed.kind, "stable": timing.stable, "threads_used": torch.get_num_threads(),
-                  "baseline_samples_s": base_samples, "accuracy_batch_size": accuracy_batch,
+                  "accuracy_batch_size": accuracy_batch,
                   "batch_check": check},
     }
 
@@ -241,7 +219,7 @@ def _batch_check(prepared: Any, batches: list[Any], outputs: Any) -> dict[str, A
             "top1_same": float((a.argmax(1) == b.argmax(1)).float().mean())}
 
 
-THROUGHPUT_SHARE = 0.25  # of the configuration's timing budget: one side, no alternation
+THROUGHPUT_SHARE = 0.25  # of the configuration's timing budget
 
 
 def _throughput(prepared: Any, images: Any, spec: DeploySpec, device: Any, sync: Any) -> dict[str, Any]:

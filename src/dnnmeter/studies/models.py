@@ -125,7 +125,7 @@ def run_study(settings: StudySettings, progress: Progress | None = None, store: 
                 land(step, total)
             _run(fleet, units, settings, store, lambda step: land(step, total))
             # Both run here, on the driver, after the units: prediction is static work over the
-            # whole zoo; the deploy search times each configuration against eager float32 in turns.
+            # whole zoo; the deploy search times each configuration, and eager float32, in processes of its own.
             notes.extend(predict_step(db, settings, lambda what: progress(what, counts["done"], total)))
             notes.extend(deploy_step.run_deploy(db, settings, out,  # --deploy; nothing without it
                                                 lambda what, measured: land(Step(what, measured), total)))

@@ -131,7 +131,7 @@ def html(page: Page) -> str:
         return ""
     intro = ("How to run each model fastest on this machine within an accuracy tolerance (dnnmeter deploy, one "
              "process per configuration, docs/deploy.md). The speed-up is against eager float32 at the same "
-             "thread count, timed in turns in the same process, with its 95% bootstrap interval; the "
+             "thread count, each timed alone in its own process, with its 95% bootstrap interval; the "
              "recommendation is the fastest accepted configuration whose interval lies above 1, otherwise eager "
              "float32. Throughput is images per second at the larger batch, timed in the configuration's own "
              "process; a dash's tooltip says why a figure is missing.")
