@@ -141,8 +141,13 @@ def _side_in_subprocess(side: dict[str, Any]) -> dict[str, Any]:
     a compiled graph, the search's own state) is in the process that times this one."""
     import subprocess
 
+    from dnnmeter.deployment.runner import HEAP
+    from dnnmeter.measure.heap import child_environment
+
+    # the heap deploy's workers start with: the two timers then differ in the timer, not the allocator
+    env = child_environment(HEAP, dict(os.environ))
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--retime-side", json.dumps(side)],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, env=env)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RETIME_PREFIX)]
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]

@@ -329,16 +329,17 @@ def test_what_does_not_fit_the_budget_is_skipped_and_a_rerun_with_more_measures_
     clock = Clock(screen_s=20.0, full_s=20.0)
     monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
     runner = ClockedRunner(clock, speed={"int8": 0.1, "channels_last": 0.5, "compile": 0.7}, flips={})
-    # 110 s: the baseline's screen (20 s) keeps back two full comparisons (2 x 20 s, estimated from
-    # its screen), so two more screens fit (60 s spent, 10 s left besides the 40 s kept: compile's
-    # 20 s do not fit), then the baseline's and int8's full comparisons
+    # 130 s: the baseline's screen (20 s) keeps back three full comparisons (the baseline's and two
+    # candidates', 3 x 20 s, estimated from its screen), so two more screens fit (60 s spent, 10 s
+    # left besides the 60 s kept: compile's 20 s do not fit), then the baseline's and int8's full
+    # comparisons
     result = _deploy(tmp_path, runner, configs=["int8", "channels_last", "compile"], threads=1, screen_images=30,
-                     budget_min=110 / 60)
+                     budget_min=130 / 60)
     skipped = [c for c in result.configs if c.status == "skipped"]
     assert [c.name for c in skipped] == ["compile@t1"] and skipped[0].reason.startswith("budget: its screen")
     assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32:full", "int8:full"]
     assert result.recommended == "int8@t1" and result.config("int8@t1").images == 100
-    assert result.search_s == pytest.approx(100.0) and result.budget_s == pytest.approx(110.0)
+    assert result.search_s == pytest.approx(100.0) and result.budget_s == pytest.approx(130.0)
     again = ClockedRunner(clock, speed={"int8": 0.1, "channels_last": 0.5, "compile": 0.7}, flips={})
     clock.now = 0.0
     rerun = _deploy(tmp_path, again, configs=["int8", "channels_last", "compile"], threads=1, screen_images=30,

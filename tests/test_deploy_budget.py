@@ -45,7 +45,7 @@ def test_a_full_comparison_is_estimated_from_the_screen_per_image() -> None:
     # with a throughput figure: every image at that rate plus a first call (a compile), if that is less
     assert full_estimate_s(30.0, phases, 100, 1000, images_per_s=50.0, first_call_s=4.0) == pytest.approx(
         5 + 1 + 2 + 3 + 20 + 4)
-    assert reserve_s(None) == 0.0 and reserve_s(60.0, 600.0) == 120.0  # the baseline's and one candidate's
+    assert reserve_s(None) == 0.0 and reserve_s(60.0, 600.0) == 180.0  # the baseline's and two candidates'
     assert reserve_s(200.0, 300.0) == 150.0  # at most half the budget: the screens need some
     assert screen_estimate_s([]) == 0.0 and screen_estimate_s([10.0, 30.0, 20.0]) == 20.0
 
