@@ -268,6 +268,11 @@ def section(command: str, runs: list[dict[str, Any]], goal_model: str = GOAL_MOD
             status = c["status"] + (" (budget)" if (c.get("reason") or "").startswith("budget") else "")
             lines.append(f"| {c['name']} | {status} | {ms} | {up} | {rate_text} | {agree} | {c.get('images') or '-'} "
                          f"| {sqnr} | {size} |")
+        drifts = [f"{c['extra']['drift']:.2f}x at {c['threads']} thread(s)" for c in r["configs"]
+                  if c["kind"] == "eager-float32" and (c.get("extra") or {}).get("drift")]
+        if drifts:
+            lines += ["", "Eager float32 timed again after the screens, its median against the first timing's: "
+                      + ", ".join(drifts) + " (both timings' samples make the speed-ups' intervals)."]
         check = run["retimed"]
         again = ("" if check is None else f" Re-timed by {check['timer']} ({len(check.get('config_rounds_s', [1]))} "
                  f"rounds in turns, each side in a fresh process): {check['speedup']:.2f}x "

@@ -179,7 +179,8 @@ def test_a_looser_tolerance_accepts_and_recommends_it(tmp_path: Path) -> None:
 
 
 def test_without_a_sure_speedup_the_baseline_stays_and_says_why(tmp_path: Path) -> None:
-    result = _deploy(tmp_path, FakeRunner(speed={}, flips={}), configs=["channels_last"])
+    # channels_last 1% slower: no sure speed-up whatever the noise of the fake timings
+    result = _deploy(tmp_path, FakeRunner(speed={"channels_last": 1.01}, flips={}), configs=["channels_last"])
     assert result.recommended == result.baseline == "eager-float32@t2"
     assert "95% interval above 1" in result.recommendation_reason
 
@@ -195,7 +196,7 @@ def test_a_failed_baseline_is_an_error_that_says_so(tmp_path: Path) -> None:
 def test_a_rerun_measures_only_what_is_missing(tmp_path: Path) -> None:
     first = FakeRunner(speed={"int8": 0.5}, flips={})
     _deploy(tmp_path, first, configs=["int8"], threads=1)
-    assert first.calls == ["eager-float32", "int8"]
+    assert first.calls == ["eager-float32", "int8", "eager-float32"]  # the baseline timed again after the screens
     again = FakeRunner(speed={"int8": 0.5}, flips={})
     result = _deploy(tmp_path, again, configs=["int8", "channels_last"], threads=1)
     assert again.calls == ["channels_last"]
@@ -278,8 +279,8 @@ def test_a_candidate_is_recommended_only_once_compared_on_every_image(tmp_path: 
     # int8 agrees on the screen's 30 images but not on all 100; channels_last agrees on both
     runner = FakeRunner(speed={"int8": 0.1, "channels_last": 0.5}, flips={"int8": 0.2}, screen_flips={"int8": 0.0})
     result = _deploy(tmp_path, runner, configs=["int8", "channels_last"], threads=1, screen_images=30)
-    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32:full", "int8:full",
-                            "channels_last:full"]  # the candidates fastest first, until one is accepted
+    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32", "eager-float32:full",
+                            "int8:full", "channels_last:full"]  # the candidates fastest first, until one is accepted
     int8 = result.config("int8@t1")
     assert int8.status == "rejected" and int8.images == 100 and int8.extra["screen"]["images"] == 30
     assert result.recommended == "channels_last@t1" and result.config("channels_last@t1").images == 100
@@ -345,7 +346,9 @@ def test_what_does_not_fit_the_budget_is_skipped_and_a_rerun_with_more_measures_
     rerun = _deploy(tmp_path, again, configs=["int8", "channels_last", "compile"], threads=1, screen_images=30,
                     budget_min=20.0)
     assert rerun.config("compile@t1").status == "accepted"
-    assert again.calls == ["compile"]  # a budget skip is not stored: measured now; the rest from the store
+    # a budget skip is not stored: measured now, as is the baseline's second timing, for which the first
+    # run had no time left; the rest from the store
+    assert again.calls == ["compile", "eager-float32"]
 
 
 def test_a_screen_only_candidate_leaves_the_baseline_recommended_and_says_why(
@@ -394,11 +397,12 @@ def test_a_faster_candidate_that_does_not_fit_leaves_the_next_one_compared_and_s
     clock = Clock(screen_s=10.0, full_s=10.0)
     monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
     # int8's screen takes 100 s, so its full comparison is estimated at about 100 s: it does not fit
-    # the 50 s left after the screens and the baseline's comparison; channels_last's 10 s do
+    # the 40 s left after the screens, the baseline's second timing and its comparison; channels_last's 10 s do
     runner = ClockedRunner(clock, screen_s={"int8": 100.0}, speed={"int8": 0.1, "channels_last": 0.5}, flips={})
     result = _deploy(tmp_path, runner, configs=["int8", "channels_last"], threads=1, screen_images=30,
                      budget_min=3.0)
-    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32:full", "channels_last:full"]
+    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32", "eager-float32:full",
+                            "channels_last:full"]
     assert result.recommended == "channels_last@t1"
     assert "faster candidates not compared on all 100 images: int8@t1 (budget)" in result.recommendation_reason
     int8 = result.config("int8@t1")
@@ -436,3 +440,25 @@ def test_with_no_candidate_the_time_kept_back_screens_what_was_skipped(
     assert runner.calls == ["eager-float32", "channels_last", "int8"]
     assert seen.index(("int8@t1", "skipped")) < seen.index(("int8@t1", "measured"))  # skipped, then screened
     assert result.config("int8@t1").status == "accepted" and result.config("int8@t1").images == 30
+
+
+def test_the_baseline_is_timed_again_after_the_screens_and_its_drift_widens_the_speedup(tmp_path: Path) -> None:
+    class Drifting(FakeRunner):  # the machine slows down while the configurations are screened
+        def __call__(self, spec: DeploySpec) -> dict[str, Any]:
+            found = super().__call__(spec)
+            if spec.kind == "eager-float32" and spec.time_it and self.calls.count("eager-float32") == 2:
+                found["samples_s"] = [v * 1.5 for v in found["samples_s"]]
+            return found
+
+    runner = Drifting(speed={"channels_last": 0.5}, flips={})
+    result = _deploy(tmp_path, runner, configs=["channels_last"], threads=1)
+    assert runner.calls == ["eager-float32", "channels_last", "eager-float32"]
+    base, config = result.config("eager-float32@t1"), result.config("channels_last@t1")
+    assert base.extra["drift"] == pytest.approx(1.5, rel=0.05)
+    assert base.speedup == pytest.approx(1.0)  # the baseline against its own pooled samples
+    # 2x against the first timing alone, 3x against the second: the interval spans the drift
+    assert config.speedup_low < 2.3 and config.speedup_high > 2.7
+    assert config.extra["speedup_against"].endswith("timed before and after the screens")
+    again = Drifting(speed={"channels_last": 0.5}, flips={})
+    rerun = _deploy(tmp_path, again, configs=["channels_last"], threads=1)
+    assert again.calls == [] and rerun.config("channels_last@t1").speedup == pytest.approx(config.speedup)

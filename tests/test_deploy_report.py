@@ -109,11 +109,12 @@ def test_the_deploy_step_writes_one_verdict_beside_the_searchs_rows_and_resumes(
         notes = deploy_step.run_deploy(store, settings, tmp_path, lambda what, done: steps.append((what, done)))
         assert any("initial (random) weights" in n for n in notes)  # the search's warning, kept as a note
         kinds = [r.kind for r in store.rows()]
-        assert kinds.count("deploy") == 3 and kinds.count("deploy-verdict") == 1  # nothing written twice
+        # three configurations and the baseline's second timing; nothing written twice
+        assert kinds.count("deploy") == 4 and kinds.count("deploy-verdict") == 1
         (record,) = collect_deployment(store, settings)
         assert deploy_step.run_deploy(store, settings, tmp_path, lambda what, done: steps.append((what, done))) == []
     assert [done for _, done in steps] == [True, False]  # measured, then stored
-    assert fake_deploy.calls == ["eager-float32", "channels_last", "int8"]
+    assert fake_deploy.calls == ["eager-float32", "channels_last", "int8", "eager-float32"]
     assert record.batch_size == 1 and record.images == 50 and record.recommended == "channels_last@t1"
     int8 = record.config("int8@t1")
     assert int8 is not None and int8.status == "rejected" and int8.latency_s_median is not None  # joined figures
