@@ -34,6 +34,9 @@ ADDED_SINCE: set[str] = {
     "deployment",
     # issue 14: the study's latency predictions (null for a study that did not predict) and its switch
     "predictions", "predict",
+    # the C heap the study's bench points were asked for (each point also records its own; points
+    # stored before there was a choice read as glibc)
+    "heap",
 }
 
 

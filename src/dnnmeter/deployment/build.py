@@ -13,36 +13,20 @@ import contextlib
 import copy
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from dnnmeter.deployment.configs import ORT_PIP, Config
+from dnnmeter.deployment.configs import ORT_PIP
+from dnnmeter.deployment.prepared import BuildContext, Call, Prepared
 from dnnmeter.errors import MissingDependencyError
 from dnnmeter.measure.threads import torch_flag
 
-Call = Callable[[torch.Tensor], torch.Tensor]
+__all__ = ["BUILDERS", "BuildContext", "Call", "Prepared", "build", "cudnn_benchmark"]
 
 
-@dataclass
-class Prepared:
-    call: Call
-    size_bytes: int | None
-    artefact: str | None = None  # a file --export can copy (ONNX model, int8 state dict, OpenVINO IR's .xml)
-    notes: list[str] = field(default_factory=list)
-    fixed_batch_reason: str | None = None  # why ``call`` takes only the batch it was built for
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    config: Config
-    example: torch.Tensor
-    calibration: list[torch.Tensor]
-    artefact_dir: Path
-    device: torch.device
 
 
 def _float_size(model: nn.Module) -> int:
@@ -210,7 +194,7 @@ def _ort(model: nn.Module, ctx: BuildContext) -> Prepared:
 
 
 def _openvino(model: nn.Module, ctx: BuildContext) -> Prepared:
-    from dnnmeter.deployment.openvino_build import build_openvino  # it imports this module
+    from dnnmeter.deployment.openvino_build import build_openvino  # openvino only when asked for
 
     return build_openvino(model, ctx)
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dnnmeter.deployment.build import BuildContext, Prepared
+from dnnmeter.deployment.prepared import BuildContext, Prepared
 from dnnmeter.deployment.configs import OPENVINO_PIP, OPENVINO_PRECISIONS
 from dnnmeter.errors import MissingDependencyError
 
