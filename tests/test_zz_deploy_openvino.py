@@ -1,4 +1,7 @@
-"""deploy's OpenVINO kinds: planned on the CPU only, skipped with the reason where openvino or native
+"""Runs last (the file's name): once OpenVINO's runtime and its TBB threads are loaded into the
+pytest process, a later fork (DataLoader workers in test_evaluate.py) segfaulted the suite.
+
+deploy's OpenVINO kinds: planned on the CPU only, skipped with the reason where openvino or native
 bfloat16 is missing, and for real (when openvino is installed) on the tiny AlexNet of the digits."""
 
 from __future__ import annotations
