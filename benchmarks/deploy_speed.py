@@ -61,7 +61,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _markdown import command_line, cpu_name, publish  # noqa: E402
 
-from dnnmeter.deployment import Config, deploy  # noqa: E402
+from dnnmeter.deployment import BaselineRecheck, Config, deploy  # noqa: E402
+from dnnmeter.report.deploy_text import rechecks_sentence  # noqa: E402
 from dnnmeter.deployment.build import BuildContext, build  # noqa: E402
 from dnnmeter.deployment.images import choose  # noqa: E402
 from dnnmeter.accuracy import build_with_weights  # noqa: E402
@@ -206,6 +207,20 @@ def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def _rechecks(r: dict[str, Any]) -> list[BaselineRecheck]:
+    """The baseline's second timings; from the baselines' ``extra`` in a result written before
+    DeployResult had ``rechecks``."""
+    if "rechecks" in r:
+        return [BaselineRecheck(**x) for x in r["rechecks"]]
+    found = []
+    for c in r["configs"]:
+        extra = c.get("extra") or {}
+        if c.get("kind") == "eager-float32" and extra.get("recheck"):
+            drift = extra.get("drift")
+            found.append(BaselineRecheck(c["threads"], drift, None if drift else extra["recheck"]))
+    return found
+
+
 def goal_lines(runs: list[dict[str, Any]], model: str = GOAL_MODEL) -> list[str]:
     """One line per goal of issue 15 for each of ``model``'s runs, each saying met or NOT met."""
     lines = []
@@ -268,11 +283,9 @@ def section(command: str, runs: list[dict[str, Any]], goal_model: str = GOAL_MOD
             status = c["status"] + (" (budget)" if (c.get("reason") or "").startswith("budget") else "")
             lines.append(f"| {c['name']} | {status} | {ms} | {up} | {rate_text} | {agree} | {c.get('images') or '-'} "
                          f"| {sqnr} | {size} |")
-        drifts = [f"{c['extra']['drift']:.2f}x at {c['threads']} thread(s)" for c in r["configs"]
-                  if c["kind"] == "eager-float32" and (c.get("extra") or {}).get("drift")]
-        if drifts:
-            lines += ["", "Eager float32 timed again after the screens, its median against the first timing's: "
-                      + ", ".join(drifts) + " (both timings' samples make the speed-ups' intervals)."]
+        rechecked = rechecks_sentence(_rechecks(r))
+        if rechecked:
+            lines += ["", rechecked]
         check = run["retimed"]
         again = ("" if check is None else f" Re-timed by {check['timer']} ({len(check.get('config_rounds_s', [1]))} "
                  f"rounds in turns, each side in a fresh process): {check['speedup']:.2f}x "

@@ -331,24 +331,26 @@ def test_what_does_not_fit_the_budget_is_skipped_and_a_rerun_with_more_measures_
     monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
     runner = ClockedRunner(clock, speed={"int8": 0.1, "channels_last": 0.5, "compile": 0.7}, flips={})
     # 130 s: the baseline's screen (20 s) keeps back three full comparisons (the baseline's and two
-    # candidates', 3 x 20 s, estimated from its screen), so two more screens fit (60 s spent, 10 s
-    # left besides the 60 s kept: compile's 20 s do not fit), then the baseline's and int8's full
-    # comparisons
+    # candidates', 3 x 20 s, estimated from its screen) and its second timing (20 s), at most half
+    # the budget (65 s), so two more screens fit (60 s spent, 5 s left besides the 65 s kept:
+    # compile's 20 s do not fit), then the baseline's second timing (keeping back the baseline's and
+    # one candidate's full comparison: 40 s), the baseline's and int8's full comparisons
     result = _deploy(tmp_path, runner, configs=["int8", "channels_last", "compile"], threads=1, screen_images=30,
                      budget_min=130 / 60)
     skipped = [c for c in result.configs if c.status == "skipped"]
     assert [c.name for c in skipped] == ["compile@t1"] and skipped[0].reason.startswith("budget: its screen")
-    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32:full", "int8:full"]
+    assert runner.calls == ["eager-float32", "channels_last", "int8", "eager-float32", "eager-float32:full",
+                            "int8:full"]
     assert result.recommended == "int8@t1" and result.config("int8@t1").images == 100
-    assert result.search_s == pytest.approx(100.0) and result.budget_s == pytest.approx(130.0)
+    assert result.search_s == pytest.approx(120.0) and result.budget_s == pytest.approx(130.0)
+    assert [(r.threads, r.reason) for r in result.rechecks] == [(1, None)] and result.rechecks[0].drift is not None
     again = ClockedRunner(clock, speed={"int8": 0.1, "channels_last": 0.5, "compile": 0.7}, flips={})
     clock.now = 0.0
     rerun = _deploy(tmp_path, again, configs=["int8", "channels_last", "compile"], threads=1, screen_images=30,
                     budget_min=20.0)
     assert rerun.config("compile@t1").status == "accepted"
-    # a budget skip is not stored: measured now, as is the baseline's second timing, for which the first
-    # run had no time left; the rest from the store
-    assert again.calls == ["compile", "eager-float32"]
+    # a budget skip is not stored: measured now; the rest (the baseline's second timing too) from the store
+    assert again.calls == ["compile"]
 
 
 def test_a_screen_only_candidate_leaves_the_baseline_recommended_and_says_why(
@@ -462,3 +464,22 @@ def test_the_baseline_is_timed_again_after_the_screens_and_its_drift_widens_the_
     again = Drifting(speed={"channels_last": 0.5}, flips={})
     rerun = _deploy(tmp_path, again, configs=["channels_last"], threads=1)
     assert again.calls == [] and rerun.config("channels_last@t1").speedup == pytest.approx(config.speedup)
+
+
+def test_a_second_timing_that_does_not_fit_is_said_with_its_reason(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnnmeter.deployment import search
+
+    clock = Clock(screen_s=20.0, full_s=20.0)
+    monkeypatch.setattr(search, "Budget", lambda total_s: _Budget(total_s, clock=clock))
+    # one stage (all 100 images screened): the baseline's 20 s screen keeps back 20 s for its second
+    # timing, so channels_last's screen is tried (estimated at 20 s, 20 s left besides the 20 s kept);
+    # it takes 30 s, and only 10 s are left for the second timing
+    runner = ClockedRunner(clock, screen_s={"channels_last": 30.0}, speed={"channels_last": 0.5}, flips={})
+    result = _deploy(tmp_path, runner, configs=["channels_last"], threads=1, budget_min=1.0)
+    assert runner.calls == ["eager-float32", "channels_last"]
+    (recheck,) = result.rechecks
+    assert recheck.threads == 1 and recheck.drift is None
+    assert recheck.reason.startswith("budget: timing the baseline again needs about 20 s, 10 s")
+    assert result.to_dict()["rechecks"] == [{"threads": 1, "drift": None, "reason": recheck.reason}]
+    assert result.recommended == "channels_last@t1"  # the speed-up stands, on one timing of the baseline

@@ -10,7 +10,7 @@ import pytest
 
 import dnnmeter
 from dnnmeter.cli import choices, main
-from dnnmeter.deployment import ConfigResult, DeployResult
+from dnnmeter.deployment import BaselineRecheck, ConfigResult, DeployResult
 from dnnmeter.deployment.budget import SCREEN_IMAGES
 from dnnmeter.deployment.search import DEFAULT_IMAGES
 
@@ -42,7 +42,8 @@ def _result() -> DeployResult:
     fast = ConfigResult("int8@t1", "int8", 1, "rejected", "top-1 disagreement 5.00% above the tolerance 1.00%",
                         0.002, 0.002, 0.003, 5.0, 4.5, 5.5, 0.95, 0.1, 0.9, 20.0)
     return DeployResult("tiny_alexnet", "cpu", 1, 0.01, "agreement", 100, "100 images of digits", base.name,
-                        base.name, "no other configuration was accepted", [base, fast])
+                        base.name, "no other configuration was accepted", [base, fast],
+                        rechecks=[BaselineRecheck(1, reason="budget: timing the baseline again needs about 20 s")])
 
 
 def test_the_table_and_the_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,6 +58,8 @@ def test_the_table_and_the_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     out = capsys.readouterr().out
     assert "int8@t1" in out and "rejected" in out and "5.00x [4.50, 5.50]" in out and "inf" in out
     assert "recommended: eager-float32@t1 (no other configuration was accepted)" in out
+    assert ("baseline: Not timed again at 1 thread (budget: timing the baseline again needs about 20 s): the "
+            "speed-ups there rest on one timing of the baseline.") in " ".join(out.split())
     assert seen["tolerance"] == "0.5%" and seen["configs"] == ["int8", "compile"]
     assert main(["deploy", "tiny_alexnet", "--format", "json"]) == 0
     raw = json.loads(capsys.readouterr().out)

@@ -12,7 +12,7 @@ import pytest
 
 from dnnmeter.report import fits as F
 from dnnmeter.report.sections import Page, deployment
-from dnnmeter.results.records import DeployConfigRecord, DeployRecord, StudyData
+from dnnmeter.results.records import DeployConfigRecord, DeployRecheckRecord, DeployRecord, StudyData
 from dnnmeter.results.settings import DeploySettings, StudySettings
 
 
@@ -39,7 +39,8 @@ def fixture_records() -> list[DeployRecord]:
     ]
     return [DeployRecord("tiny_alexnet", "cpu", 1, 0.01, "agreement", 256, "256 images of digits with labels",
                          "eager-float32@t2", "ort-all-float32@t2", "the fastest accepted configuration: 1.80x",
-                         configs),
+                         configs, rechecks=[DeployRecheckRecord(2, drift=1.25), DeployRecheckRecord(
+                             1, reason="budget: timing the baseline again needs about 9 s, 3 s were left")]),
             DeployRecord("resnet18", error="no deploy search stored for this model")]
 
 
@@ -68,6 +69,8 @@ def test_the_section_shows_every_configuration_its_verdict_and_the_recommendatio
     assert "CUDA graph replays" in html  # the missing throughput's reason, in the dash's tooltip
     assert "inductor &lt;needs&gt;" in html  # text from the data is escaped
     assert "no deploy search stored" in html  # a model without a finished search says so
+    assert "its median 1.25x the first timing&#x27;s at 2 threads" in html
+    assert "Not timed again at 1 thread (budget: timing the baseline again needs about 9 s" in html
     assert (tmp_path / "figures" / "deploy_speedups.png").is_file() and "data:image/png" in html
 
 
@@ -116,6 +119,8 @@ def test_the_deploy_step_writes_one_verdict_beside_the_searchs_rows_and_resumes(
     assert [done for _, done in steps] == [True, False]  # measured, then stored
     assert fake_deploy.calls == ["eager-float32", "channels_last", "int8", "eager-float32"]
     assert record.batch_size == 1 and record.images == 50 and record.recommended == "channels_last@t1"
+    (recheck,) = record.rechecks  # the second timing's verdict kept in the verdict row
+    assert recheck.threads == 1 and recheck.drift is not None and recheck.reason is None
     int8 = record.config("int8@t1")
     assert int8 is not None and int8.status == "rejected" and int8.latency_s_median is not None  # joined figures
     assert record.config("channels_last@t1").speedup == pytest.approx(2.0, rel=0.05)  # type: ignore[union-attr]

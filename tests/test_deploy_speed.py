@@ -84,3 +84,13 @@ def test_a_side_runs_in_its_own_process_and_prints_its_median(tmp_path: Path) ->
             "seconds": 0.05, "artefact_dir": str(tmp_path), "kind": "channels_last"}
     found = ds._side_in_subprocess(side)
     assert found["timer"] == "torch.utils.benchmark" and 0 < found["median_s"] < 1.0
+
+
+def test_the_baselines_second_timings_come_from_the_result_or_from_an_older_results_extra() -> None:
+    missing = {"threads": 2, "drift": None, "reason": "budget: timing the baseline again needs about 20 s"}
+    assert ds._rechecks({"rechecks": [missing], "configs": []}) == [ds.BaselineRecheck(**missing)]
+    older = {"configs": [
+        {"kind": "eager-float32", "threads": 1, "extra": {"recheck": "timed again after the screens", "drift": 1.1}},
+        {"kind": "eager-float32", "threads": 2, "extra": {"recheck": missing["reason"]}},
+        {"kind": "int8", "threads": 2, "extra": {}}]}
+    assert ds._rechecks(older) == [ds.BaselineRecheck(1, 1.1), ds.BaselineRecheck(**missing)]

@@ -86,6 +86,7 @@ def _list_configs(args: argparse.Namespace) -> int:
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from dnnmeter.deployment import deploy
+    from dnnmeter.report.deploy_text import rechecks_sentence
 
     if args.list_configs:
         return _list_configs(args)
@@ -111,6 +112,9 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     console = common.console()
     console.print(configs_table(result))
     console.print(f"images: {result.images_note}", markup=False)
+    rechecked = rechecks_sentence(result.rechecks)
+    if rechecked:
+        console.print(f"baseline: {rechecked}", markup=False)
     if result.search_s is not None and result.budget_s is not None:
         console.print(f"search: {result.search_s / 60:.1f} min of a {result.budget_s / 60:g} min budget",
                       markup=False)

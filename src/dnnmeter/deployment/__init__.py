@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dnnmeter.deployment.configs import Capabilities, Config, plan, probe
 from dnnmeter.deployment.judge import DeployError
-from dnnmeter.deployment.result import ConfigResult, DeployResult
+from dnnmeter.deployment.result import BaselineRecheck, ConfigResult, DeployResult
 from dnnmeter.deployment.search import deploy
 
-__all__ = ["Capabilities", "Config", "ConfigResult", "DeployError", "DeployResult", "deploy", "plan", "probe"]
+__all__ = ["BaselineRecheck", "Capabilities", "Config", "ConfigResult", "DeployError", "DeployResult", "deploy", "plan", "probe"]

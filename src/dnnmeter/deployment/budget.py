@@ -17,9 +17,10 @@ has two stages:
 
 Budget: the search's clock starts with it. Before each configuration runs, its cost is
 estimated from what ran before (:func:`screen_estimate_s`, :func:`full_estimate_s`); one that
-does not fit what is left, after keeping enough for the full comparison of the baseline and
-one candidate (at most half the budget; when the screens found no candidate, that time goes
-to a second pass over the configurations skipped), is ``skipped`` with a reason that starts with ``budget`` (never stored: a rerun
+does not fit what is left, after keeping enough for the full comparisons of the baseline and
+``RESERVE_CANDIDATES`` candidates and for timing each baseline again (:func:`reserve_s`: at most
+half the budget; when the screens found no candidate, that time goes to a second pass over the
+configurations skipped), is ``skipped`` with a reason that starts with ``budget`` (never stored: a rerun
 with more budget tries it), and a worker still running when the budget is spent is stopped and
 skipped the same way. Configurations run in :func:`measure_order`: the baselines, then the
 most threads first (where the recommendation usually is), ``compile-frozen`` then ``compile`` last
@@ -120,14 +121,16 @@ def screen_estimate_s(walls_s: list[float]) -> float:
     return float(np.median(walls_s)) if walls_s else 0.0
 
 
-def reserve_s(base_full_s: float | None, total_s: float = float("inf")) -> float:
-    """Kept back while screening for the full comparison: the baseline's and a candidate's,
-    each estimated by the baseline's own (a candidate is faster per image, but may take longer
-    to prepare), and at most ``RESERVE_MAX_SHARE`` of the budget: a reserve that left nothing
-    to screen would find no candidate to spend it on."""
-    if base_full_s is None:
-        return 0.0
-    return min((1 + RESERVE_CANDIDATES) * base_full_s, RESERVE_MAX_SHARE * total_s)
+def reserve_s(base_full_s: float | None, total_s: float = float("inf"), recheck_s: float = 0.0,
+              candidates: int = RESERVE_CANDIDATES) -> float:
+    """Kept back while screening: the full comparisons (the baseline's and ``candidates``
+    candidates', each estimated by the baseline's own: a candidate is faster per image, but may
+    take longer to prepare) and ``recheck_s``, the baselines' second timings; at most
+    ``RESERVE_MAX_SHARE`` of the budget: a reserve that left nothing to screen would find no
+    candidate to spend it on. The second timings themselves keep back one candidate's comparison,
+    not two: every speed-up rests on them, a second candidate is needed only if the first fails."""
+    full = 0.0 if base_full_s is None else (1 + candidates) * base_full_s
+    return min(full + recheck_s, RESERVE_MAX_SHARE * total_s)
 
 
 def budget_reason(needed_s: float, left_s: float, what: str) -> str:

@@ -64,6 +64,18 @@ class ConfigResult:
 
 
 @dataclass
+class BaselineRecheck:
+    """Eager float32 at ``threads`` timed a second time once the screens were done (the machine
+    may have drifted between): ``drift`` is the second timing's median over the first's, and both
+    timings' samples make every speed-up at that thread count. No second timing: ``drift`` is
+    None, and ``reason`` says why (the budget, a failure); those speed-ups rest on one timing."""
+
+    threads: int | None
+    drift: float | None = None
+    reason: str | None = None
+
+
+@dataclass
 class DeployResult:
     model: str
     device: str
@@ -80,6 +92,8 @@ class DeployResult:
     screen_images: int | None = None  # how many images every configuration was first compared on
     budget_s: float | None = None  # --budget-min in seconds
     search_s: float | None = None  # how long the search took, choosing the images included
+    # one per thread count where a configuration besides the baseline was timed
+    rechecks: list[BaselineRecheck] = field(default_factory=list)
 
     def config(self, name: str) -> ConfigResult:
         found = [c for c in self.configs if c.name == name]

@@ -44,7 +44,7 @@ from dnnmeter.deployment.budget import (
 )
 from dnnmeter.deployment.images import Images, choose
 from dnnmeter.deployment.judge import candidates, judge, recommend, score
-from dnnmeter.deployment.result import ConfigResult, DeployResult
+from dnnmeter.deployment.result import BaselineRecheck, ConfigResult, DeployResult
 from dnnmeter.deployment.runner import CONFIG_TIMEOUT_S, Runner, in_subprocess
 from dnnmeter.deployment.stats import parse_tolerance
 from dnnmeter.deployment.worker import DeploySpec
@@ -128,6 +128,8 @@ class _Session:
         self.full_path: Path | None = self.screen_path if self.full_digest == self.screen_digest else None
         self.walls_s: list[float] = []  # the screens' wall times so far: the next one's estimate
         self.base_full_s: float | None = None  # the baseline's full comparison, estimated from its screen
+        # each timed baseline's screen, by thread count: its second timing (recheck) costs about as much
+        self.recheck_s: dict[int | None, float] = {}
 
     def key(self, config: cfg.Config, stage: str = "screen") -> str:
         full = stage == "full"
@@ -187,7 +189,7 @@ class _Session:
                reserve: bool = True) -> tuple[ConfigResult, np.ndarray | None]:
         """``config`` timed and compared on the screen: from the store, or measured if it fits
         the budget (the ``reference`` baseline always runs: nothing compares without it), after
-        keeping back the full comparisons' time if ``reserve``."""
+        keeping back the full comparisons' and the baselines' second timings' time if ``reserve``."""
         key = self.key(config)
         stored = self._stored(key)
         if stored is not None:
@@ -196,8 +198,11 @@ class _Session:
             measured = result.status not in STORED_STATUSES
             if measured and reference:
                 self._estimate_base(result)
+            if measured and config.kind == cfg.BASELINE_KIND and self._stored(self.key(config, RECHECK)) is None:
+                self.recheck_s[config.threads] = float(result.extra.get("wall_s") or 0.0)
             return result, np.load(self.outputs(key)) if measured else None
-        left = self.budget.left_s() - (reserve_s(self.base_full_s, self.budget.total_s) if reserve else 0.0)
+        kept = reserve_s(self.base_full_s, self.budget.total_s, sum(self.recheck_s.values())) if reserve else 0.0
+        left = self.budget.left_s() - kept
         needed = screen_estimate_s(self.walls_s)
         if not reference and needed > left:
             return self._skip(config, budget_reason(needed, left, "its screen")), None
@@ -210,6 +215,8 @@ class _Session:
         self.walls_s.append(wall_s)
         if reference:
             self._estimate_base(result)
+        if config.kind == cfg.BASELINE_KIND:
+            self.recheck_s[config.threads] = wall_s
         self.store.add(key, "deploy", self.model, result.to_dict(), batch_size=self.batch_size, device=self.device)
         result.extra["store_key"] = key  # where its figures are: a study's verdict row points here
         return result, np.load(self.outputs(key))
@@ -229,25 +236,26 @@ class _Session:
                            batch_size=self.batch_size, device=self.device)
             result.extra["store_key"] = key
 
-    def recheck(self, base: ConfigResult) -> None:
+    def recheck(self, base: ConfigResult) -> BaselineRecheck:
         """Eager float32 at ``base``'s thread count timed again once the screens are done (its own
         row, stage ``recheck``): a shared machine has slow and fast periods (eager resnet50 at 2
         threads: 55 or 75-79 ms a call, minutes apart), and every speed-up at that thread count
         divides by the baseline. Its samples join the first run's (judge.py), so the speed-up's
-        interval spans the drift; ``extra.drift`` is the ratio of the two medians."""
+        interval spans the drift; ``extra.drift`` is the ratio of the two medians. Its time was
+        kept back while screening (``recheck_s``); what it returns says whether it ran, and why not."""
         config = cfg.Config(base.kind, base.threads)
         key = self.key(config, RECHECK)
         stored = self._stored(key)
         if stored is None:
             needed = float(base.extra.get("wall_s") or screen_estimate_s(self.walls_s))
-            left = self.budget.left_s() - reserve_s(self.base_full_s, self.budget.total_s)
+            left = self.budget.left_s() - reserve_s(self.base_full_s, self.budget.total_s, candidates=1)
             if needed > left:
                 base.extra["recheck"] = budget_reason(needed, left, "timing the baseline again")
-                return
+                return BaselineRecheck(base.threads, reason=base.extra["recheck"])
             raw, wall_s = self._run(self._spec(config, key, full=False, wait_s=left))
             if raw.get("status") != "measured" or not raw.get("samples_s"):
                 base.extra["recheck"] = f"failed: {raw.get('reason')}"
-                return
+                return BaselineRecheck(base.threads, reason=base.extra["recheck"])
             stored = {"samples_s": raw["samples_s"], "latency_s_median": raw.get("latency_s_median"),
                       "name": config.name, "wall_s": wall_s}
             self.store.add(key, "deploy", self.model, stored, batch_size=self.batch_size, device=self.device)
@@ -256,6 +264,9 @@ class _Session:
             base.extra["recheck_samples_s"] = samples
             base.extra["drift"] = float(np.median(samples) / np.median(base.samples_s))
             base.extra["recheck"] = "timed again after the screens"
+            return BaselineRecheck(base.threads, drift=base.extra["drift"])
+        base.extra["recheck"] = "failed: the second timing has no samples"
+        return BaselineRecheck(base.threads, reason=base.extra["recheck"])
 
     def compare_all(self, config: cfg.Config, estimate_s: float) -> tuple[np.ndarray | None, str | None]:
         """``config``'s logits on every image (stored, or run if the budget allows), or why not."""
@@ -340,7 +351,7 @@ def deploy(
         session = _Session(model, device, batch_size, weights, work, chosen, screen_images,
                            timing_settings(budget_min, measurable), runner, larger, budget, rows)
         results, outputs = _screen_all(planned, caps, session, on_config)
-        _recheck_baselines(results, session)
+        rechecks = _recheck_baselines(results, session)
         base = judge(results, outputs, session.screen_labels, share, tolerance_on, session.full_images)
         if not candidates(results, base) and _screen_again(results, planned, session, outputs, on_config):
             base = judge(results, outputs, session.screen_labels, share, tolerance_on, session.full_images)
@@ -355,7 +366,7 @@ def deploy(
         result = DeployResult(model, device, batch_size, share, tolerance_on, session.full_images,
                               _note(chosen.note, session), verdict.baseline, verdict.recommended, verdict.reason,
                               results, _environment(device, threads), session.screen_images,
-                              budget_min * 60, budget.total_s - budget.left_s())
+                              budget_min * 60, budget.total_s - budget.left_s(), rechecks)
         if export is not None:
             from dnnmeter.deployment.export import export_recommended
 
@@ -363,12 +374,11 @@ def deploy(
     return result
 
 
-def _recheck_baselines(results: list[ConfigResult], session: _Session) -> None:
+def _recheck_baselines(results: list[ConfigResult], session: _Session) -> list[BaselineRecheck]:
     """Eager float32 timed again at each thread count where something else was timed."""
     timed = {r.threads for r in results if r.kind != cfg.BASELINE_KIND and r.samples_s}
-    for result in results:
-        if result.kind == cfg.BASELINE_KIND and result.samples_s and result.threads in timed:
-            session.recheck(result)
+    return [session.recheck(result) for result in results
+            if result.kind == cfg.BASELINE_KIND and result.samples_s and result.threads in timed]
 
 
 def _full_estimate(result: ConfigResult, screen: int, images: int) -> float:

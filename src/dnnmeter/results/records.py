@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from dnnmeter._serial import ItemAccess, Record
 from dnnmeter.analysis.result import AnalysisSummary
-from dnnmeter.deployment.result import ConfigResult
+from dnnmeter.deployment.result import BaselineRecheck, ConfigResult
 from dnnmeter.hardware.records import HardwareRecord
 from dnnmeter.hardware.roofline import RooflineRecord
 from dnnmeter.measure.result import BenchResult
@@ -27,7 +27,7 @@ from dnnmeter.results.settings import ModificationsSettings, StudySettings
 from dnnmeter.training.result import TrainResult
 
 __all__ = ["DEPLOY_JUDGED", "AccuracyRecord", "BenchPoint", "BenchedRoofline", "CalibrationRecord", "CompressionData",
-           "DeployConfigRecord", "DeployRecord", "ModelRecord", "ModificationsData", "PredictedPoint",
+           "DeployConfigRecord", "DeployRecheckRecord", "DeployRecord", "ModelRecord", "ModificationsData", "PredictedPoint",
            "PredictionsData", "RunRecord", "StudyData", "VariantRecord", "batch_sizes", "finite"]
 
 SCHEMA = 1  # results.json's layout
@@ -213,6 +213,11 @@ class DeployConfigRecord(Record, ConfigResult):
 
 
 @dataclass
+class DeployRecheckRecord(Record, BaselineRecheck):
+    """The baseline's second timing at one thread count, or why there was none."""
+
+
+@dataclass
 class DeployRecord(Record):
     """``dnnmeter study --deploy`` for one model: the judged configurations, the baseline and
     the recommendation with its reason; or, where the search did not finish, ``error``."""
@@ -229,6 +234,8 @@ class DeployRecord(Record):
     recommendation_reason: str | None = None
     configs: list[DeployConfigRecord] = field(default_factory=list)
     error: str | None = None
+    # empty in a study stored before the second timing was recorded
+    rechecks: list[DeployRecheckRecord] = field(default_factory=list)
 
     _omitted_if_none: ClassVar[tuple[str, ...]] = ("error",)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,8 @@ def verdict(result: Any) -> dict[str, Any]:
     return {"model": result.model, "device": result.device, "batch_size": result.batch_size,
             "tolerance": result.tolerance, "tolerance_on": result.tolerance_on, "images": result.images,
             "images_note": result.images_note, "baseline": result.baseline, "recommended": result.recommended,
-            "recommendation_reason": result.recommendation_reason, "configs": configs}
+            "recommendation_reason": result.recommendation_reason, "configs": configs,
+            "rechecks": [asdict(r) for r in result.rechecks]}
 
 
 def run_deploy(store: Store, settings: StudySettings, out: Path, step: Step) -> list[str]:

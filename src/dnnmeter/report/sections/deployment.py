@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
+from dnnmeter.report.deploy_text import rechecks_sentence
 from dnnmeter.report.format import num, pct
 from dnnmeter.report.markup import cell, figure_html, head, row, table
 from dnnmeter.report.plot import FigureResult, figure_result
@@ -71,6 +72,9 @@ def _model_html(d: DeployRecord) -> str:
     what = (f"Batch {d.batch_size} on {d.device}; {d.images} images compared ({d.images_note}); tolerance "
             f"{pct(d.tolerance)} on {on}.")
     reason = escape(d.recommendation_reason or "")
+    rechecked = rechecks_sentence(d.rechecks)
+    if rechecked:
+        what = f"{what} {rechecked}"
     return (title + f"<p>{escape(what)}</p>" + _table(d)
             + f"<p>Recommended: <b>{escape(d.recommended or '-')}</b> ({reason}).</p>")
 

@@ -1,11 +1,15 @@
-"""Runs last (the file's name): once OpenVINO's runtime and its TBB threads are loaded into the
-pytest process, a later fork (DataLoader workers in test_evaluate.py) segfaulted the suite.
+"""deploy's OpenVINO kinds: planned on the CPU only, skipped with the reason where openvino or native
+bfloat16 is missing, and for real (when openvino is installed) on the tiny AlexNet of the digits.
 
-deploy's OpenVINO kinds: planned on the CPU only, skipped with the reason where openvino or native
-bfloat16 is missing, and for real (when openvino is installed) on the tiny AlexNet of the digits."""
+The real runs happen in a spawned process (``_in_fresh_process``), never in pytest's: once
+OpenVINO's runtime and its TBB threads were loaded into the test process, a later fork (the
+DataLoader workers of test_evaluate.py) segfaulted the whole suite. deploy itself runs every
+configuration in a worker process of its own, so the tests do what deploy does."""
 
 from __future__ import annotations
 
+import importlib.util
+import multiprocessing
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,14 @@ from dnnmeter.deployment import Capabilities, configs, plan
 from dnnmeter.deployment.worker import DeploySpec, measure_config
 
 OV_KINDS = {"openvino-float32", "openvino-bfloat16"}
+# find_spec, not importorskip: importing openvino here would load its runtime into pytest's process
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed")
+
+
+def _in_fresh_process(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a spawned Python process; its exceptions (assertions too) re-raise here."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
 NO_OPENVINO = Capabilities(cores=2, cpu_flags=("avx512_bf16",), c_compiler="/usr/bin/c++",
                            openvino_missing=f"openvino is not installed; {configs.OPENVINO_PIP}")
 
@@ -70,11 +82,12 @@ def test_a_missing_openvino_in_the_worker_is_skipped(tmp_path: Path, monkeypatch
 def _measured(tmp_path: Path, kind: str) -> tuple[dict[str, Any], DeploySpec]:
     spec = _spec(tmp_path, kind, n=10, batch=2)
     spec.throughput_batch_size, spec.accuracy_batch_size = 6, 8  # three batch sizes from one IR
-    return measure_config(spec), spec
+    return _in_fresh_process(measure_config, spec), spec
 
 
+@pytest.mark.integration
+@needs_openvino
 def test_openvino_float32_agrees_with_eager_at_every_batch(tmp_path: Path) -> None:
-    pytest.importorskip("openvino")
     base, base_spec = _measured(tmp_path, "eager-float32")
     found, spec = _measured(tmp_path, "openvino-float32")
     assert found["status"] == "measured", found
@@ -92,8 +105,9 @@ def test_openvino_float32_agrees_with_eager_at_every_batch(tmp_path: Path) -> No
     assert any("inference precision f32" in n and "openvino 2" in n for n in found["extra"]["notes"])
 
 
+@pytest.mark.integration
+@needs_openvino
 def test_openvino_bfloat16_runs_in_bfloat16_where_the_cpu_has_it(tmp_path: Path) -> None:
-    pytest.importorskip("openvino")
     if configs.bf16_missing(configs.probe("cpu"), "cpu"):
         pytest.skip("this CPU has no native bfloat16")
     found, _ = _measured(tmp_path, "openvino-bfloat16")
@@ -125,9 +139,9 @@ def test_export_copies_the_ir_and_a_snippet_that_compiles_it(tmp_path: Path) -> 
     assert "'INFERENCE_NUM_THREADS': 2" in code
 
 
-def test_the_ir_is_converted_once_and_the_exported_snippet_runs_it(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("openvino")
+def _convert_twice_and_run_the_snippet(tmp_path: Path) -> None:
+    """In a fresh process (see the module's docstring); its assertions re-raise in the test."""
+    import os
     from types import SimpleNamespace
 
     from dnnmeter.deployment.build import BuildContext, build
@@ -148,7 +162,18 @@ def test_the_ir_is_converted_once_and_the_exported_snippet_runs_it(tmp_path: Pat
     result = SimpleNamespace(config=lambda name: config, recommended=config.name, batch_size=3, model="m",
                              device="cpu", tolerance=0.01, baseline="b", recommendation_reason="r")
     export_recommended(result, tmp_path / "exported", None)  # type: ignore[arg-type]
-    monkeypatch.chdir(tmp_path / "exported")
+    os.chdir(tmp_path / "exported")
     scope = {"images_numpy": y.numpy()}
     exec((tmp_path / "exported" / "run_model.py").read_text(), scope)
     assert torch.allclose(torch.from_numpy(scope["logits"]), expected, atol=1e-5)
+
+
+@pytest.mark.integration
+@needs_openvino
+def test_the_ir_is_converted_once_and_the_exported_snippet_runs_it(tmp_path: Path) -> None:
+    _in_fresh_process(_convert_twice_and_run_the_snippet, tmp_path)
+
+
+def test_openvino_never_loads_into_the_test_process() -> None:
+    """The guard for the module's docstring: nothing above (nor before) imported it here."""
+    assert sys.modules.get("openvino") is None
