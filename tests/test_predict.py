@@ -70,7 +70,7 @@ def test_prediction_of_an_unseen_model_follows_the_law(calibrated) -> None:  # t
 
     out, _ = calibrated
     (p,) = predict("resnet18", batch_sizes=(2,), threads=1, calibration_dir=out, per_layer=True)
-    layers = [layer for layer in analyze("resnet18", batch_size=2).layers if layer.executed]
+    layers = [layer for layer in analyze("resnet18", batch_size=2, copies=True).layers if layer.executed]
     assert p.latency_s == pytest.approx(law_timer(None, layers), rel=0.02)
     assert p.latency_s_low <= p.latency_s <= p.latency_s_high
     assert p.latency_s_per_image == pytest.approx(p.latency_s / 2)
@@ -239,6 +239,9 @@ def test_one_slow_network_does_not_set_the_per_layer_cost() -> None:
         def layers_s(self, layers):  # type: ignore[no-untyped-def]
             return (np.full(len(layers), 1e-3),)
 
+        def priced(self, layers):  # type: ignore[no-untyped-def]
+            return [layer for layer in layers if layer.executed]
+
     row = LayerCost(name="x", kind="conv", type="Conv2d").to_dict()
     nets = [{"id": f"n{i}", "rows": [row] * 10, "latency_s": 10e-3 + 10 * extra}
             for i, extra in enumerate((5e-6, 6e-6, 4e-6, 1e-3))]  # the last one: page faults, a busy core
@@ -251,8 +254,8 @@ def test_every_kernel_is_analysed_into_its_own_group() -> None:
 
     for spec in kernel_grid.grid(per_group=1):
         k = kernel_grid.build(spec)
-        layers = [layer for layer in analyze(k.module, input_size=k.input_size, batch_size=k.batch).layers
-                  if layer.executed]
+        layers = [layer for layer in analyze(k.module, input_size=k.input_size, batch_size=k.batch,
+                                             copies=True).layers if layer.executed]
         assert [group_of(layer) for layer in layers] == [spec.group], spec.id
 
 

@@ -79,6 +79,7 @@ def analyze(
     optimizer: str | None = None,
     dtype: str | torch.dtype | None = None,
     seq_len: int | None = None,
+    copies: bool = False,
 ) -> Analysis:
     """Count ``model``'s cost at ``batch_size`` x ``input_size`` without running it for real.
 
@@ -100,6 +101,10 @@ def analyze(
     as if cast to it (floating parameters, buffers and inputs); default: its own.
     A model that takes token ids (``hf:NAME``) is fed ``input_ids`` of ``batch_size`` x
     ``seq_len`` (default 128) unless ``inputs`` says otherwise.
+    ``copies=True`` adds a row of kind ``copy`` for each call of an op that costs no arithmetic
+    but copies memory (``formulas.COPY_OPS``: cat, roll, padding, a clone after a permute...):
+    its shapes, no MACs, FLOPs or activations, so every total is unchanged. The latency
+    predictor asks for them; an ONNX file is counted without them.
     """
     if mode not in MODES:
         raise InvalidInputError(f"bad mode {mode!r}: give one of {', '.join(MODES)}")
@@ -142,7 +147,7 @@ def analyze(
         name = name or type(model).__name__
         default = getattr(model, "input_size", None) or (3, 224, 224)
         size = size or tuple(default)
-    return _count(module, name, size, batch_size or 1, source, published, specs, mode, optimizer, cast)
+    return _count(module, name, size, batch_size or 1, source, published, specs, mode, optimizer, cast, copies)
 
 
 def token_inputs(batch_size: int, seq_len: int) -> Inputs:
@@ -178,12 +183,13 @@ def _count(
     mode: str = "inference",
     optimizer: str | None = None,
     dtype: torch.dtype | None = None,
+    copies: bool = False,
 ) -> Analysis:
     model = unwrap(model)
     named = list(model.named_modules())
     params, buffers = _tensors(named)
     on_meta = all(t.is_meta for t in params.values()) and all(t.is_meta for t in buffers.values())
-    counter = CostCounter(named)
+    counter = CostCounter(named, copies=copies)
     specs = specs or Inputs((TensorSpec((batch_size, *size)),))
     memory = run_on_meta(model, named, counter, name, size, batch_size, on_meta, specs, train=mode == "train",
                          dtype=dtype, optimizer=optimizer)

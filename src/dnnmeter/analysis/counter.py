@@ -19,12 +19,13 @@ from torch import nn
 
 from dnnmeter.analysis import backward_formulas as _backward_formulas  # noqa: F401  (registers them)
 from dnnmeter.analysis import fast_shapes
-from dnnmeter.analysis.formulas import FORMULAS, FREE_OPS, Cost
+from dnnmeter.analysis.formulas import COPY_OPS, FORMULAS, FREE_OPS, Cost
 from dnnmeter.analysis.kinds import module_kind
 from dnnmeter.analysis.meta_pass import ScopedMode
 from dnnmeter.analysis.result import LayerCost
 
-_FREE, _FORMULA, _UNKNOWN = 0, 1, 2
+_FREE, _FORMULA, _UNKNOWN, _COPY = 0, 1, 2, 3
+COPY_KIND = "copy"
 
 
 def _shape_args(args: Any) -> tuple[Any, ...]:
@@ -116,9 +117,13 @@ class Row:
 class CostCounter(ScopedMode):
     """Counts the cost of the ops run inside it, attributed to the model's layers."""
 
-    def __init__(self, named_modules: list[tuple[str, nn.Module]], fast_shapes: bool = True) -> None:
+    def __init__(self, named_modules: list[tuple[str, nn.Module]], fast_shapes: bool = True,
+                 copies: bool = False) -> None:
         super().__init__()
         self.fast_shapes = fast_shapes
+        # copies=True: each call of a copying free op (formulas.COPY_OPS) gets a row of kind
+        # "copy", for the latency predictor; off, counting is exactly what it always was.
+        self.copies = copies
         self.names = {id(m): name for name, m in named_modules}
         self.leaves = {id(m) for _, m in named_modules if not m._modules}
         self.rows: list[Row] = []
@@ -168,6 +173,8 @@ class CostCounter(ScopedMode):
         formula = FORMULAS.lookup(packet)
         if formula is not None:
             handler = (_FORMULA, formula)
+        elif packet in COPY_OPS and self.copies and packet not in FORMULAS:  # not ignored by the user
+            handler = (_COPY, None)
         elif packet in FREE_OPS or packet in FORMULAS:  # registered as None: ignored
             handler = (_FREE, None)
         else:
@@ -184,7 +191,9 @@ class CostCounter(ScopedMode):
         handler = self._handlers.get(func) or self._handler(func)
         if self.track_nodes:
             self._tag_nodes()
-        if handler[0] == _FREE:
+        if handler[0] == _COPY and not self._in_backward:
+            self._copy_row(func, args, out)
+        if handler[0] in (_FREE, _COPY):
             if self.track_nodes:
                 self._pending.append((out, self._where()))
             return out
@@ -239,20 +248,32 @@ class CostCounter(ScopedMode):
         self.track_nodes = True
         self._nodes: dict[Any, tuple[str, Row | None]] = {}
 
+    def _op_row(self, scope: str, func: Any, args: Any, out: Any, kind: str, made: Any) -> Row:
+        """A row of its own for one aten op call (``made``: its outputs that are new activations)."""
+        op = func.overloadpacket.__name__
+        label = f"{scope}:{op}" if scope else op
+        label += " (backward)" if self._in_backward else ""
+        row = Row(
+            LayerCost(name=label, kind=kind, type=f"aten.{op}",
+                      input_shapes=_tensor_shapes(args), output_shapes=_tensor_shapes(out),
+                      activations=_numel(made), activation_bytes=_nbytes(made)),
+            scope=scope,
+        )
+        self.rows.append(row)
+        return row
+
+    def _copy_row(self, func: Any, args: Any, out: Any) -> None:
+        """A copy always gets a row of its own, even inside a leaf module (a ChannelShuffle, a
+        block's cat): the leaf's row keeps its kind, cost and activations as counting gives them,
+        and the copy is predicted by its own fit. It counts no activations, so an analysis with
+        copies=True has the same totals as without: it only has more rows."""
+        self._op_row(self._where()[0], func, args, out, COPY_KIND, ())
+
     def _charge(self, func: Any, args: Any, out: Any, cost: Cost) -> Row:
         scope, row = self._where()
         if row is None:  # an op run directly in a parent's forward: a row of its own
-            op = func.overloadpacket.__name__
-            label = f"{scope}:{op}" if scope else op
-            label += " (backward)" if self._in_backward else ""
             made = () if self._in_backward else out  # gradients are not activations
-            row = Row(
-                LayerCost(name=label, kind=cost.kind, type=f"aten.{op}",
-                          input_shapes=_tensor_shapes(args), output_shapes=_tensor_shapes(out),
-                          activations=_numel(made), activation_bytes=_nbytes(made)),
-                scope=scope,
-            )
-            self.rows.append(row)
+            row = self._op_row(scope, func, args, out, cost.kind, made)
         row.computed = True
         layer = row.layer
         layer.macs += cost.macs

@@ -284,3 +284,30 @@ FREE_OPS = frozenset(
     getattr(torch.ops.profiler, name)  # record_function markers
     for name in ("_record_function_enter", "_record_function_enter_new", "_record_function_exit")
 )
+
+
+# The free ops that really copy memory: they cost no arithmetic (counting leaves them free, as
+# above), but they read and write every element, so a latency prediction must see them.
+# ``analyze(..., copies=True)`` gives each call a row of kind "copy" (no MACs, no FLOPs, its
+# input and output shapes: the bytes it moves); the default leaves them out, as counting always has.
+# Views (view, reshape of a contiguous tensor, permute, transpose, expand, select, slice, split,
+# chunk, squeeze...) stay free: they move nothing. ``contiguous()`` and ``reshape`` are not
+# listed: at the aten level they dispatch nothing for a tensor that needs no copy, and a
+# ``clone`` (listed) when it does, so only real copies are seen.
+COPY_OPS = frozenset(
+    getattr(aten, name)
+    for name in (
+        "cat", "stack",  # concatenation: DenseNet, GoogLeNet, ShuffleNet's branches
+        "clone",  # contiguous()/reshape() after a permute or transpose (Swin, ViT heads), x.clone()
+        "_to_copy",  # a dtype or device conversion (a .to() that changes nothing dispatches nothing)
+        "constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "replication_pad1d",
+        "replication_pad2d",  # padding: a new, larger tensor (Swin pads to whole windows)
+        "roll",  # Swin's shifted windows
+        "flip", "repeat",  # reversed or tiled copies
+        "channel_shuffle", "pixel_shuffle", "pixel_unshuffle",  # ShuffleNet; sub-pixel upsampling
+        "index_select", "gather", "index",  # gathers: Swin's relative position bias (aten.index)
+        "upsample_nearest2d",  # nearest upsampling is a gather of the input's elements
+    )
+    if hasattr(aten, name)
+)
+assert COPY_OPS <= FREE_OPS  # counting keeps them free: only the copies=True rows tell them apart

@@ -118,16 +118,18 @@ def _one(predictor: Any, p: Prediction, per_layer: bool) -> Prediction:
     import torch
 
     from dnnmeter.analysis import analyze
+    from dnnmeter.prediction.features import group_of
+    from dnnmeter.prediction.predictor import COPY_GROUP
 
     try:
         with torch.inference_mode(False):  # under inference mode the meta pass sees no ops to count
-            analysis = analyze(p.model, batch_size=p.batch_size)
+            analysis = analyze(p.model, batch_size=p.batch_size, copies=True)  # as calibration analyses
     except DnnmeterError as exc:
         p.error = str(exc)
         warnings.warn(f"{p.model}: not predicted: {exc}", stacklevel=3)
         return p
     point, low, high, each, fits = predictor.model_s(analysis.layers)
-    executed = [layer for layer in analysis.layers if layer.executed]
+    executed = predictor.priced(analysis.layers)
     p.input_size, p.macs, p.params = analysis.input_size, analysis.macs, analysis.params
     p.latency_s, p.latency_s_low, p.latency_s_high = point, low, high
     p.latency_s_per_image, p.images_per_s = point / p.batch_size, p.batch_size / point
@@ -137,6 +139,10 @@ def _one(predictor: Any, p: Prediction, per_layer: bool) -> Prediction:
     if fallback:
         p.notes.append(f"{fallback} of {len(fits)} layers have no calibrated kernel group; "
                        "predicted from a broader fit")
+    copies = sum(1 for layer in analysis.layers if layer.executed and group_of(layer) == COPY_GROUP)
+    if copies and not predictor.prices_copies:
+        p.notes.append(f"{copies} memory copies (cat, roll, padding, ...) predicted as free: this calibration "
+                       "timed no copy kernels; calibrate again to price them")
     if analysis.unsupported_ops:
         p.notes.append(f"ops without a cost formula (predicted as free calls): {', '.join(analysis.unsupported_ops)}")
     if per_layer:

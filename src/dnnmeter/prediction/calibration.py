@@ -95,7 +95,9 @@ def kernel_clock(device: str, threads: int) -> Callable[[], float]:
 def _analyse(kernel: kernels.Kernel, name: str) -> list[LayerCost]:
     from dnnmeter.analysis import analyze
 
-    analysis = analyze(kernel.module, input_size=kernel.input_size, batch_size=kernel.batch, name=name)
+    # copies=True, as predict analyses models: kernels and networks have the rows models have
+    analysis = analyze(kernel.module, input_size=kernel.input_size, batch_size=kernel.batch, name=name,
+                       copies=True)
     return [layer for layer in analysis.layers if layer.executed]
 
 

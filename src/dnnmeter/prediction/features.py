@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from math import prod
 
 from dnnmeter.analysis import LayerCost
+from dnnmeter.analysis.counter import COPY_KIND
 
 # Op or module names (lower case, without "aten." and a trailing "_") of layers whose cost per
 # element differs enough from their kind's average to deserve a fit of their own.
@@ -39,6 +40,8 @@ def group_of(layer: LayerCost) -> str:
     """The fitted model a layer's latency comes from (a kernel group, e.g. ``conv``, ``gelu``)."""
     if layer.kind in MAC_KINDS:
         return layer.kind
+    if layer.kind == COPY_KIND:
+        return "copy"  # cat, roll, padding, a clone after a permute: bytes moved, no arithmetic
     if layer.kind == "other" and layer.macs == 0 and layer.elementwise_flops == 0:
         return "free"  # views, dropout and identities in eval mode: only the call itself costs
     name = layer.type.removeprefix("aten.").lower()

@@ -236,6 +236,62 @@ def _free(p: dict[str, int]) -> Kernel:
     return Kernel(_Holder(op.eval()), tuple(shape[1:]), shape[0], op)
 
 
+# Copies (the "copy" group): ops that do no arithmetic but read and write every element. Each
+# family is what one of the zoo's networks runs: DenseNet's, GoogLeNet's and ShuffleNet's cat of
+# 2-4 maps along channels, a (b, c, h, w) -> (b, h, w, c) permute made contiguous, a token tensor
+# split into heads (view, transpose, contiguous), Swin's roll and pad of (b, h, w, c) maps and
+# its window partition (a 6-d permute), and ShuffleNet's channel shuffle (view, transpose,
+# contiguous). Each is one aten copy (cat, roll, constant_pad_nd or clone) among free views, so
+# its analysis is one "copy" row; the fit sees its bytes moved.
+COPY_FAMILIES = ("cat", "permute", "heads", "roll", "pad", "shuffle", "window")
+_COPY_CHANNELS = [24, 32, 48, 58, 64, 96, 116, 128, 192, 232, 256, 384, 464, 512, 768, 1024]
+
+
+def _copy(rng: random.Random) -> dict[str, int]:
+    # cat drawn more often: it alone takes 2-4 inputs, and DenseNet and GoogLeNet run nothing else
+    shape = {"op": _pick(rng, [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]), "b": _pick(rng, _BATCH),
+             "c": _pick(rng, _COPY_CHANNELS), "hw": _pick(rng, [7, 14, 28, 28, 56, 56, 112])}
+    family = COPY_FAMILIES[shape["op"]]
+    if family == "window" and shape["hw"] == 7:  # one 7 x 7 window: the permute moves nothing, no copy
+        shape["hw"] = 14
+    if family == "cat":
+        shape["n"] = _pick(rng, [2, 2, 3, 4])
+    elif family == "heads":
+        shape["heads"] = _pick(rng, [h for h in (3, 4, 6, 8, 12, 16, 24, 32) if shape["c"] % h == 0] or [1])
+    elif family == "pad":
+        shape["pad"] = _pick(rng, [0, 0, 1, 3])  # Swin pads to whole windows: by 0 at 224 x 224, still a copy
+    return shape
+
+
+def _copy_fn(p: dict[str, int]) -> Callable[..., torch.Tensor]:
+    b, c, hw, family = p["b"], p["c"], p["hw"], COPY_FAMILIES[p["op"]]
+    if family == "cat":
+        return lambda x, others: torch.cat([x, *others.unbind(0)], 1)
+    if family == "permute":
+        return lambda x: x.permute(0, 2, 3, 1).contiguous()
+    if family == "heads":
+        heads = p["heads"]
+        return lambda x: x.view(b, hw * hw, heads, c // heads).transpose(1, 2).contiguous()
+    if family == "roll":
+        return lambda x: torch.roll(x, (-3, -3), (1, 2))
+    if family == "pad":
+        return lambda x: F.pad(x, (0, 0, 0, p["pad"], 0, p["pad"]))
+    if family == "shuffle":
+        return lambda x: x.view(b, 2, c // 2, hw, hw).transpose(1, 2).contiguous().view(b, c, hw, hw)
+    w = 7  # "window": Swin's partition of a (b, h, w, c) map into 7 x 7 windows
+    return lambda x: x.view(b, hw // w, w, hw // w, w, c).permute(0, 1, 3, 2, 4, 5).contiguous()
+
+
+def _build_copy(p: dict[str, int]) -> Kernel:
+    family = COPY_FAMILIES[p["op"]]
+    size = {"cat": (p["c"], p["hw"], p["hw"]), "permute": (p["c"], p["hw"], p["hw"]),
+            "heads": (p["hw"] * p["hw"], p["c"]), "shuffle": (p["c"], p["hw"], p["hw"])}.get(
+        family, (p["hw"], p["hw"], p["c"]))  # roll, pad, window: Swin's (b, h, w, c) maps
+    others = torch.randn(p["n"] - 1, p["b"], *size) if family == "cat" else None
+    module = _Functional(_copy_fn(p), others)
+    return Kernel(module, size, p["b"], module)
+
+
 def _layernorm(rng: random.Random) -> dict[str, int]:
     """A transformer's tokens, and the (b, h, w, c) maps of Swin and ConvNeXt: 56x56 = 3136
     positions at the first stage, far more than a ViT's 197 (a grid up to 256 tokens
@@ -275,6 +331,7 @@ GROUPS: dict[str, tuple[int, Callable[[random.Random], dict[str, int]], Callable
     "add": (50, _tensor, _build_elementwise(torch.add, broadcast=False)),
     "mul": (45, _tensor, _build_elementwise(torch.mul, broadcast=True)),
     "free": (25, _free_shape, _free),
+    "copy": (49, _copy, _build_copy),
 }  # fmt: skip
 
 
@@ -289,6 +346,8 @@ def _size_ok(p: dict[str, Any], group: str) -> bool:
         return b * max(p["t"], 1) * p["fin"] * p["fout"] <= MAX_MACS and p["fin"] * p["fout"] <= MAX_ELEMENTS
     if group in ("matmul", "softmax"):
         return p["bh"] * p["m"] * p["k"] * p["n"] <= MAX_MACS and p["bh"] * p["m"] * p["n"] <= MAX_ELEMENTS
+    if group == "copy":  # a cat's inputs are n maps; a shuffle splits the channels in 2
+        return b * p["c"] * hw * hw * p.get("n", 1) <= MAX_ELEMENTS and (p["op"] != 5 or p["c"] % 2 == 0)
     return b * p.get("c", 1) * max(hw * hw, p.get("t", 0)) <= MAX_ELEMENTS
 
 

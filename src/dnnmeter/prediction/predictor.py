@@ -25,6 +25,7 @@ from dnnmeter.prediction.fit import MIN_SAMPLES, GroupModel, fit_group
 
 _LAYER_FIELDS = {f.name for f in dataclasses.fields(LayerCost)}
 ALL = "all"
+COPY_GROUP = "copy"
 
 
 def layer_from_dict(d: dict[str, Any]) -> LayerCost:
@@ -65,6 +66,20 @@ class Predictor:
         self.per_layer_s = float(overhead.get("per_layer_s", 0.0))
         self.log_residual = (float(overhead.get("log_residual_min", 0.0)), float(overhead.get("log_residual_max", 0.0)))
 
+    @property
+    def prices_copies(self) -> bool:
+        """Whether this calibration timed copies (calibrations made before the "copy" group, or
+        cut short before any copy kernel, did not)."""
+        return f"g:{COPY_GROUP}" in self.models
+
+    def priced(self, layers: list[LayerCost]) -> list[LayerCost]:
+        """The layers a forward's latency sums: those executed, without the copy rows when this
+        calibration has no copy fit. Those are then free, as they were when it was made: a
+        kind's or the pooled fit would price a copy as a convolution or a ReLU of its shape,
+        and each row would add ``per_layer_s``, fitted on networks whose rows had no copies."""
+        keep_copies = self.prices_copies
+        return [layer for layer in layers if layer.executed and (keep_copies or group_of(layer) != COPY_GROUP)]
+
     def source_of(self, layer: LayerCost) -> str:
         for name in (f"g:{group_of(layer)}", f"k:{layer.kind}", ALL):
             if name in self.models:
@@ -85,7 +100,7 @@ class Predictor:
 
     def model_s(self, layers: list[LayerCost]) -> tuple[float, float, float, np.ndarray, list[str]]:
         """Latency of a whole forward: (point, low, high, per-layer seconds, per-layer fit)."""
-        executed = [layer for layer in layers if layer.executed]
+        executed = self.priced(layers)
         pred, low, high, sources = self.layers_s(executed)
         n = len(executed)
         lo_r, hi_r = self.log_residual
@@ -111,7 +126,7 @@ def fit_overhead(predictor: Predictor, networks: list[dict[str, Any]]) -> dict[s
                 "note": "no calibration network measured: kernels summed as they are"}
     rows = []
     for net in networks:
-        layers = [layer_from_dict(r) for r in net["rows"] if r.get("executed", True)]
+        layers = predictor.priced([layer_from_dict(r) for r in net["rows"]])
         raw = float(predictor.layers_s(layers)[0].sum())
         rows.append((net["id"], raw, len(layers), net["latency_s"]))
     excess = [(measured - raw) / max(n, 1) for _, raw, n, measured in rows]
