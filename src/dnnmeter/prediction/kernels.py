@@ -347,7 +347,8 @@ def _size_ok(p: dict[str, Any], group: str) -> bool:
     if group in ("matmul", "softmax"):
         return p["bh"] * p["m"] * p["k"] * p["n"] <= MAX_MACS and p["bh"] * p["m"] * p["n"] <= MAX_ELEMENTS
     if group == "copy":  # a cat's inputs are n maps; a shuffle splits the channels in 2
-        return b * p["c"] * hw * hw * p.get("n", 1) <= MAX_ELEMENTS and (p["op"] != 5 or p["c"] % 2 == 0)
+        shuffle_ok = COPY_FAMILIES[p["op"]] != "shuffle" or p["c"] % 2 == 0
+        return b * p["c"] * hw * hw * p.get("n", 1) <= MAX_ELEMENTS and shuffle_ok
     return b * p.get("c", 1) * max(hw * hw, p.get("t", 0)) <= MAX_ELEMENTS
 
 
