@@ -17,20 +17,7 @@ from dnnmeter.analysis.formulas import COPY_OPS, FREE_OPS
 from dnnmeter.prediction import calibrate, predict
 from dnnmeter.prediction import kernels as kernel_grid
 from dnnmeter.prediction.features import group_of, work
-
-INTERCEPT_S, MACS_PER_S, EW_PER_S, BYTES_PER_S = 2e-6, 2e10, 4e9, 5e9  # test_predict's law
-NET_PER_LAYER_S = 3e-6
-
-
-def _law_s(layer) -> float:  # type: ignore[no-untyped-def]
-    macs, ew, moved = work(layer, 4)
-    return INTERCEPT_S + macs / MACS_PER_S + ew / EW_PER_S + moved / BYTES_PER_S
-
-
-def law_timer(kernel, layers) -> float:  # type: ignore[no-untyped-def]
-    if len(layers) == 1:
-        return _law_s(layers[0])
-    return sum(_law_s(layer) for layer in layers) + NET_PER_LAYER_S * len(layers)
+from test_predict import BYTES_PER_S, INTERCEPT_S, law_timer  # the same law as the other fits
 
 
 class _Mixer(nn.Module):
