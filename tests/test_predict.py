@@ -223,6 +223,18 @@ def test_convs_with_weights_over_the_mmap_threshold_pay_their_page_faults() -> N
     assert fault_free_s({"latency_s": 0.017}, big, 4, 1.5e-6) == 0.017  # one that did not: as timed
 
 
+def test_large_linear_weights_are_timed_cold_through_copies() -> None:
+    from torch import nn
+
+    from dnnmeter.prediction.calibration import cold_copies, last_level_cache_bytes
+
+    small, mlp = nn.Linear(64, 64), nn.Linear(768, 3072)  # 16 KiB, 9 MiB
+    assert cold_copies(small) == [small]
+    copies = cold_copies(mlp)
+    assert copies[0] is mlp and len(copies) * 768 * 3072 * 4 >= max(2 * last_level_cache_bytes(), 64 * 2**20)
+    assert all(c.weight.data_ptr() != mlp.weight.data_ptr() for c in copies[1:])  # weights of their own
+
+
 def test_a_calibration_pins_the_heap_by_default_and_says_so(calibrated) -> None:  # type: ignore[no-untyped-def]
     import sys
 
