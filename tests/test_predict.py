@@ -192,6 +192,49 @@ def test_the_layernorm_grid_reaches_swins_first_stage() -> None:
     assert (56, 56) in sizes and (3136,) in sizes and (197,) in sizes
 
 
+def test_patch_embeddings_have_their_own_group_and_grid() -> None:
+    from dnnmeter.analysis import analyze
+
+    def groups(name: str) -> list[str]:
+        return [group_of(layer) for layer in analyze(name, batch_size=1).layers if layer.executed]
+
+    assert groups("vit_b_32")[0] == groups("convnext_tiny")[0] == "patchify"  # 32x32 and 4x4 patches
+    assert "patchify" not in groups("resnet18") + groups("alexnet")  # 7x7/2 and 11x11/4 padded stems
+    specs = [s.p for s in kernel_grid.grid() if s.group == "patchify"]
+    assert {4, 16, 32} <= {p["k"] for p in specs} and all(p["k"] == p["s"] and p["pad"] == 0 for p in specs)
+    k = kernel_grid.build(next(s for s in kernel_grid.grid() if s.group == "patchify"))
+    rows = [r for r in analyze(k.module, input_size=k.input_size, batch_size=k.batch).layers if r.executed]
+    assert [group_of(r) for r in rows] == ["patchify"]  # the grid's kernels land in the group they calibrate
+
+
+def test_convs_with_weights_over_the_mmap_threshold_pay_their_page_faults() -> None:
+    from dnnmeter.analysis import LayerCost
+    from dnnmeter.prediction.features import mapped_pages
+    from dnnmeter.prediction.predictor import fault_free_s
+
+    big = LayerCost("c", "conv", "Conv2d", [[1, 1024, 7, 7]], [[1, 1024, 7, 7]], params=1024 * 1024 * 9)
+    assert mapped_pages(big, 4) == 1024 * 1024 * 9 * 4 // 4096  # wide_resnet50_2's layer4 3x3s
+    assert mapped_pages(big, 2) == 0  # in half precision, 18 MiB: under the threshold
+    assert mapped_pages(LayerCost("l", "linear", "Linear", params=10**8), 4) == 0  # no reorder for linear
+    # a kernel that faulted is fitted without its faults, never below half its time
+    record = {"latency_s": 0.035, "faults_per_call": 9216.0}
+    assert fault_free_s(record, big, 4, 1.5e-6) == pytest.approx(0.035 - 9216 * 1.5e-6)
+    assert fault_free_s(record, big, 4, 1e-5) == pytest.approx(0.035 / 2)
+    assert fault_free_s({"latency_s": 0.017}, big, 4, 1.5e-6) == 0.017  # one that did not: as timed
+
+
+def test_large_linear_weights_are_timed_cold_through_copies() -> None:
+    from torch import nn
+
+    from dnnmeter.prediction.calibration import cold_copies, last_level_cache_bytes
+
+    small, mlp = nn.Linear(64, 64), nn.Linear(768, 3072)  # 16 KiB, 9 MiB
+    assert cold_copies(small) == [small]
+    copies = cold_copies(mlp)
+    assert copies[0] is mlp and len(copies) * 768 * 3072 * 4 >= max(2 * last_level_cache_bytes(), 64 * 2**20)
+    assert all(c.weight.data_ptr() != mlp.weight.data_ptr() for c in copies[1:])  # weights of their own
+
+
 def test_a_calibration_pins_the_heap_by_default_and_says_so(calibrated) -> None:  # type: ignore[no-untyped-def]
     import sys
 

@@ -13,6 +13,9 @@ from math import prod
 
 from dnnmeter.analysis import LayerCost
 from dnnmeter.analysis.counter import COPY_KIND
+from dnnmeter.measure.heap import MMAP_THRESHOLD_BYTES
+
+PAGE_BYTES = 4096
 
 # Op or module names (lower case, without "aten." and a trailing "_") of layers whose cost per
 # element differs enough from their kind's average to deserve a fit of their own.
@@ -36,8 +39,25 @@ FEATURES = (
 )  # fmt: skip
 
 
+def is_patchify(layer: LayerCost) -> bool:
+    """A patch embedding: an image (at most 4 channels) cut into non-overlapping patches of 4 x 4
+    or more (kernel = stride, no padding, no groups), as ViT, Swin and ConvNeXt begin. Its kernel
+    is far from the padded, overlapping convs of the conv grid (ViT-B/32's 32 x 32 patches ran
+    at 13 GMAC/s where the conv fit said 29), so it has a group of its own."""
+    if layer.kind != "conv" or len(layer.input_shapes) != 1 or len(layer.output_shapes) != 1:
+        return False
+    x, y = layer.input_shapes[0], layer.output_shapes[0]
+    if len(x) != 4 or len(y) != 4 or x[1] > 4 or not y[2] or not y[3]:
+        return False
+    s = x[2] // y[2]
+    whole = s >= 4 and x[2] == s * y[2] and x[3] == s * y[3]
+    return whole and layer.macs == y[0] * y[1] * y[2] * y[3] * x[1] * s * s
+
+
 def group_of(layer: LayerCost) -> str:
     """The fitted model a layer's latency comes from (a kernel group, e.g. ``conv``, ``gelu``)."""
+    if is_patchify(layer):
+        return "patchify"
     if layer.kind in MAC_KINDS:
         return layer.kind
     if layer.kind == COPY_KIND:
@@ -60,6 +80,20 @@ def work(layer: LayerCost, itemsize: int) -> tuple[float, float, float]:
     """MACs, element-wise FLOPs and bytes moved (inputs, outputs and parameters, once each)."""
     elements = _numel(layer.input_shapes) + _numel(layer.output_shapes) + layer.params
     return float(layer.macs), float(layer.elementwise_flops), float(elements * itemsize)
+
+
+def mapped_pages(layer: LayerCost, itemsize: int) -> int:
+    """Pages a layer faults in on every call: a convolution's weights reordered for the CPU
+    kernel (oneDNN's blocked layout) into a buffer of their size, allocated on each call. Above
+    glibc's largest mmap threshold (32 MiB: a 1024 x 1024 x 3 x 3 conv of the wide ResNets)
+    that buffer is always a fresh mapping, whatever the heap setting, and each of its pages is
+    faulted in and zeroed: 1024 x 1024 x 3 x 3 at 7 x 7 took 34 ms in wide_resnet50_2 and
+    17 ms where the calibration's heap happened to hold a free block that large. Below the
+    threshold the heap reuses the freed buffer and nothing is faulted."""
+    weight_bytes = layer.params * itemsize
+    if layer.kind != "conv" or weight_bytes <= MMAP_THRESHOLD_BYTES:
+        return 0
+    return -(-weight_bytes // PAGE_BYTES)
 
 
 def features(layer: LayerCost) -> list[float]:

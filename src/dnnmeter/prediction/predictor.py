@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dnnmeter.analysis import LayerCost
-from dnnmeter.prediction.features import features, group_of, work
+from dnnmeter.prediction.features import features, group_of, mapped_pages, work
 from dnnmeter.prediction.fit import MIN_SAMPLES, GroupModel, fit_group
 
 _LAYER_FIELDS = {f.name for f in dataclasses.fields(LayerCost)}
@@ -38,13 +38,24 @@ def _arrays(layers: list[LayerCost], itemsize: int) -> tuple[np.ndarray, np.ndar
     return w, f
 
 
-def fit_models(kernels: list[dict[str, Any]], itemsize: int) -> dict[str, dict[str, Any]]:
+def fault_free_s(record: dict[str, Any], layer: LayerCost, itemsize: int, page_fault_s: float) -> float:
+    """A kernel's latency without the page faults of :func:`mapped_pages`, which the predictor
+    adds itself: whether a calibration kernel paid them depends on its process's heap history
+    (a free block large enough is reused), so the faults it made (``faults_per_call``) are
+    taken out, at most the pages of that buffer."""
+    latency = float(record["latency_s"])
+    pages = min(float(record.get("faults_per_call") or 0.0), mapped_pages(layer, itemsize))
+    return max(latency - pages * page_fault_s, 0.5 * latency)
+
+
+def fit_models(kernels: list[dict[str, Any]], itemsize: int, page_fault_s: float = 0.0) -> dict[str, dict[str, Any]]:
     """One fit per group, per kind (the fallback) and over all kernels, keyed ``g:``/``k:``/``all``."""
     pools: dict[str, list[tuple[LayerCost, float]]] = defaultdict(list)
     for record in kernels:
         layer = layer_from_dict(record["rows"][0])
+        latency = fault_free_s(record, layer, itemsize, page_fault_s)
         for name in (f"g:{group_of(layer)}", f"k:{layer.kind}", ALL):
-            pools[name].append((layer, record["latency_s"]))
+            pools[name].append((layer, latency))
     fitted: dict[str, dict[str, Any]] = {}
     for name, pool in sorted(pools.items()):
         if len(pool) < MIN_SAMPLES:
@@ -65,6 +76,8 @@ class Predictor:
         self.scale = float(overhead.get("scale", 1.0))
         self.per_layer_s = float(overhead.get("per_layer_s", 0.0))
         self.log_residual = (float(overhead.get("log_residual_min", 0.0)), float(overhead.get("log_residual_max", 0.0)))
+        # seconds to fault in one page; calibrations made before it was measured add no faults
+        self.page_fault_s = float(calibration.get("page_fault_s") or 0.0)
 
     @property
     def prices_copies(self) -> bool:
@@ -96,7 +109,8 @@ class Predictor:
             w, f = _arrays([layers[i] for i in idx], self.itemsize)
             p = model.predict_s(w, f)
             pred[idx], low[idx], high[idx] = p, p * math.exp(model.log_error_q05), p * math.exp(model.log_error_q95)
-        return pred, low, high, sources
+        faults = np.array([mapped_pages(layer, self.itemsize) for layer in layers], dtype=float) * self.page_fault_s
+        return pred + faults, low + faults, high + faults, sources
 
     def model_s(self, layers: list[LayerCost]) -> tuple[float, float, float, np.ndarray, list[str]]:
         """Latency of a whole forward: (point, low, high, per-layer seconds, per-layer fit)."""
