@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pg_server import PostgresServer
+from sqlalchemy.engine import make_url
 from store_race import write_keys
 from store_v1 import write_v1_store
 
@@ -144,7 +147,15 @@ def _race(target: str, processes: int = 6, keys: int = 20) -> None:
                                                     barrier, results)) for p in range(processes)]
     for w in workers:
         w.start()
-    inserted = [key for _ in workers for key in results.get(timeout=300)]
+    inserted: list[str] = []
+    for _ in workers:
+        while True:  # a writer that died never answers: fail with its exit code, not at the test's timeout
+            try:
+                inserted += results.get(timeout=1)
+                break
+            except queue.Empty:
+                died = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+                assert not died, f"a writer died (exit codes {died}); its traceback is in the captured stderr"
     for w in workers:
         w.join(timeout=60)
         assert w.exitcode == 0
@@ -280,3 +291,39 @@ def test_the_gpu_names_come_from_the_driver_listing(tmp_path: Path) -> None:
     identity = MachineIdentity.from_environment({"hostname": "h", "gpu_name": "NVIDIA L4", "cpu_cores_logical": 8})
     assert (identity.gpu_name, identity.cpu_cores) == ("NVIDIA L4", 8)
     assert identity.fingerprint != MachineIdentity("h", cpu_cores=8).fingerprint  # the GPU tells them apart
+
+
+class _Racing:
+    """An engine whose SQLite answers "database is locked" to the first ``locked`` switches to
+    WAL, as it answers the loser of two processes switching a new store at once."""
+
+    def __init__(self, locked: int) -> None:
+        self.locked, self.switched, self.url = locked, False, make_url("sqlite:////tmp/raced.sqlite")
+
+    def connect(self) -> Any:
+        import contextlib
+        from types import SimpleNamespace
+
+        return contextlib.nullcontext(SimpleNamespace(connection=SimpleNamespace(driver_connection=self)))
+
+    def execute(self, sql: str) -> Any:
+        from types import SimpleNamespace
+
+        if sql.endswith("= WAL"):
+            if self.locked:
+                self.locked -= 1
+                raise sqlite3.OperationalError("database is locked")
+            self.switched = True
+        return SimpleNamespace(fetchone=lambda: ("wal" if self.switched else "delete",))
+
+
+def test_the_loser_of_a_race_to_wal_tries_again_and_a_lock_held_too_long_is_one_line() -> None:
+    from dnnmeter.store import urls
+
+    raced = _Racing(locked=3)
+    urls.use_wal(raced)  # type: ignore[arg-type]
+    assert raced.switched and raced.locked == 0
+    ticks = iter(range(0, 1000, 30))
+    with pytest.raises(StoreError, match=r"cannot open the store /tmp/raced.sqlite: database is locked: another "
+                       r"process held it for over 60 s"):
+        urls.use_wal(_Racing(locked=10**6), clock=lambda: float(next(ticks)))  # type: ignore[arg-type]

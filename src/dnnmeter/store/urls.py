@@ -7,7 +7,10 @@ the same; ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB`` is a shared Postgr
 
 from __future__ import annotations
 
+import random
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,15 +112,34 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def use_wal(engine: Engine) -> None:
+def use_wal(engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
     """Put an SQLite store in WAL mode (kept in the file): readers (a report, another process's
     ``has``) never block a writer nor wait for one, and each commit appends one frame. Done
-    only after the schema was accepted, so a store that is refused is left byte for byte."""
-    with engine.connect() as conn:
-        driver = conn.connection.driver_connection  # outside any transaction, as the pragma needs
-        assert driver is not None
-        if str(driver.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-            driver.execute("PRAGMA journal_mode = WAL")
+    only after the schema was accepted, so a store that is refused is left byte for byte.
+
+    Processes that open a new store at once race to switch it: SQLite answers "database is
+    locked" at once, without waiting out the busy timeout, to the one that would otherwise
+    deadlock (both hold a shared lock and want the exclusive one). That one tries again until
+    the busy timeout; usually the other has switched the file by then, and the check finds WAL.
+    (Without this, one of six writers opening a new store at once died now and then.)"""
+    import sqlite3
+
+    deadline = clock() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            with engine.connect() as conn:
+                driver = conn.connection.driver_connection  # outside any transaction, as the pragma needs
+                assert driver is not None
+                if str(driver.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    driver.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise StoreError(f"cannot open the store {where(engine.url)}: {exc}") from None
+            if clock() > deadline:
+                raise StoreError(f"cannot open the store {where(engine.url)}: {exc}: another process held it for "
+                                 f"over {SQLITE_BUSY_TIMEOUT_S:g} s; retry, or use another --store") from None
+            time.sleep(random.uniform(0.01, 0.1))  # apart from the other racers
 
 
 def first_line(exc: BaseException, url: URL) -> str:
