@@ -441,6 +441,8 @@ def test_with_no_candidate_the_time_kept_back_screens_what_was_skipped(
                      budget_min=1.5, on_config=lambda c: seen.append((c.name, c.status)))
     assert runner.calls == ["eager-float32", "channels_last", "int8"]
     assert seen.index(("int8@t1", "skipped")) < seen.index(("int8@t1", "measured"))  # skipped, then screened
+    (recheck,) = result.rechecks  # tried after each pass; no time for it either time, and that is said
+    assert recheck.threads == 1 and recheck.drift is None and recheck.reason.startswith("budget: timing the baseline")
     assert result.config("int8@t1").status == "accepted" and result.config("int8@t1").images == 30
 
 

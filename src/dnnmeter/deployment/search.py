@@ -354,6 +354,9 @@ def deploy(
         rechecks = _recheck_baselines(results, session)
         base = judge(results, outputs, session.screen_labels, share, tolerance_on, session.full_images)
         if not candidates(results, base) and _screen_again(results, planned, session, outputs, on_config):
+            # a thread count first timed in the second pass gets its second timing (or its reason) too;
+            # the others' come from the store, or are tried again with what is left
+            rechecks = _recheck_baselines(results, session)
             base = judge(results, outputs, session.screen_labels, share, tolerance_on, session.full_images)
         try:
             unconfirmed = _compare_candidates(results, base, session, chosen, share, tolerance_on, on_config)
