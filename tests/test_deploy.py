@@ -11,6 +11,7 @@ import json
 import math
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -66,10 +67,34 @@ def test_a_gpu_adds_its_own_configurations() -> None:
     assert {"cuda-graphs", "cudnn-benchmark", "float16"} <= set(kinds) and all(c.threads is None for c in planned)
     assert {"compile", "compile-frozen"} <= set(kinds)  # inductor freezes on a GPU too; no C++ compiler needed
     assert configs.skip_reason(next(c for c in planned if c.kind == "compile-frozen"), gpu, "cuda") is None
-    bf16 = next(c for c in planned if c.kind == "bfloat16")
-    assert "8.0" in str(configs.skip_reason(bf16, gpu, "cuda"))
+    for kind in ("bfloat16", "bfloat16-channels_last"):
+        bf16 = next(c for c in planned if c.kind == kind)
+        assert "8.0" in str(configs.skip_reason(bf16, gpu, "cuda"))
+    for kind in ("float16-channels_last", "cuda-graphs-float16"):  # half precision as the tensor cores take it
+        assert configs.skip_reason(next(c for c in planned if c.kind == kind), gpu, "cuda") is None
     ort = next(c for c in planned if c.is_ort)
     assert "onnxruntime-gpu" in str(configs.skip_reason(ort, gpu, "cuda"))
+
+
+def test_every_torch_kind_has_a_builder_and_an_export_snippet() -> None:
+    from dnnmeter.deployment.build import BUILDERS
+    from dnnmeter.deployment.export import _PREPARE
+
+    torch_kinds = {k for k in (*configs.CPU_KINDS, *configs.CUDA_KINDS)
+                   if not k.startswith(("ort-", "openvino-"))}
+    assert torch_kinds <= set(BUILDERS) and torch_kinds <= set(_PREPARE)
+
+
+def test_half_precision_channels_last_keeps_the_model_and_returns_float32() -> None:
+    from dnnmeter.deployment.build import BUILDERS
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()).eval()
+    weight = model[0].weight.detach().clone()
+    prepared = BUILDERS["bfloat16-channels_last"](model, SimpleNamespace())
+    x = torch.randn(2, 3, 8, 8)
+    out = prepared.call(x)
+    assert out.dtype == torch.float32 and torch.allclose(out, model(x), atol=0.1)
+    assert model[0].weight.dtype == torch.float32 and torch.equal(model[0].weight, weight)  # the user's model untouched
 
 
 def test_an_unknown_configuration_is_refused_with_the_list() -> None:

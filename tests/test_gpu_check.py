@@ -254,3 +254,21 @@ def test_a_rehearsal_runs_every_checks_code_without_a_crash(tmp_path: Path) -> N
     assert (tmp_path / "study" / "report.html").exists()
     nccl = next(c for c in report["checks"] if c["name"] == "nccl")
     assert nccl["verdict"] == "pass"  # gloo in a rehearsal: the same dnnmeter code as nccl's
+
+
+def test_predicted_against_measured_pairs_points_and_scores_them() -> None:
+    predicted = [{"model": "a", "batch_size": 1, "latency_s": 1.05, "latency_s_low": 0.9, "latency_s_high": 1.2},
+                 {"model": "a", "batch_size": 8, "latency_s": 3.0},
+                 {"model": "b", "batch_size": 1, "latency_s": 0.5},
+                 {"model": "c", "batch_size": 1, "latency_s": 2.0}]  # c: no measurement, left out
+    measured = [{"model": "a", "batch_size": 1, "status": "ok", "latency_s_median": 1.0},
+                {"model": "a", "batch_size": 8, "status": "ok", "latency_s_median": 4.0},
+                {"model": "b", "batch_size": 1, "status": "ok", "latency_s_median": 0.45},
+                {"model": "c", "batch_size": 1, "status": "oom", "latency_s_median": None}]
+    rows = gc._ratio_rows(predicted, measured)
+    assert [(r["model"], r["batch_size"]) for r in rows] == [("a", 1), ("a", 8), ("b", 1)]
+    assert [round(r["error"], 4) for r in rows] == [0.05, -0.25, 0.1111]
+    scores = gc.prediction_scores(rows)
+    assert scores["n"] == 3 and scores["within_10pct"] == 1 / 3 and scores["within_20pct"] == 2 / 3
+    assert abs(scores["median_abs_error"] - 0.1111) < 1e-3 and scores["spearman"] == 1.0
+    assert gc.prediction_scores([])["spearman"] is None

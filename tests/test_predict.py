@@ -207,6 +207,30 @@ def test_patch_embeddings_have_their_own_group_and_grid() -> None:
     assert [group_of(r) for r in rows] == ["patchify"]  # the grid's kernels land in the group they calibrate
 
 
+def test_a_gpu_calibration_times_each_shape_and_a_larger_batch_twin() -> None:
+    from dnnmeter.analysis import analyze
+    from dnnmeter.prediction.calibration import _networks_and_kernels
+
+    specs = kernel_grid.grid(4)
+    twinned = kernel_grid.gpu_twins(specs)
+    assert [s for s in twinned if s in specs] == specs  # every shape kept, in order
+    twins = [s for s in twinned if s not in specs]
+    assert len(twins) > len(specs) // 2
+    for twin in twins:
+        shape = twinned[twinned.index(twin) - 1]  # the twin follows its shape
+        key = "b" if "b" in shape.p else "bh"
+        factor = twin.p[key] // shape.p[key]
+        assert twin.group == shape.group and {**twin.p, key: shape.p[key]} == shape.p
+        assert factor in (4, 8, 16, 32, 64) and twin.p[key] == shape.p[key] * factor
+        assert kernel_grid._size_ok(twin.p, twin.group, *kernel_grid.GPU_TWIN_LIMITS)
+    conv = next(s for s in twins if s.group == "conv")
+    k = kernel_grid.build(conv)  # the builder takes the twin's batch: analysed at that batch, on meta
+    layer = next(r for r in analyze(k.module, input_size=k.input_size, batch_size=k.batch).layers if r.executed)
+    assert layer.input_shapes[0][0] == conv.p["b"]
+    cpu, cuda = ([i for i, _ in _networks_and_kernels(4, d)] for d in ("cpu", "cuda"))
+    assert set(cpu) < set(cuda) and len(cuda) - len(cpu) == len(twins)
+
+
 def test_convs_with_weights_over_the_mmap_threshold_pay_their_page_faults() -> None:
     from dnnmeter.analysis import LayerCost
     from dnnmeter.prediction.features import mapped_pages

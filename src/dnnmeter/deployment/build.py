@@ -52,6 +52,15 @@ def _cast(dtype: torch.dtype) -> Callable[[nn.Module, BuildContext], Prepared]:
     return build
 
 
+def _cast_channels_last(dtype: torch.dtype) -> Callable[[nn.Module, BuildContext], Prepared]:
+    def build(model: nn.Module, ctx: BuildContext) -> Prepared:
+        cast = copy.deepcopy(model).to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return Prepared(lambda x: cast(x.to(dtype=dtype, memory_format=torch.channels_last)).float(),
+                        _float_size(cast))
+
+    return build
+
+
 def _int8(model: nn.Module, ctx: BuildContext) -> Prepared:
     from dnnmeter.transforms.quantize import model_size_bytes, quantize_int8, quantized_engine
 
@@ -102,7 +111,19 @@ def cudnn_benchmark(on: bool) -> contextlib.AbstractContextManager[None]:
 
 
 def _cuda_graphs(model: nn.Module, ctx: BuildContext) -> Prepared:
-    static_in = ctx.example.clone()
+    return _captured(model, ctx.example, "")
+
+
+def _cuda_graphs_float16(model: nn.Module, ctx: BuildContext) -> Prepared:
+    half = copy.deepcopy(model).to(dtype=torch.float16, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return _captured(half, ctx.example.to(dtype=torch.float16, memory_format=torch.channels_last),
+                     ", float16 channels_last")
+
+
+def _captured(model: nn.Module, example: torch.Tensor, what: str) -> Prepared:
+    """``model`` replayed from one CUDA graph; the float32 input is copied (and so converted) into
+    the captured input, and the output returned as float32, as every configuration's call does."""
+    static_in = example.clone()
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):  # capture needs warm-up calls on a side stream
@@ -111,14 +132,14 @@ def _cuda_graphs(model: nn.Module, ctx: BuildContext) -> Prepared:
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        static_out = model(static_in)
+        static_out = model(static_in).float()
 
     def call(x: torch.Tensor) -> torch.Tensor:
         static_in.copy_(x)
         graph.replay()
         return static_out
 
-    return Prepared(call, _float_size(model), notes=["one CUDA graph captured at the batch size"],
+    return Prepared(call, _float_size(model), notes=[f"one CUDA graph captured at the batch size{what}"],
                     fixed_batch_reason="a CUDA graph replays the one batch size it was captured at")
 
 
@@ -204,11 +225,14 @@ BUILDERS: dict[str, Callable[[nn.Module, BuildContext], Prepared]] = {
     "channels_last": _channels_last,
     "bfloat16": _cast(torch.bfloat16),
     "float16": _cast(torch.float16),
+    "float16-channels_last": _cast_channels_last(torch.float16),
+    "bfloat16-channels_last": _cast_channels_last(torch.bfloat16),
     "int8": _int8,
     "compile": _compile,
     "compile-frozen": _compile_frozen,
     "cudnn-benchmark": _eager,  # the flag is set around the whole measurement (worker.py)
     "cuda-graphs": _cuda_graphs,
+    "cuda-graphs-float16": _cuda_graphs_float16,
     "openvino-float32": _openvino,
     "openvino-bfloat16": _openvino,
 }

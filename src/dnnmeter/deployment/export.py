@@ -22,11 +22,18 @@ _PREPARE = {
                      "# call: model(x.contiguous(memory_format=torch.channels_last))",
     "bfloat16": "model = model.to(torch.bfloat16)\n# call: model(x.to(torch.bfloat16)).float()",
     "float16": "model = model.to(torch.float16)\n# call: model(x.to(torch.float16)).float()",
+    "float16-channels_last": "model = model.to(dtype=torch.float16, memory_format=torch.channels_last)\n"
+                             "# call: model(x.to(dtype=torch.float16, memory_format=torch.channels_last)).float()",
+    "bfloat16-channels_last": "model = model.to(dtype=torch.bfloat16, memory_format=torch.channels_last)\n"
+                              "# call: model(x.to(dtype=torch.bfloat16, memory_format=torch.channels_last)).float()",
     "compile": "model = torch.compile(model, backend='inductor')",
     "compile-frozen": "torch._inductor.config.freezing = True  # weights folded in at the first call: inference only\n"
                       "model = torch.compile(model, backend='inductor')",
     "cudnn-benchmark": "torch.backends.cudnn.benchmark = True",
     "cuda-graphs": "# capture one torch.cuda.CUDAGraph at the batch size (see dnnmeter.deployment.build._cuda_graphs)",
+    "cuda-graphs-float16": "model = model.to(dtype=torch.float16, memory_format=torch.channels_last)\n"
+                           "# then capture one torch.cuda.CUDAGraph at the batch size "
+                           "(see dnnmeter.deployment.build._cuda_graphs_float16)",
     "int8": "from dnnmeter.transforms.quantize import quantize_int8\n"
             "model = quantize_int8(model, example, calibration_batches).module\n"
             "# or load the exported int8.state_dict.pt into the quantized module",

@@ -261,7 +261,7 @@ def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, ou
         key = records.calibration_key(identity, threads, dtype)
         store = records.Records(directory / f"{key}.jsonl")
         base = {"key": key, "device": device, "threads": threads, "dtype": dtype}
-        todo = _networks_and_kernels(per_group)
+        todo = _networks_and_kernels(per_group, device)
         timer = timer or _real_timer(device, dtype, KERNEL_TIMING)
         deadline = start + max(budget_s - FIT_RESERVE_S, budget_s / 2)
         measured_now = _run(todo, store, timer, {**base, "heap": heap}, deadline, on_progress)
@@ -289,9 +289,13 @@ def _records_by_heap(store: records.Records) -> dict[str, int]:
     return counts
 
 
-def _networks_and_kernels(per_group: int | None) -> list[tuple[str, Callable[[], kernels.Kernel]]]:
+def _networks_and_kernels(per_group: int | None,
+                          device: str = "cpu") -> list[tuple[str, Callable[[], kernels.Kernel]]]:
     nets: list[tuple[str, Callable[[], kernels.Kernel]]] = [(i, (lambda k=k: k)) for i, k in _networks()]
-    return nets + [(spec.id, (lambda s=spec: kernels.build(s))) for spec in kernels.grid(per_group)]
+    specs = kernels.grid(per_group)
+    if device.startswith("cuda"):
+        specs = kernels.gpu_twins(specs)
+    return nets + [(spec.id, (lambda s=spec: kernels.build(s))) for spec in specs]
 
 
 def _run(todo: list[tuple[str, Callable[[], kernels.Kernel]]], store: records.Records, timer: Timer,

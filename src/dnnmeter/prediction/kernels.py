@@ -348,7 +348,12 @@ GROUPS: dict[str, tuple[int, Callable[[random.Random], dict[str, int]], Callable
 }  # fmt: skip
 
 
-def _size_ok(p: dict[str, Any], group: str) -> bool:
+def _size_ok(p: dict[str, Any], group: str, macs_scale: int = 1, elements_scale: int = 1) -> bool:
+    """Within the grid's limits (larger for a GPU's twins: :func:`gpu_twins`)."""
+    return _sizes_ok(p, group, MAX_MACS * macs_scale, MAX_ELEMENTS * elements_scale)
+
+
+def _sizes_ok(p: dict[str, Any], group: str, MAX_MACS: float, MAX_ELEMENTS: float) -> bool:  # noqa: N803
     b, hw = p.get("b", p.get("bh", 1)), p.get("hw", 1)
     if group in ("conv", "patchify"):
         out_hw = -(-hw // p["s"])
@@ -382,6 +387,34 @@ def grid(per_group: int | None = None, seed: int = 0) -> list[KernelSpec]:
                 ranked.append((len(seen) / count, group, spec))
                 seen.add(spec)
     return [spec for _, _, spec in sorted(ranked, key=lambda r: (r[0], r[1]))]
+
+
+GPU_TWIN_SCALE = 64  # a twin's batch: up to 64x its shape's ...
+GPU_TWIN_LIMITS = (64, 16)  # ... within 64x the grid's MACs and 16x its elements (1.3 GB in float32)
+GPU_TWIN_MIN = 4  # a twin less than 4x its shape adds little to the fit
+
+
+def gpu_twins(specs: list[KernelSpec]) -> list[KernelSpec]:
+    """Each shape, then its twin at a larger batch, for a GPU.
+
+    The grid is sized for a CPU: on a GPU nearly all of it is bound by the kernel launch (an
+    H200 ran the largest linear of a coarse grid at 3 TFLOP/s, where ViT-B/16's at batch 64 runs
+    at about 45), so the fit extrapolated the throughput of large layers from launch-bound ones
+    and over-predicted ViT-B/16 at batch 64 by 62%. The twin multiplies the batch (``b``, or
+    ``bh`` for matmul and softmax) by the largest power of two up to GPU_TWIN_SCALE that keeps
+    it within GPU_TWIN_LIMITS; a shape that cannot grow 4x has none. A twin too large for a
+    smaller GPU's memory is recorded with its error and left out of the fit, as any kernel is.
+    """
+    out: list[KernelSpec] = []
+    for spec in specs:
+        out.append(spec)
+        p, key = spec.p, "b" if "b" in spec.p else "bh"
+        factor = GPU_TWIN_SCALE
+        while factor >= GPU_TWIN_MIN and not _size_ok({**p, key: p[key] * factor}, spec.group, *GPU_TWIN_LIMITS):
+            factor //= 2
+        if factor >= GPU_TWIN_MIN:
+            out.append(KernelSpec(spec.group, tuple(sorted({**p, key: p[key] * factor}.items()))))
+    return out
 
 
 def build(spec: KernelSpec) -> Kernel:
