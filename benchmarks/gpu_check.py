@@ -369,6 +369,7 @@ class Plan:
     quick_s: float
     min_s: float  # below this it is skipped rather than started
     child: bool  # True: runs in a child process of this script; False: runs commands itself
+    default: bool = True  # False: runs only when --only names it
 
 
 PLANS = (
@@ -380,10 +381,11 @@ PLANS = (
     Plan("eval", "dnnmeter eval of the trained checkpoint under torchrun", 60, 35, 20, False),
     Plan("nccl", "dnnmeter's collectives on nccl in a one-process group (training's sync, evaluation's gather)",
          40, 30, 12, True),
+    # Not in the default run (it fits a lent machine's minutes as it is): --only predict,deploy.
     Plan("predict", "dnnmeter calibrate and predict --device cuda against bench on the same models", 240, 150, 60,
-         False),
+         False, default=False),
     Plan("deploy", "dnnmeter deploy resnet50 --device cuda: every configuration, its speed-up and agreement",
-         190, 120, 60, False),
+         190, 120, 60, False, default=False),
     Plan("study", "dnnmeter study --device cuda on the seed models, and its report", 10_000, 10_000, 45, False),
 )
 TIMING_ROUNDS = 3  # bench: dnnmeter's timing and torch.utils.benchmark's, interleaved (_timer_medians)
@@ -477,7 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not usable:
         clock.say(f"every check skipped: {why}")
-        checks = [_whole(Check(p.name, p.title), why or NO_CUDA, "fail" if failed else "skipped") for p in PLANS]
+        checks = [_whole(Check(p.name, p.title), why or NO_CUDA, "fail" if failed else "skipped")
+                  for p in chosen_plans(args)]
     else:
         checks = run_plans(args, out, clock, lambda done: write(done, complete=False))
     write(checks, complete=True)
@@ -503,7 +506,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget-s", type=float, help=f"total seconds (default {FULL_BUDGET_S:.0f}, "
                         f"{QUICK_BUDGET_S:.0f} with --quick)")
     parser.add_argument("--only", type=_check_names, default=None,
-                        help=f"run these checks alone, comma-separated (of {', '.join(p.name for p in PLANS)}): "
+                        help=f"run these checks alone, comma-separated (of {', '.join(p.name for p in PLANS)}; "
+                        f"{', '.join(p.name for p in PLANS if not p.default)} run only when named): "
                         "a rerun of what failed, on a machine lent for minutes")
     parser.add_argument("--rehearse", action="store_true", help="run every check on the CPU with tiny models "
                         "(no GPU needed; checks the script, not the figures)")
@@ -543,10 +547,15 @@ def _device_line(checks: Sequence[Check], torch: Any) -> dict[str, Any]:
     return {"gpu": None, "torch": torch.__version__, "cuda": torch.version.cuda}
 
 
+def chosen_plans(args: argparse.Namespace) -> list[Plan]:
+    """Those --only names, else the default run's."""
+    return [p for p in PLANS if (p.name in args.only if args.only else p.default)]
+
+
 def run_plans(args: argparse.Namespace, out: Path, clock: Clock,
               saved: Callable[[list[Check]], None] = lambda done: None) -> list[Check]:
     checks: list[Check] = []
-    plans = [p for p in PLANS if not args.only or p.name in args.only]
+    plans = chosen_plans(args)
     for i, plan in enumerate(plans):
         later = sum(p.min_s for p in plans[i + 1:]) + WRITE_RESERVE_S
         slice_s = plan.quick_s if args.quick else plan.full_s
