@@ -57,37 +57,48 @@ class Calibration:
         return dict(self.__dict__)
 
 
-def _real_timer(device: str, dtype: str, settings: dict[str, Any]) -> Timer:
-    import torch
+class KernelTimer:
+    """The real timer: ``timer(kernel, layers)`` is a kernel's median latency in seconds, and
+    ``last_record`` says how that kernel was timed (weight copies cycled through, page faults
+    of one call), for its record. Fakes in the tests are plain functions without it."""
 
-    from dnnmeter.measure.timing import TimingSettings, cuda_event_block, time_calls
-    from dnnmeter.measure.spec import dtype_of
+    def __init__(self, device: str, dtype: str, settings: dict[str, Any]) -> None:
+        import torch
 
-    dev = torch.device(device)
-    cuda = dev.type == "cuda"
-    sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
-    clock = kernel_clock(device, torch.get_num_threads())
+        from dnnmeter.measure.spec import dtype_of
 
-    def timer(kernel: kernels.Kernel, layers: list[LayerCost]) -> float:
-        module = kernel.timed.to(dev, dtype_of(dtype))
-        x = torch.randn(kernel.batch, *kernel.input_size, device=dev, dtype=dtype_of(dtype))
+        self.device, self.dtype, self.settings = torch.device(device), dtype_of(dtype), settings
+        self.cuda = self.device.type == "cuda"
+        self.clock = kernel_clock(device, torch.get_num_threads())
+        self.last_record: dict[str, Any] = {}
+
+    def __call__(self, kernel: kernels.Kernel, layers: list[LayerCost]) -> float:
+        import torch
+
+        from dnnmeter.measure.timing import TimingSettings, cuda_event_block, time_calls
+
+        dev, cuda = self.device, self.cuda
+        sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
+        module = kernel.timed.to(dev, self.dtype)
+        x = torch.randn(kernel.batch, *kernel.input_size, device=dev, dtype=self.dtype)
         linear = len(layers) == 1 and layers[0].kind == "linear"
         copies = cold_copies(module) if linear and not cuda else [module]
         cycle = itertools.cycle(copies)
-        timer.record = {"weight_copies": len(copies)} if len(copies) > 1 else {}  # type: ignore[attr-defined]
+        record: dict[str, Any] = {"weight_copies": len(copies)} if len(copies) > 1 else {}
+        self.last_record = record
         with torch.inference_mode():  # as bench times models; never around the analysis (no ops seen)
             call = (lambda: module(x)) if len(copies) == 1 else (lambda: next(cycle)(x))
-            timing = time_calls(call, TimingSettings(**settings), clock=clock, sync=sync,
+            timing = time_calls(call, TimingSettings(**self.settings), clock=self.clock, sync=sync,
                                 block=cuda_event_block(dev) if cuda else None)
-            if not cuda and any(mapped_pages(layer, itemsize) for layer in layers):  # one more call, counted
+            if not cuda and any(mapped_pages(layer, self.dtype.itemsize) for layer in layers):  # one more call
                 before = minor_faults()
                 module(x)
-                timer.record["faults_per_call"] = float(minor_faults() - before)  # type: ignore[attr-defined]
+                record["faults_per_call"] = float(minor_faults() - before)
         return timing.median_s
 
-    itemsize = dtype_of(dtype).itemsize
-    timer.record = {}  # type: ignore[attr-defined]
-    return timer
+
+def _real_timer(device: str, dtype: str, settings: dict[str, Any]) -> KernelTimer:
+    return KernelTimer(device, dtype, settings)
 
 
 COLD_WEIGHT_BYTES = 4 * 2**20
@@ -188,7 +199,7 @@ def _measure(item_id: str, kernel: kernels.Kernel, timer: Timer, base: dict[str,
     row: dict[str, Any] = {"id": item_id, **base, "rows": [layer.to_dict() for layer in layers]}
     try:
         row["latency_s"] = float(timer(kernel, layers))
-        row.update(getattr(timer, "record", {}))  # how it was timed: weight copies, faults of a call
+        row.update(getattr(timer, "last_record", {}))  # how it was timed: weight copies, faults of a call
     except RuntimeError as exc:  # out of memory, or a kernel this backend lacks: recorded, not fitted
         row["error"] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
     row["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
