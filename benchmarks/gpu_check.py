@@ -674,10 +674,9 @@ def step_train(check: Check, args: argparse.Namespace, out: Path, clock: Clock, 
                "--device", DEVICE, "--out", str(folder), "--overwrite", "--format", "json"]
     check.data["command"] = " ".join(command[1:])
     clock.say(f"train: torchrun --nproc-per-node={nproc} dnnmeter train tiny_alexnet, {epochs} epoch(s)")
-    status, stdout = _run(command, timeout, out / "logs" / "train.log", _env(), stdout="capture")
-    if not _command_ran(check, status, timeout, out / "logs" / "train.log"):
+    result = _command_json(check, command, timeout, out / "logs" / "train.log")
+    if result is NOT_RUN:
         return
-    result = _json_out(stdout)
     result = result[0] if isinstance(result, list) else result
     check.data["result"] = {k: result.get(k) for k in ("val_accuracy", "history", "distributed", "seconds",
                                                        "checkpoint")} if result else None
@@ -708,6 +707,16 @@ def _command_ran(check: Check, status: int | None, timeout: float, log: Path) ->
         check.add("the command", "exit status 0", f"exit status {status}", "fail", _tail(log, 2) or f"log: {log}")
         return False
     return True
+
+
+NOT_RUN = object()  # _command_json: the command did not run to exit 0 (its row says why)
+
+
+def _command_json(check: Check, command: Sequence[str], timeout: float, log: Path) -> Any:
+    """Run ``command``, its stdout captured: the JSON document it printed (None when it printed
+    none), or NOT_RUN when it timed out or failed, with the row that says so added."""
+    status, stdout = _run(command, timeout, log, _env(), stdout="capture")
+    return _json_out(stdout) if _command_ran(check, status, timeout, log) else NOT_RUN
 
 
 def _distributed_item(check: Check, nproc: int, described: dict[str, Any] | None, train: bool) -> None:
@@ -742,10 +751,9 @@ def step_eval(check: Check, args: argparse.Namespace, out: Path, clock: Clock, t
     check.data["command"] = " ".join(command[1:])
     clock.say(f"eval: torchrun --nproc-per-node={nproc} dnnmeter eval tiny_alexnet"
               + (" (trained checkpoint)" if weights.exists() else " (initial weights: no checkpoint)"))
-    status, stdout = _run(command, timeout, out / "logs" / "eval.log", _env(), stdout="capture")
-    if not _command_ran(check, status, timeout, out / "logs" / "eval.log"):
+    result = _command_json(check, command, timeout, out / "logs" / "eval.log")
+    if result is NOT_RUN:
         return
-    result = _json_out(stdout)
     result = result[0] if isinstance(result, list) and result else result
     if not isinstance(result, dict):
         check.add("output", "one JSON result on stdout", "none", "fail")
@@ -922,10 +930,10 @@ def step_predict(check: Check, args: argparse.Namespace, out: Path, clock: Clock
     sizes = ",".join(str(b) for b in batches)
     predict = [*dnnmeter, "predict", *models, "--device", DEVICE, "--batch-sizes", sizes, "--calibration",
                str(folder), "--format", "json"]
-    status, stdout = _run(predict, 120, logs / "predict.log", _env(), stdout="capture")
-    if not _command_ran(check, status, 120, logs / "predict.log"):
+    predicted = _command_json(check, predict, 120, logs / "predict.log")
+    if predicted is NOT_RUN:
         return
-    predicted = _json_out(stdout) or []
+    predicted = predicted or []
     complete = [p for p in predicted if p.get("latency_s") and
                 (p.get("latency_s_low") or 0) <= p["latency_s"] <= (p.get("latency_s_high") or 0)]
     check.add("predictions", f"{len(models) * len(batches)}, each inside its own interval",
@@ -937,9 +945,9 @@ def step_predict(check: Check, args: argparse.Namespace, out: Path, clock: Clock
            "t0 = time.perf_counter(); got = predict('torchvision', device=sys.argv[1], calibration_dir=sys.argv[2]); "
            "print(json.dumps({'models': sum(p.latency_s is not None for p in got), 'seconds': time.perf_counter() - t0}))",
            DEVICE, str(folder)]
-    status, stdout = _run(zoo, 120, logs / "predict_zoo.log", _env(), stdout="capture")
-    if _command_ran(check, status, 120, logs / "predict_zoo.log"):
-        timed = _json_out(stdout) or {}
+    timed = _command_json(check, zoo, 120, logs / "predict_zoo.log")
+    if timed is not NOT_RUN:
+        timed = timed or {}
         n, seconds = timed.get("models") or 0, timed.get("seconds")
         check.add("the torchvision zoo predicted", f"under {ZOO_PREDICT_GOAL_S:.0f} s (dnnmeter.predict, in one process)",
                   f"{n} models in {seconds or 0:.1f} s; {time.time() - t:.1f} s with Python's start",
@@ -948,10 +956,10 @@ def step_predict(check: Check, args: argparse.Namespace, out: Path, clock: Clock
              "--format", "json"]
     check.data["commands"] += [" ".join(predict[2:]), "dnnmeter.predict('torchvision')", " ".join(bench[2:])]
     left = timeout - (time.time() - started) - 5
-    status, stdout = _run(bench, max(left, 10.0), logs / "predict_bench.log", _env(), stdout="capture")
-    if not _command_ran(check, status, max(left, 10.0), logs / "predict_bench.log"):
+    measured = _command_json(check, bench, max(left, 10.0), logs / "predict_bench.log")
+    if measured is NOT_RUN:
         return
-    rows = _ratio_rows(predicted, _json_out(stdout) or [])
+    rows = _ratio_rows(predicted, measured or [])
     check.data["rows"] = rows
     for r in rows:
         check.add(f"{r['model']} b{r['batch_size']}", "predicted against measured (recorded)",
@@ -978,10 +986,9 @@ def step_deploy(check: Check, args: argparse.Namespace, out: Path, clock: Clock,
                "--format", "json"]
     check.data["command"] = " ".join(command[2:])
     clock.say(f"deploy: {model} at batch {batch} on {DEVICE}, at most {minutes:.1f} min")
-    status, stdout = _run(command, timeout, out / "logs" / "deploy.log", _env(), stdout="capture")
-    if not _command_ran(check, status, timeout, out / "logs" / "deploy.log"):
+    result = _command_json(check, command, timeout, out / "logs" / "deploy.log")
+    if result is NOT_RUN:
         return
-    result = _json_out(stdout)
     if not isinstance(result, dict):
         check.add("output", "one JSON result on stdout", "none", "fail")
         return
