@@ -161,8 +161,9 @@ def recommend(results: list[ConfigResult], base: ConfigResult, full_images: int,
     not_compared = f"not compared on all {full_images} images: {unconfirmed}" if unconfirmed else ""
     if full:
         best = min(full, key=lambda r: r.latency_s_median or float("inf"))
+        threads = "" if best.threads is None else f" at {best.threads} thread(s)"  # None: a GPU's default
         return Verdict(base.name, best.name, f"the fastest accepted configuration: {best.speedup:.2f}x eager "
-                       f"float32{'' if best.threads is None else f' at {best.threads} thread(s)'}, 95% interval {best.speedup_low:.2f}-"
+                       f"float32{threads}, 95% interval {best.speedup_low:.2f}-"
                        f"{best.speedup_high:.2f}, top-1 agreement judged on all {best.images} images"
                        + (f"; faster candidates {not_compared}" if not_compared else ""))
     if faster or not_compared:
