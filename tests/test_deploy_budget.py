@@ -91,3 +91,14 @@ def test_a_configuration_judged_on_the_screen_alone_is_never_recommended() -> No
     slower = _result("channels_last@t2", 1000, 0.05)
     verdict = recommend([base, fast, slower], base, 1000)
     assert verdict.recommended == "channels_last@t2" and "all 1000 images" in verdict.reason
+
+
+def test_a_gpu_recommendation_names_no_thread_count() -> None:
+    import dataclasses
+
+    base = dataclasses.replace(_result("eager-float32", 1000, 0.1), threads=None)
+    graphs = dataclasses.replace(_result("cuda-graphs", 1000, 0.05), threads=None)
+    reason = recommend([base, graphs], base, 1000).reason
+    assert "2.00x eager float32, 95% interval" in reason and "thread" not in reason
+    assert "at 2 thread(s)" in recommend([_result("eager-float32@t2", 1000, 0.1), _result("int8@t2", 1000, 0.05)],
+                                         _result("eager-float32@t2", 1000, 0.1), 1000).reason
