@@ -884,18 +884,14 @@ def _ratio_rows(predicted: Sequence[dict[str, Any]], measured: Sequence[dict[str
 
 
 def prediction_scores(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Share within +-10% and +-20%, median absolute error, Spearman (None below 3 points)."""
+    """benchmarks/predict_accuracy.py's scores (share within +-10% and +-20%, median and p90
+    absolute error, Spearman and Kendall from 3 points); None figures when nothing was compared."""
     if not rows:
         return {"n": 0, "within_10pct": None, "within_20pct": None, "median_abs_error": None, "spearman": None}
-    errors = [abs(r["error"]) for r in rows]
-    spearman = None
-    if len(rows) >= 3:
-        from scipy import stats
+    sys.path.insert(0, str(Path(__file__).parent))
+    from predict_accuracy import scores
 
-        spearman = float(stats.spearmanr([r["measured_s"] for r in rows], [r["predicted_s"] for r in rows]).statistic)
-    return {"n": len(rows), "within_10pct": sum(e <= 0.10 for e in errors) / len(rows),
-            "within_20pct": sum(e <= 0.20 for e in errors) / len(rows),
-            "median_abs_error": statistics.median(errors), "spearman": spearman}
+    return scores([r["measured_s"] for r in rows], [r["predicted_s"] for r in rows])
 
 
 def step_predict(check: Check, args: argparse.Namespace, out: Path, clock: Clock, timeout: float,

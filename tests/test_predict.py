@@ -250,12 +250,12 @@ def test_convs_with_weights_over_the_mmap_threshold_pay_their_page_faults() -> N
 def test_large_linear_weights_are_timed_cold_through_copies() -> None:
     from torch import nn
 
-    from dnnmeter.prediction.calibration import cold_copies, last_level_cache_bytes
+    from dnnmeter.prediction.calibration import cache_bytes, cold_copies
 
     small, mlp = nn.Linear(64, 64), nn.Linear(768, 3072)  # 16 KiB, 9 MiB
     assert cold_copies(small) == [small]
     copies = cold_copies(mlp)
-    assert copies[0] is mlp and len(copies) * 768 * 3072 * 4 >= max(2 * last_level_cache_bytes(), 64 * 2**20)
+    assert copies[0] is mlp and len(copies) * 768 * 3072 * 4 >= max(2 * cache_bytes(), 64 * 2**20)
     assert all(c.weight.data_ptr() != mlp.weight.data_ptr() for c in copies[1:])  # weights of their own
 
 
@@ -342,7 +342,7 @@ def test_real_timing_on_a_tiny_grid_gives_positive_latencies(tmp_path, monkeypat
 def test_calibrate_cli_resumes_and_reports(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dnnmeter.prediction import calibration as calibrate_module
 
-    monkeypatch.setattr(calibrate_module, "_real_timer", lambda *a: law_timer)
+    monkeypatch.setattr(calibrate_module, "KernelTimer", lambda *a: law_timer)
     args = ["calibrate", "--threads", "1", "--per-group", "2", "--budget-min", "5", "--out", str(tmp_path)]
     assert main(args) == 0
     assert "complete" in capsys.readouterr().out

@@ -44,19 +44,16 @@ def _channels_last(model: nn.Module, ctx: BuildContext) -> Prepared:
     return Prepared(lambda x: moved(x.contiguous(memory_format=torch.channels_last)), _float_size(moved))
 
 
-def _cast(dtype: torch.dtype) -> Callable[[nn.Module, BuildContext], Prepared]:
+def _converted(model: nn.Module, dtype: torch.dtype, layout: torch.memory_format) -> nn.Module:
+    """A copy of ``model`` in ``dtype`` and ``layout`` (preserve_format: as it is)."""
+    return copy.deepcopy(model).to(dtype=dtype, memory_format=layout)  # type: ignore[call-overload, no-any-return]
+
+
+def _cast(dtype: torch.dtype,
+          layout: torch.memory_format = torch.preserve_format) -> Callable[[nn.Module, BuildContext], Prepared]:
     def build(model: nn.Module, ctx: BuildContext) -> Prepared:
-        cast = copy.deepcopy(model).to(dtype)
-        return Prepared(lambda x: cast(x.to(dtype)).float(), _float_size(cast))
-
-    return build
-
-
-def _cast_channels_last(dtype: torch.dtype) -> Callable[[nn.Module, BuildContext], Prepared]:
-    def build(model: nn.Module, ctx: BuildContext) -> Prepared:
-        cast = copy.deepcopy(model).to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
-        return Prepared(lambda x: cast(x.to(dtype=dtype, memory_format=torch.channels_last)).float(),
-                        _float_size(cast))
+        cast = _converted(model, dtype, layout)
+        return Prepared(lambda x: cast(x.to(dtype=dtype, memory_format=layout)).float(), _float_size(cast))
 
     return build
 
@@ -115,7 +112,7 @@ def _cuda_graphs(model: nn.Module, ctx: BuildContext) -> Prepared:
 
 
 def _cuda_graphs_float16(model: nn.Module, ctx: BuildContext) -> Prepared:
-    half = copy.deepcopy(model).to(dtype=torch.float16, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    half = _converted(model, torch.float16, torch.channels_last)
     return _captured(half, ctx.example.to(dtype=torch.float16, memory_format=torch.channels_last),
                      ", float16 channels_last")
 
@@ -225,8 +222,8 @@ BUILDERS: dict[str, Callable[[nn.Module, BuildContext], Prepared]] = {
     "channels_last": _channels_last,
     "bfloat16": _cast(torch.bfloat16),
     "float16": _cast(torch.float16),
-    "float16-channels_last": _cast_channels_last(torch.float16),
-    "bfloat16-channels_last": _cast_channels_last(torch.bfloat16),
+    "float16-channels_last": _cast(torch.float16, torch.channels_last),
+    "bfloat16-channels_last": _cast(torch.bfloat16, torch.channels_last),
     "int8": _int8,
     "compile": _compile,
     "compile-frozen": _compile_frozen,

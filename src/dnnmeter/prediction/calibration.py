@@ -97,11 +97,14 @@ class KernelTimer:
         return timing.median_s
 
 
-def _real_timer(device: str, dtype: str, settings: dict[str, Any]) -> KernelTimer:
-    return KernelTimer(device, dtype, settings)
-
-
 COLD_WEIGHT_BYTES = 4 * 2**20
+
+
+def cache_bytes() -> int:
+    """This CPU's last-level cache, as the roofline reads it (32 MiB where the OS does not say)."""
+    from dnnmeter.hardware.ceilings import FALLBACK_LLC_BYTES, last_level_cache_bytes
+
+    return last_level_cache_bytes() or FALLBACK_LLC_BYTES
 
 
 def cold_copies(module: Any) -> list[Any]:
@@ -118,19 +121,8 @@ def cold_copies(module: Any) -> list[Any]:
     weight_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
     if weight_bytes < COLD_WEIGHT_BYTES:
         return [module]
-    n = -(-max(2 * last_level_cache_bytes(), 64 * 2**20) // weight_bytes)
+    n = -(-max(2 * cache_bytes(), 64 * 2**20) // weight_bytes)
     return [module] + [copy.deepcopy(module) for _ in range(n - 1)]
-
-
-def last_level_cache_bytes() -> int:
-    """The largest CPU cache of cpu0 (Linux sysfs); 32 MiB where it cannot be read."""
-    sizes = []
-    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        with contextlib.suppress(OSError, ValueError):
-            text = entry.read_text().strip().upper()
-            scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
-            sizes.append(int(text.rstrip("KMG")) * scale)
-    return max(sizes, default=32 * 2**20)
 
 
 def minor_faults() -> int:
@@ -273,7 +265,7 @@ def _calibrate(device: str, threads: int | None, dtype: str, budget_s: float, ou
         store = records.Records(directory / f"{key}.jsonl")
         base = {"key": key, "device": device, "threads": threads, "dtype": dtype}
         todo = _networks_and_kernels(per_group, device)
-        timer = timer or _real_timer(device, dtype, KERNEL_TIMING)
+        timer = timer or KernelTimer(device, dtype, KERNEL_TIMING)
         deadline = start + max(budget_s - FIT_RESERVE_S, budget_s / 2)
         measured_now = _run(todo, store, timer, {**base, "heap": heap}, deadline, on_progress)
         fault_s = page_fault_s() if device == "cpu" else None

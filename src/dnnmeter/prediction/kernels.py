@@ -350,24 +350,21 @@ GROUPS: dict[str, tuple[int, Callable[[random.Random], dict[str, int]], Callable
 
 def _size_ok(p: dict[str, Any], group: str, macs_scale: int = 1, elements_scale: int = 1) -> bool:
     """Within the grid's limits (larger for a GPU's twins: :func:`gpu_twins`)."""
-    return _sizes_ok(p, group, MAX_MACS * macs_scale, MAX_ELEMENTS * elements_scale)
-
-
-def _sizes_ok(p: dict[str, Any], group: str, MAX_MACS: float, MAX_ELEMENTS: float) -> bool:  # noqa: N803
+    max_macs, max_elements = MAX_MACS * macs_scale, MAX_ELEMENTS * elements_scale
     b, hw = p.get("b", p.get("bh", 1)), p.get("hw", 1)
     if group in ("conv", "patchify"):
         out_hw = -(-hw // p["s"])
         macs = b * p["cout"] * out_hw * out_hw * p["cin"] // p["g"] * p["k"] ** 2
         big = max(b * p["cin"] * hw * hw, p["cin"] * p["cout"] * p["k"] ** 2 // p["g"])
-        return macs <= MAX_MACS and big <= MAX_ELEMENTS
+        return macs <= max_macs and big <= max_elements
     if group == "linear":
-        return b * max(p["t"], 1) * p["fin"] * p["fout"] <= MAX_MACS and p["fin"] * p["fout"] <= MAX_ELEMENTS
+        return b * max(p["t"], 1) * p["fin"] * p["fout"] <= max_macs and p["fin"] * p["fout"] <= max_elements
     if group in ("matmul", "softmax"):
-        return p["bh"] * p["m"] * p["k"] * p["n"] <= MAX_MACS and p["bh"] * p["m"] * p["n"] <= MAX_ELEMENTS
+        return p["bh"] * p["m"] * p["k"] * p["n"] <= max_macs and p["bh"] * p["m"] * p["n"] <= max_elements
     if group == "copy":  # a cat's inputs are n maps; a shuffle splits the channels in 2
         shuffle_ok = COPY_FAMILIES[p["op"]] != "shuffle" or p["c"] % 2 == 0
-        return b * p["c"] * hw * hw * p.get("n", 1) <= MAX_ELEMENTS and shuffle_ok
-    return b * p.get("c", 1) * max(hw * hw, p.get("t", 0)) <= MAX_ELEMENTS
+        return b * p["c"] * hw * hw * p.get("n", 1) <= max_elements and shuffle_ok
+    return b * p.get("c", 1) * max(hw * hw, p.get("t", 0)) <= max_elements
 
 
 def grid(per_group: int | None = None, seed: int = 0) -> list[KernelSpec]:
