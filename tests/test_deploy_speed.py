@@ -94,3 +94,30 @@ def test_the_baselines_second_timings_come_from_the_result_or_from_an_older_resu
         {"kind": "eager-float32", "threads": 2, "extra": {"recheck": missing["reason"]}},
         {"kind": "int8", "threads": 2, "extra": {}}]}
     assert ds._rechecks(older) == [ds.BaselineRecheck(1, 1.1), ds.BaselineRecheck(**missing)]
+
+
+def test_a_digits_run_keeps_a_section_and_a_results_file_of_its_own() -> None:
+    assert ds.markers(ds.DEFAULT_OUT) == ("<!-- deploy_speed:begin -->", "<!-- deploy_speed:end -->")
+    assert ds.markers(Path("x/deploy_speed_digits.json")) == ("<!-- deploy_speed_digits:begin -->",
+                                                              "<!-- deploy_speed_digits:end -->")
+
+
+def test_digits_weights_train_each_stage_once_and_say_what_they_are(tmp_path: Path, monkeypatch: Any) -> None:
+    import dnnmeter
+
+    monkeypatch.setattr(ds, "DIGITS_STAGES", ((16, 1, 0.01), (32, 1, 0.01)))
+    trained: list[int] = []
+    real_train = dnnmeter.train
+
+    def train(module: Any, data: str, **kw: Any) -> Any:
+        trained.append(kw["input_size"])
+        assert kw["val_fraction"] == ds.DIGITS_VAL_FRACTION and (trained == [16]) == isinstance(module, str)
+        return real_train(module, data, **kw)
+
+    monkeypatch.setattr(dnnmeter, "train", train)
+    checkpoint = ds.digits_weights("tiny_alexnet", tmp_path)
+    assert trained == [16, 32] and checkpoint == str(tmp_path / "weights" / "tiny_alexnet-digits" / "32px" / "model.safetensors")
+    assert ds.digits_weights("tiny_alexnet", tmp_path) == checkpoint and trained == [16, 32]  # kept: nothing retrained
+    label = ds.digits_label(checkpoint)
+    assert "719 images; 16 px for 1 epoch, then 32 px for 1 epoch" in label
+    assert "compared on the 1078 it never trained on" in label and "not measured here" in label
