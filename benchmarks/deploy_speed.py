@@ -322,9 +322,16 @@ def _larger(result: dict[str, Any]) -> str:
     return str(next((c["throughput_batch_size"] for c in result["configs"] if c.get("throughput_batch_size")), "-"))
 
 
+def title(runs: list[dict[str, Any]]) -> str:
+    """The section's heading; a ``--weights digits`` run's says so, beside the other run's."""
+    trained_here = any(str(run.get("weights_used", "")).startswith("trained here") for run in runs)
+    return "## deploy: the fastest way to run a model here, within 1% top-1 agreement" + (
+        ", on networks trained here on the digits" if trained_here else "")
+
+
 def section(command: str, runs: list[dict[str, Any]], goal_model: str = GOAL_MODEL, out: Path = DEFAULT_OUT) -> str:
     begin, end = markers(out)
-    lines = [begin, "## deploy: the fastest way to run a model here, within 1% top-1 agreement", "",
+    lines = [begin, title(runs), "",
              f"Produced by `{command}` on {datetime.date.today()} on {cpu_name()}, torch {torch.__version__}.", ""]
     for run in runs:
         r = run["result"]

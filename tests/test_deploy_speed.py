@@ -121,3 +121,9 @@ def test_digits_weights_train_each_stage_once_and_say_what_they_are(tmp_path: Pa
     label = ds.digits_label(checkpoint)
     assert "719 images; 16 px for 1 epoch, then 32 px for 1 epoch" in label
     assert "compared on the 1078 it never trained on" in label and "not measured here" in label
+
+
+def test_a_section_on_networks_trained_here_says_so_in_its_title() -> None:
+    trained = {"weights_used": "trained here on scikit-learn's digits (719 images; ...)"}
+    assert ds.title([trained]).endswith("within 1% top-1 agreement, on networks trained here on the digits")
+    assert ds.title([{"weights_used": "default (torch hub cache: ...)"}]).endswith("within 1% top-1 agreement")
