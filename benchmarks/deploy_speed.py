@@ -84,6 +84,8 @@ DIGITS_WEIGHTS = "digits"  # --weights digits: each model trained here on the di
 # epoch straight after 64 px left it at 53%)
 DIGITS_STAGES = ((64, 10, 0.005), (128, 3, 0.005), (224, 2, 0.003))
 DIGITS_VAL_FRACTION = 0.6  # 1,078 digits held out: the goal's 1,000 compared images plus int8's calibration
+DIGITS_BATCH = 32
+TRAINED_HERE = "trained here on scikit-learn's digits"  # how a --weights digits run's weights line begins
 GOALS = {1: 2.0, 8: 3.0}  # the goal model's speed-up goal per batch size
 GOAL_MODEL = "resnet50"
 # --quick: the whole pipeline (search, independent re-timing, goal lines) on the tiny seed model
@@ -202,19 +204,29 @@ def digits_weights(model: str, store: Path) -> str:
     ``dnnmeter train``): each stage starts from the last one's weights and is kept in
     ``store/weights``, so a rerun trains only the stages after the last one kept."""
     import dnnmeter
-    from dnnmeter.training.checkpoint import load_checkpoint
+    from dnnmeter.training.checkpoint import load_checkpoint, read_sidecar
 
     def checkpoint(size: int) -> Path:
         return store / "weights" / f"{model}-digits" / f"{size}px" / "model.safetensors"
 
-    kept = [i for i, (size, _, _) in enumerate(DIGITS_STAGES) if checkpoint(size).is_file()]
+    def kept_stage(size: int, epochs: int, lr: float) -> bool:
+        """Trained by this stage of the recipe: a checkpoint of another recipe is trained again,
+        so the section's weights line (from DIGITS_STAGES) cannot describe weights it did not."""
+        if not checkpoint(size).is_file():
+            return False
+        settings = read_sidecar(checkpoint(size)).get("settings") or {}
+        wanted = {"input_size": size, "epochs": epochs, "lr": lr, "batch_size": DIGITS_BATCH, "seed": 0,
+                  "val_fraction": DIGITS_VAL_FRACTION}
+        return all(settings.get(key) == value for key, value in wanted.items())
+
+    kept = [i for i, stage in enumerate(DIGITS_STAGES) if kept_stage(*stage)]
     start = max(kept, default=-1) + 1
     module: Any = load_checkpoint(model, checkpoint(DIGITS_STAGES[start - 1][0])) if start else model
     for size, epochs, lr in DIGITS_STAGES[start:]:
         started = time.perf_counter()
         print(f"deploy_speed: training {model} on the digits at {size} px ({epochs} epochs) in "
               f"{checkpoint(size).parent}", file=sys.stderr, flush=True)
-        found = dnnmeter.train(module, "digits", epochs=epochs, input_size=size, lr=lr, batch_size=32,
+        found = dnnmeter.train(module, "digits", epochs=epochs, input_size=size, lr=lr, batch_size=DIGITS_BATCH,
                                val_fraction=DIGITS_VAL_FRACTION, seed=0, out=str(checkpoint(size).parent),
                                overwrite=True)
         print(f"deploy_speed: {size} px: held-out accuracy {found.val_accuracy:.1%} after "
@@ -232,7 +244,7 @@ def digits_label(checkpoint: str) -> str:
     accuracy = sidecar.get("history", [{}])[-1].get("val_accuracy")
     scored = "" if accuracy is None else f", {accuracy:.1%} of them right"
     stages = ", then ".join(f"{size} px for {epochs} epoch{'s' * (epochs != 1)}" for size, epochs, _ in DIGITS_STAGES)
-    return (f"trained here on scikit-learn's digits ({sidecar['normalization']['images']} images; {stages}) and "
+    return (f"{TRAINED_HERE} ({sidecar['normalization']['images']} images; {stages}) and "
             f"compared on the {held_out} it never trained on{scored}. ImageNet-trained weights are not available "
             "offline: the agreement of ImageNet's weights on photographs, a harder task with smaller margins "
             "between the top two classes, is not measured here")
@@ -324,7 +336,7 @@ def _larger(result: dict[str, Any]) -> str:
 
 def title(runs: list[dict[str, Any]]) -> str:
     """The section's heading; a ``--weights digits`` run's says so, beside the other run's."""
-    trained_here = any(str(run.get("weights_used", "")).startswith("trained here") for run in runs)
+    trained_here = any(str(run.get("weights_used", "")).startswith(TRAINED_HERE) for run in runs)
     return "## deploy: the fastest way to run a model here, within 1% top-1 agreement" + (
         ", on networks trained here on the digits" if trained_here else "")
 

@@ -121,6 +121,9 @@ def test_digits_weights_train_each_stage_once_and_say_what_they_are(tmp_path: Pa
     label = ds.digits_label(checkpoint)
     assert "719 images; 16 px for 1 epoch, then 32 px for 1 epoch" in label
     assert "compared on the 1078 it never trained on" in label and "not measured here" in label
+    monkeypatch.setattr(ds, "DIGITS_STAGES", ((16, 1, 0.01), (32, 2, 0.01)))  # the recipe's last stage changed
+    assert ds.digits_weights("tiny_alexnet", tmp_path) == checkpoint and trained == [16, 32, 32]  # that stage again
+    assert "then 32 px for 2 epochs" in ds.digits_label(checkpoint)
 
 
 def test_a_section_on_networks_trained_here_says_so_in_its_title() -> None:
