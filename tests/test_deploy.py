@@ -228,6 +228,15 @@ def test_a_rerun_measures_only_what_is_missing(tmp_path: Path) -> None:
     assert result.config("int8@t1").speedup == pytest.approx(2.0, rel=0.05)
 
 
+def test_a_new_ort_int8_recipe_measures_its_rows_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kinds = ["int8", "ort-all-int8"]
+    _deploy(tmp_path, FakeRunner(speed={}, flips={}), configs=kinds, threads=1)
+    monkeypatch.setattr(configs, "ORT_INT8_RECIPE", configs.ORT_INT8_RECIPE + 1)
+    again = FakeRunner(speed={}, flips={})
+    _deploy(tmp_path, again, configs=kinds, threads=1)
+    assert again.calls == ["ort-all-int8"]  # the stored int8 and baseline rows stand
+
+
 def test_the_json_has_the_issues_fields(tmp_path: Path) -> None:
     result = _deploy(tmp_path, FakeRunner(speed={"int8": 0.5}, flips={}), configs=["int8"])
     raw = json.loads(json.dumps(result.to_dict()))

@@ -48,6 +48,14 @@ def test_onnxruntime_int8_writes_its_artefact(tmp_path: Path) -> None:
     assert found["status"] == "measured", found
     assert found["extra"]["artefact"].endswith("model-int8.onnx") and Path(found["extra"]["artefact"]).is_file()
     assert found["size_bytes"] == Path(found["extra"]["artefact"]).stat().st_size
+    import onnx
+
+    graph = onnx.load(found["extra"]["artefact"]).graph
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    layers = [n for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    weight_is_int8 = [n.input[1] in dequantized for n in layers]
+    # the recipe (build._ort_int8): the first and the last layer in float32, the layers between in int8
+    assert len(layers) >= 3 and weight_is_int8[0] is weight_is_int8[-1] is False and all(weight_is_int8[1:-1])
 
 
 def test_a_missing_onnxruntime_is_skipped_with_the_pip_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -164,11 +164,40 @@ def _export(model: nn.Module, ctx: BuildContext) -> Path:
     return path
 
 
+# The layers that meet the outside world: the first reads the image, the last writes the logits.
+EDGE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def edge_layers(float_path: Path) -> list[str]:
+    """The names of the graph's first and last Conv/Gemm/MatMul nodes (ONNX keeps nodes in
+    topological order), the ones ONNX Runtime's int8 leaves in float32."""
+    import onnx
+
+    names = [n.name for n in onnx.load(str(float_path), load_external_data=False).graph.node
+             if n.op_type in EDGE_OPS and n.name]
+    return sorted({names[0], names[-1]}) if names else []
+
+
 def _ort_int8(float_path: Path, ctx: BuildContext) -> Path:
+    """The int8 recipe: QDQ, int8 weights per channel, uint8 activations whose ranges are the
+    99.999th percentile of the calibration images (not their min and max), and the first and last
+    layers left in float32.
+
+    Why: on a trained resnet50 (the digits benchmark, 1,000 held-out images) every layer in int8
+    with min/max ranges agreed with float32 on 98.5 to 99.4% of the images, depending on which
+    images calibrated it (nine sets of 64 to 719), so 99% was luck. Percentile ranges with the first conv in float32 agreed
+    on 99.1 to 99.5% over four calibration sets; the first conv alone in float32 gave 99.5%, the
+    fc alone 98.6 to 99.2%. Their cost: 101 against 88 ms at batch 8 on 2 threads (the first conv's
+    118 MMACs in float32). Both are common practice (the first layer sees the raw image, the most
+    sensitive input; the last writes the logits that top-1 is read from). Percentile keeps every
+    calibration image's activations in memory until the histograms are made (ORT's
+    HistogramCalibrater), so calibration stays at :data:`~dnnmeter.deployment.images.CALIBRATION_IMAGES`.
+    """
     path = ctx.artefact_dir / "model-int8.onnx"
     if path.is_file():
         return path
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -182,11 +211,14 @@ def _ort_int8(float_path: Path, ctx: BuildContext) -> Path:
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # its advice ("consider pre-processing") goes to the root logger
+    partial = path.with_name(f"partial-{path.name}")  # a worker killed while quantizing leaves no whole-looking file
     try:
-        quantize_static(str(float_path), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(str(float_path), str(partial), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=edge_layers(float_path))
     finally:
         root.setLevel(level)
+    partial.replace(path)
     return path
 
 

@@ -17,6 +17,8 @@ from dnnmeter.errors import InvalidInputError
 BASELINE_KIND = "eager-float32"
 ORT_LEVELS = ("disabled", "basic", "extended", "all")
 ORT_PIP = "pip install 'dnnmeter[deploy]' (or: pip install onnxruntime)"
+# 2: percentile ranges, the first and last layers in float32 (build._ort_int8); 1 was min/max, all int8
+ORT_INT8_RECIPE = 2
 OPENVINO_PIP = "pip install 'dnnmeter[deploy]' (or: pip install openvino)"
 # OpenVINO's kinds and the CPU plugin's INFERENCE_PRECISION_HINT for each (asked for explicitly: the
 # plugin's default is bf16 on CPUs with AVX512-BF16 or AMX)
@@ -54,6 +56,12 @@ class Config:
     @property
     def ort_level(self) -> str | None:
         return self.kind.split("-")[1] if self.is_ort else None
+
+    @property
+    def recipe(self) -> int | None:
+        """The revision of this kind's build, where it changed in a way its figures depend on:
+        part of the store key, so a row measured with an older build is measured again."""
+        return ORT_INT8_RECIPE if self.is_ort and self.kind.endswith("-int8") else None
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,8 @@ class _Session:
         extra: dict[str, Any] = {"stage": "full", "accuracy_batch": self.accuracy_batch_size} if full else {}
         if stage == RECHECK:
             extra = {"stage": RECHECK}
+        if config.recipe is not None:
+            extra["recipe"] = config.recipe
         return measurement_key("deploy", self.model, config=config.name, batch=self.batch_size,
                                threads=config.threads, machine=machine_id(), weights=self.weights,
                                images=self.full_digest if full else self.screen_digest, device=self.device,
@@ -144,7 +146,8 @@ class _Session:
     def artefacts(self) -> Path:
         """Shared by this search's configurations: one ONNX export serves every ORT level."""
         same = measurement_key("deploy-artefacts", self.model, batch=self.batch_size, weights=self.weights,
-                               images=self.screen_digest, device=self.device, onnx_batch="dynamic")[:16]
+                               images=self.screen_digest, device=self.device, onnx_batch="dynamic",
+                               ort_int8_recipe=cfg.ORT_INT8_RECIPE)[:16]
         return self.work / "artefacts" / same
 
     def outputs(self, key: str) -> Path:
