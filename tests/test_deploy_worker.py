@@ -48,6 +48,7 @@ def test_onnxruntime_int8_writes_its_artefact(tmp_path: Path) -> None:
     assert found["status"] == "measured", found
     assert found["extra"]["artefact"].endswith("model-int8.onnx") and Path(found["extra"]["artefact"]).is_file()
     assert found["size_bytes"] == Path(found["extra"]["artefact"]).stat().st_size
+    assert any("layers left in float32" in note for note in found["extra"]["notes"])  # the JSON says it
     import onnx
 
     graph = onnx.load(found["extra"]["artefact"]).graph

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dnnmeter.deployment.configs import ORT_PIP
+from dnnmeter.deployment.configs import ORT_INT8_RECIPE, ORT_PIP
 from dnnmeter.deployment.prepared import BuildContext, Call, Prepared
 from dnnmeter.errors import MissingDependencyError
 from dnnmeter.measure.threads import torch_flag
@@ -227,7 +227,8 @@ def _ort_int8(float_path: Path, ctx: BuildContext) -> Path:
 def _ort(model: nn.Module, ctx: BuildContext) -> Prepared:
     ort = _import_ort()
     path = _export(model, ctx)
-    if ctx.config.kind.endswith("-int8"):
+    int8 = ctx.config.kind.endswith("-int8")
+    if int8:
         path = _ort_int8(path, ctx)
     levels = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
               "all": "ORT_ENABLE_ALL"}
@@ -242,7 +243,11 @@ def _ort(model: nn.Module, ctx: BuildContext) -> Prepared:
     def call(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {"input": x.detach().cpu().numpy()})[0])
 
-    return Prepared(call, os.path.getsize(path), str(path), [f"onnxruntime {ort.__version__}"])
+    notes = [f"onnxruntime {ort.__version__}"]
+    if int8:  # "int8" is not every layer: say which are left in float32
+        notes.append(f"int8 recipe {ORT_INT8_RECIPE}: percentile activation ranges; the first and last "
+                     f"{'/'.join(EDGE_OPS)} layers left in float32")
+    return Prepared(call, os.path.getsize(path), str(path), notes)
 
 
 def _openvino(model: nn.Module, ctx: BuildContext) -> Prepared:
