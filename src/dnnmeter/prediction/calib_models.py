@@ -2,9 +2,16 @@
 
 A model's latency is more than the sum of its layers timed alone: each layer's call costs
 Python and dispatch time, and a layer's inputs arrive from the previous one rather than
-sitting warm in cache. These three networks (a plain CNN, a mobile block stack with
-squeeze-excitation and residual additions, a small transformer) are built here, not taken
-from the zoo, so no model that a benchmark validates on is ever used to calibrate.
+sitting warm in cache. These networks are built here, not taken from the zoo, so no model
+that a benchmark validates on is ever used to calibrate:
+
+- three small ones at 64 x 64 (a plain CNN, a mobile block stack with squeeze-excitation and
+  residual additions, a small transformer), at batch 1 and 8;
+- three at the zoo's sizes, at batch 1 (224 x 224 images, widths up to 640, 196 tokens of 192):
+  a mobile stack (234 rows), a residual CNN and a transformer. In the small ones every layer's
+  data stays in the core's cache from one call to the next, so they showed 0-3 us a layer
+  beyond their kernels, where networks of the zoo's sizes pay 10-30 us
+  (:func:`~dnnmeter.prediction.predictor.fit_overhead`).
 """
 
 from __future__ import annotations
@@ -65,9 +72,49 @@ def tiny_transformer() -> nn.Module:
     return nn.Sequential(nn.Linear(48, 128), _Attention(128, 4), _Attention(128, 4), nn.LayerNorm(128))
 
 
+def mobile_224() -> nn.Module:
+    layers: list[nn.Module] = [*_conv_bn(3, 16, 3, 2), nn.Hardswish()]
+    c = 16
+    for width, blocks, stride in ((16, 1, 1), (24, 2, 2), (40, 3, 2), (80, 3, 2), (112, 2, 1), (160, 3, 2)):
+        if width != c:
+            layers += [*_conv_bn(c, width, 3, stride), nn.Hardswish()]
+            c = width
+        layers += [_MobileBlock(c) for _ in range(blocks)]
+    return nn.Sequential(*layers, *_conv_bn(c, 640, 1), nn.Hardswish(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(640, 1000))
+
+
+class _Residual(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*_conv_bn(c, c), nn.ReLU(inplace=True), *_conv_bn(c, c))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.body(x))
+
+
+def residual_224() -> nn.Module:
+    layers: list[nn.Module] = [*_conv_bn(3, 32, 3, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
+    c = 32
+    for width in (32, 64, 128, 256):
+        if width != c:
+            layers += [*_conv_bn(c, width, 3, 2), nn.ReLU(inplace=True)]
+            c = width
+        layers += [_Residual(c), _Residual(c)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 1000))
+
+
+def transformer_196() -> nn.Module:
+    return nn.Sequential(nn.Linear(768, 192), *[_Attention(192, 3) for _ in range(6)], nn.LayerNorm(192))
+
+
 # name -> (builder, input size without the batch, batch sizes measured)
 MODELS = {
     "plain_cnn": (plain_cnn, (3, 64, 64), (1, 8)),
     "mobile": (mobile, (3, 64, 64), (1, 8)),
     "tiny_transformer": (tiny_transformer, (64, 48), (1, 8)),
+    "mobile_224": (mobile_224, (3, 224, 224), (1,)),
+    "residual_224": (residual_224, (3, 224, 224), (1,)),
+    "transformer_196": (transformer_196, (196, 768), (1,)),
 }
