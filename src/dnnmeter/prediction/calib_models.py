@@ -9,8 +9,8 @@ that a benchmark validates on is ever used to calibrate:
   residual additions, a small transformer), at batch 1 and 8;
 - three at the zoo's sizes, at batch 1 (224 x 224 images, widths up to 640, 196 tokens of 192):
   a mobile stack (234 rows), a residual CNN and a transformer. In the small ones every layer's
-  data stays in the core's cache from one call to the next, so they showed 0-3 us a layer
-  beyond their kernels, where networks of the zoo's sizes pay 10-30 us
+  data stays in the core's cache from one call to the next, so the mobile and transformer ones
+  showed 2-5 us a layer beyond their kernels, where networks of the zoo's sizes pay 11-36 us
   (:func:`~dnnmeter.prediction.predictor.fit_overhead`).
 """
 

@@ -134,10 +134,11 @@ def bytes_moved(layers: list[LayerCost], itemsize: int) -> np.ndarray:
     return np.array([work(layer, itemsize)[2] for layer in layers], dtype=float)
 
 
-def _least_absolute(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+def _least_absolute(design: np.ndarray, target: np.ndarray) -> np.ndarray | None:
     """Non-negative ``c`` minimising ``sum |design @ c - target|``, as a linear program: the
     median's robustness (a network slowed by something else does not set the fit) for more
-    than one coefficient, which scipy's least-squares solvers do not give."""
+    than one coefficient, which scipy's least-squares solvers do not give. None if the solver
+    fails (the program is always feasible and bounded, so that would be a solver's fault)."""
     from scipy.optimize import linprog
 
     rows, cols = design.shape
@@ -145,7 +146,7 @@ def _least_absolute(design: np.ndarray, target: np.ndarray) -> np.ndarray:
     cost = np.r_[np.zeros(cols), np.ones(2 * rows)]  # c, then each row's positive and negative part
     equalities = np.hstack([design / scale, -np.eye(rows), np.eye(rows)])
     solved = linprog(cost, A_eq=equalities, b_eq=target, bounds=[(0, None)] * (cols + 2 * rows))
-    return np.asarray(solved.x[:cols]) / scale if solved.success else np.zeros(cols)
+    return np.asarray(solved.x[:cols]) / scale if solved.success else None
 
 
 def fit_overhead(predictor: Predictor, networks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -156,8 +157,8 @@ def fit_overhead(predictor: Predictor, networks: list[dict[str, Any]]) -> dict[s
     RegNet 16GF: 10-25% too slow with a scale of 1.12). What a network adds to its kernels is
     a cost per layer call and a cost per byte its layers move: a kernel timed call after call
     finds its inputs, outputs and weights in cache, a layer in a network mostly does not. The
-    small mobile and transformer calibration networks (64 x 64, everything in cache) paid 3-5 us
-    a layer beyond their kernels, the zoo-sized ones 12-36 us; a cost per call alone could not
+    small mobile and transformer calibration networks (64 x 64, everything in cache) paid 2-5 us
+    a layer beyond their kernels, the zoo-sized ones 11-36 us; a cost per call alone could not
     serve both (docs/predict.md, "Limits").
 
     Both are fitted on relative error, least absolute deviation (:func:`_least_absolute`), so
@@ -182,13 +183,15 @@ def fit_overhead(predictor: Predictor, networks: list[dict[str, Any]]) -> dict[s
     # (raw + a*layers + b*bytes) / measured = 1, for each network
     design = np.array([[n / measured, moved / measured] for _, _, n, moved, measured in fitted_on])
     target = np.array([1.0 - raw / measured for _, raw, _, _, measured in fitted_on])
-    per_layer, per_byte = (float(c) for c in _least_absolute(design, target))
+    solved = _least_absolute(design, target)
+    per_layer, per_byte = (0.0, 0.0) if solved is None else (float(solved[0]), float(solved[1]))
     measured_s = np.array([r[4] for r in rows])
     predicted = np.array([raw + per_layer * n + per_byte * moved for _, raw, n, moved, _ in rows])
     log_res = np.log(measured_s / np.maximum(predicted, 1e-12))
     return {
         "scale": 1.0, "per_layer_s": per_layer, "per_byte_s": per_byte,
         "fitted_on": "batch 1" if at_batch_1 else "every batch",
+        **({"note": "the overhead fit failed (linear program): kernels summed as they are"} if solved is None else {}),
         "log_residual_min": float(log_res.min()), "log_residual_max": float(log_res.max()),
         "networks": [{"id": r[0], "measured_s": r[4], "kernel_sum_s": r[1], "layers": r[2], "bytes_moved": r[3],
                       "predicted_s": float(p)} for r, p in zip(rows, predicted, strict=True)],
