@@ -298,23 +298,26 @@ def test_a_calibration_saved_before_the_heap_mode_reads_as_what_it_did() -> None
     assert calibration_heap({"heap": {"mode": "glibc", "pinned": False}}) == "glibc"
 
 
+class FlatPredictor:
+    """A stand-in for :class:`Predictor` in the overhead fit: every layer predicted at 1 ms."""
+
+    itemsize = 4
+
+    def layers_s(self, layers):  # type: ignore[no-untyped-def]
+        return (np.full(len(layers), 1e-3),)
+
+    def priced(self, layers):  # type: ignore[no-untyped-def]
+        return [layer for layer in layers if layer.executed]
+
+
 def test_one_slow_network_does_not_set_the_per_layer_cost() -> None:
     from dnnmeter.analysis import LayerCost
     from dnnmeter.prediction.predictor import fit_overhead
 
-    class Flat:  # every layer predicted at 1 ms
-        itemsize = 4
-
-        def layers_s(self, layers):  # type: ignore[no-untyped-def]
-            return (np.full(len(layers), 1e-3),)
-
-        def priced(self, layers):  # type: ignore[no-untyped-def]
-            return [layer for layer in layers if layer.executed]
-
     row = LayerCost(name="x", kind="conv", type="Conv2d").to_dict()
     nets = [{"id": f"n{i}", "rows": [row] * 10, "latency_s": 10e-3 + 10 * extra}
             for i, extra in enumerate((5e-6, 6e-6, 4e-6, 1e-3))]  # the last one: page faults, a busy core
-    fitted = fit_overhead(Flat(), nets)  # type: ignore[arg-type]
+    fitted = fit_overhead(FlatPredictor(), nets)  # type: ignore[arg-type]
     # least absolute deviation: a median of the four (any value between the middle two), not the mean
     assert fitted["scale"] == 1.0 and 5e-6 - 1e-12 <= fitted["per_layer_s"] <= 6e-6 + 1e-12
 
@@ -323,39 +326,21 @@ def test_the_per_layer_cost_comes_from_the_batch_1_networks() -> None:
     from dnnmeter.analysis import LayerCost
     from dnnmeter.prediction.predictor import fit_overhead
 
-    class Flat:  # every layer predicted at 1 ms
-        itemsize = 4
-
-        def layers_s(self, layers):  # type: ignore[no-untyped-def]
-            return (np.full(len(layers), 1e-3),)
-
-        def priced(self, layers):  # type: ignore[no-untyped-def]
-            return [layer for layer in layers if layer.executed]
-
     row = LayerCost(name="x", kind="conv", type="Conv2d").to_dict()
     excess = {"network:a:b1": 10e-6, "network:b:b1": 20e-6, "network:c:b1": 12e-6,
               "network:a:b8": -80e-6, "network:b:b8": -60e-6, "network:c:b8": 1e-6}  # batch 8: the fit's error
     nets = [{"id": i, "rows": [row] * 10, "latency_s": 10e-3 + 10 * e} for i, e in excess.items()]
-    fitted = fit_overhead(Flat(), nets)  # type: ignore[arg-type]
+    fitted = fit_overhead(FlatPredictor(), nets)  # type: ignore[arg-type]
     assert fitted["per_layer_s"] == pytest.approx(12e-6) and fitted["fitted_on"] == "batch 1"
     # every network's residual still bounds the interval, batch 8's too
     assert fitted["log_residual_min"] == pytest.approx(math.log(9.2e-3 / 10.12e-3))  # a:b8
-    only_b8 = fit_overhead(Flat(), [n for n in nets if n["id"].endswith("b8")])  # type: ignore[arg-type]
+    only_b8 = fit_overhead(FlatPredictor(), [n for n in nets if n["id"].endswith("b8")])  # type: ignore[arg-type]
     assert only_b8["per_layer_s"] == 0.0 and only_b8["fitted_on"] == "every batch"  # median -60 us, clipped
 
 
 def test_the_overhead_fit_recovers_a_cost_per_call_and_per_byte() -> None:
     from dnnmeter.analysis import LayerCost
     from dnnmeter.prediction.predictor import Predictor, bytes_moved, fit_overhead
-
-    class Flat:  # every layer predicted at 1 ms
-        itemsize = 4
-
-        def layers_s(self, layers):  # type: ignore[no-untyped-def]
-            return (np.full(len(layers), 1e-3),)
-
-        def priced(self, layers):  # type: ignore[no-untyped-def]
-            return [layer for layer in layers if layer.executed]
 
     def row(c: int, hw: int) -> LayerCost:
         return LayerCost(name="x", kind="conv", type="Conv2d", input_shapes=[[1, c, hw, hw]],
@@ -368,7 +353,7 @@ def test_the_overhead_fit_recovers_a_cost_per_call_and_per_byte() -> None:
         moved = bytes_moved(layers, 4).sum()
         nets.append({"id": f"network:n{i}:b1", "rows": [layer.to_dict() for layer in layers],
                      "latency_s": n * 1e-3 + per_call * n + per_byte * moved})
-    fitted = fit_overhead(Flat(), nets)  # type: ignore[arg-type]
+    fitted = fit_overhead(FlatPredictor(), nets)  # type: ignore[arg-type]
     assert fitted["per_layer_s"] == pytest.approx(per_call, rel=1e-6)
     assert fitted["per_byte_s"] == pytest.approx(per_byte, rel=1e-6)
     assert all(net["predicted_s"] == pytest.approx(net["measured_s"]) for net in fitted["networks"])
