@@ -48,8 +48,9 @@ def calibration_text(c: CalibrationRecord) -> str:
         text = (f"Calibration: <b>the study's short one</b>, made because this machine had none for "
                 f"{escape(str(c.device))}, {escape(str(c.threads))} thread(s), {escape(str(c.dtype))}: "
                 f"at most {c.per_group} shapes per kernel group within {num(c.budget_s, 3, 1 / 60)} min "
-                f"({escape(kernels)} and the calibration networks{escape(took)}), against about 1,400 kernels in "
-                f"15 minutes for a full one. For a full calibration run <code>{escape(command)}</code>, then this "
+                f"({escape(kernels)} and the calibration networks{escape(took)}), against about 1,700 kernels for a "
+                f"full one (4 min on the 2-core machine of BENCHMARKS.md; at most 15 by default). For a full "
+                f"calibration run <code>{escape(command)}</code>, then this "
                 "study again: it finds that calibration and predicts again with it (nothing measured is redone).")
     else:
         grid = f"; at most {c.per_group} shapes per kernel group" if c.per_group else ""
