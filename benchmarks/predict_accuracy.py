@@ -5,7 +5,7 @@
 2. Predict the whole torchvision zoo at batch 1 (timed; goal under 10 s).
 3. Validation points: every torchvision model predicted under --max-model-s at batch 1, and
    the --few fastest at batch 8 and 32. None was used to calibrate: calibration times single
-   kernels and three networks built in dnnmeter.prediction.calib_models (listed in the output).
+   kernels and six networks built in dnnmeter.prediction.calib_models (listed in the output).
 4. Measure each point with `dnnmeter.benchmark` (one subprocess per model) in two separate
    rounds. The measured latency is the mean of the two medians; the share of points whose
    rounds agree within +-10% is the measurement ceiling no predictor can be shown to beat.

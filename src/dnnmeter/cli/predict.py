@@ -118,8 +118,9 @@ def add_commands(sub: Any) -> None:
     cal = sub.add_parser(
         "calibrate", help="time single-layer kernels on this machine and fit its latency model",
         description="Time a grid of single-layer kernels (convolutions, depthwise, linear, matmul, norms, "
-        "activations, pooling, element-wise) and three small networks, then fit the latency model used by "
-        "`dnnmeter predict`. Every measurement is kept as it is made: rerun the same command to resume.",
+        "activations, pooling, element-wise) and six networks (three small, three at the zoo's sizes), then "
+        "fit the latency model used by `dnnmeter predict`. Every measurement is kept as it is made: rerun "
+        "the same command to resume.",
     )
     common.add_timing_arguments(cal)
     cal.add_argument("--budget-min", type=float, default=15.0, help="minutes at most, fit included (default 15)")
