@@ -413,6 +413,25 @@ def test_cli_budget_filter_csv_and_out_files(calibrated, tmp_path, capsys) -> No
     assert (tmp_path / "p" / "predictions.csv").read_text().splitlines() == lines
 
 
+def test_a_calibration_without_an_overhead_says_so_in_every_format(calibrated, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out, result = calibrated
+    data = json.loads((out / f"{result.key}.json").read_text())
+    data["overhead"] = {"scale": 1.0, "per_layer_s": 0.0, "per_byte_s": 0.0, "note": "the overhead fit failed"}
+    (tmp_path / f"{result.key}.json").write_text(json.dumps(data))
+    (p,) = predict("resnet18", threads=1, calibration_dir=tmp_path)
+    assert any("no whole-network overhead" in note and "fit failed" in note for note in p.notes)
+    base = ["predict", "resnet18", "--threads", "1", "--calibration", str(tmp_path)]
+    assert main([*base, "--format", "json"]) == 0
+    assert any("no whole-network overhead" in n for n in json.loads(capsys.readouterr().out)[0]["notes"])
+    assert main([*base, "--format", "csv"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.endswith(",notes") and "no whole-network overhead" in row
+    assert main(base) == 0
+    assert "note: resnet18 batch 1: no whole-network overhead" in capsys.readouterr().err
+    (calibrated_p,) = predict("resnet18", threads=1, calibration_dir=out)  # a fitted overhead: no such note
+    assert not any("overhead" in note for note in calibrated_p.notes)
+
+
 def test_the_named_command_matches_the_calibration_asked_for(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from dnnmeter.prediction.records import calibration_key, command_for, machine_identity
 

@@ -13,7 +13,7 @@ from dnnmeter.cli import common
 from dnnmeter.errors import DnnmeterError
 
 CSV_FIELDS = ("model", "batch_size", "latency_s", "latency_s_low", "latency_s_high", "latency_s_per_image",
-              "images_per_s", "macs", "params", "published_top1", "source", "calibration_key", "error")
+              "images_per_s", "macs", "params", "published_top1", "source", "calibration_key", "error", "notes")
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -65,7 +65,7 @@ def predictions_csv(predictions: list[Any]) -> str:
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for p in predictions:
-        writer.writerow({**p.to_dict(), "calibration_key": p.calibration.get("key")})
+        writer.writerow({**p.to_dict(), "calibration_key": p.calibration.get("key"), "notes": "; ".join(p.notes)})
     return buf.getvalue()
 
 
@@ -108,6 +108,9 @@ def _print_tables(predictions: list[Any], per_layer: bool, budget_s: float | Non
                       _ms(p.latency_s_per_image), f"{p.images_per_s:.1f}", f"{p.macs / 1e9:.2f}",
                       "-" if p.published_top1 is None else f"{100 * p.published_top1:.1f}%")
     console.print(table)
+    for p in predictions:  # what makes a figure less sure, as JSON and CSV carry it
+        for note in p.notes:
+            print(f"dnnmeter: note: {p.model} batch {p.batch_size}: {note}", file=sys.stderr)
     if predictions and not predictions[0].error:
         used = predictions[0].calibration
         print(f"calibration: {used.get('path')} (heap: {used.get('heap')})", file=sys.stderr)

@@ -143,6 +143,8 @@ def _one(predictor: Any, p: Prediction, per_layer: bool) -> Prediction:
     if copies and not predictor.prices_copies:
         p.notes.append(f"{copies} memory copies (cat, roll, padding, ...) predicted as free: this calibration "
                        "timed no copy kernels; calibrate again to price them")
+    if predictor.overhead_note:
+        p.notes.append(f"no whole-network overhead added ({predictor.overhead_note}): likely predicted low")
     if analysis.unsupported_ops:
         p.notes.append(f"ops without a cost formula (predicted as free calls): {', '.join(analysis.unsupported_ops)}")
     if per_layer:

@@ -80,6 +80,8 @@ class Predictor:
         self.per_layer_s = float(overhead.get("per_layer_s", 0.0))
         self.per_byte_s = float(overhead.get("per_byte_s", 0.0))  # 0 in calibrations made before it
         self.log_residual = (float(overhead.get("log_residual_min", 0.0)), float(overhead.get("log_residual_max", 0.0)))
+        # why no overhead was fitted (no network measured, the fit failed): each prediction says it
+        self.overhead_note: str | None = overhead.get("note")
         # seconds to fault in one page; calibrations made before it was measured add no faults
         self.page_fault_s = float(calibration.get("page_fault_s") or 0.0)
 
